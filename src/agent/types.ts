@@ -1,0 +1,83 @@
+/**
+ * The agent adapter contract (DESIGN.md section 5). An adapter describes how to
+ * run one CLI non-interactively and how to read its output; the generic process
+ * actor (`src/agent/process-actor.ts`) does the spawning, line splitting,
+ * cancellation and exit handling for every adapter.
+ */
+import type { RunEventInput, Usage } from "../run/events.ts";
+
+/** What /health/agents reports for one agent. */
+export interface AgentHealth {
+  agent: string;
+  available: boolean;
+  version?: string;
+  path?: string;
+  /** Why it is not available (when `available` is false). */
+  reason?: string;
+}
+
+/** Everything an adapter may use to build its command for one run. */
+export interface AgentRunContext {
+  run_id: string;
+  /** The prompt (or, for `shell`, the command line). */
+  text: string;
+  /** Absolute working directory of the run, inside the workspaces root. */
+  cwd: string;
+  /** Absolute per-run (or per-session) directory for the agent's isolated HOME/config. */
+  home: string;
+  model?: string;
+  /** Admin-allowed extra CLI arguments. */
+  extra_args?: string[];
+  /** The agent's own session id to resume (from an earlier run's `agent.session`). */
+  resume_session_id?: string;
+  /** Environment of the server process (read-only); adapters pass through only what they need. */
+  server_env: Readonly<Record<string, string | undefined>>;
+}
+
+/** The process to start: argv[0] is the executable. `env` is the complete environment (nothing else is inherited). */
+export interface AgentCommand {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/** How a run ends, as decided by an adapter from the process exit and what it parsed. */
+export type AgentOutcome =
+  | { kind: "completed"; exit_code: number; result?: string; usage?: Usage }
+  | { kind: "failed"; exit_code?: number; code: string; message: string };
+
+/** The process exit as seen by the process actor. */
+export interface ProcessExit {
+  /** Exit code, or undefined when killed by a signal. */
+  exit_code?: number;
+  signal?: string;
+  /** Last stderr lines (at most ~4 KiB), for error messages. */
+  stderr_tail: string;
+}
+
+/**
+ * A per-run parser of one CLI's output. `parseLine` and `parseStderr` are pure with
+ * respect to I/O: they map one line (without its newline) to event inputs and may
+ * keep state in the parser object (message accumulation, session id).
+ */
+export interface LineParser {
+  parseLine(line: string): RunEventInput[];
+  /** stderr lines; the default adapters turn them into `log` events. */
+  parseStderr(line: string): RunEventInput[];
+  /** Events to flush at the end of the stream (e.g. a whole `message` built from deltas). */
+  end(): RunEventInput[];
+  /** Decides the terminal outcome from the exit and what was parsed. */
+  outcome(exit: ProcessExit): AgentOutcome;
+}
+
+/** One agent adapter. */
+export interface AgentAdapter {
+  /** The `metadata.agent_type` value, e.g. `"shell"`, `"claude_code"`. */
+  readonly name: string;
+  /** Whether the agent can run here; cached by the registry. */
+  detect(): Promise<AgentHealth>;
+  /** Prepares the isolated home (config files) and returns the command. May throw AppError. */
+  command(ctx: AgentRunContext): Promise<AgentCommand>;
+  /** A fresh parser for one run. */
+  createParser(ctx: AgentRunContext): LineParser;
+}

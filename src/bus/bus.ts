@@ -1,0 +1,48 @@
+/**
+ * Typed in-process pub/sub for system events (DESIGN.md section 2). The
+ * RunManager publishes run lifecycle changes here; metrics, and later the
+ * container, proxy and tunnel actors, subscribe. Handlers run synchronously in
+ * publish order; a throwing handler is reported to `onError` and does not stop
+ * the others.
+ */
+import type { RunStatus } from "../run/events.ts";
+
+/** The system events and their payloads. Extend this map to add a topic. */
+export interface BusEvents {
+  /** A run changed status; `prev` is null for a new run. */
+  "run.status": { run_id: string; user_id: string; agent: string; status: RunStatus; prev: RunStatus | null };
+  /** `count` events of one run were committed to the store. */
+  "run.events.stored": { run_id: string; count: number };
+  /** An SSE subscriber attached (+1) or left (-1). */
+  "sse.subscribers": { delta: 1 | -1 };
+}
+
+export type BusTopic = keyof BusEvents;
+export type BusHandler<T extends BusTopic> = (payload: BusEvents[T]) => void;
+
+/** A typed bus. Create one per server instance (no module-level singleton). */
+export class Bus {
+  readonly #handlers = new Map<BusTopic, Set<BusHandler<any>>>();
+  constructor(private readonly onError: (err: unknown, topic: string) => void = () => {}) {}
+
+  /** Subscribes; returns the unsubscribe function. */
+  on<T extends BusTopic>(topic: T, handler: BusHandler<T>): () => void {
+    let set = this.#handlers.get(topic);
+    if (!set) this.#handlers.set(topic, (set = new Set()));
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /** Delivers `payload` to every handler of `topic`, synchronously. */
+  publish<T extends BusTopic>(topic: T, payload: BusEvents[T]): void {
+    const set = this.#handlers.get(topic);
+    if (!set) return;
+    for (const h of set) {
+      try {
+        h(payload);
+      } catch (err) {
+        this.onError(err, topic);
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Structured logging with tslog: pretty on a terminal, JSON otherwise. The root
+ * logger is created once by the composition root and handed down; modules take
+ * `log.getSubLogger({ name: "run.manager" })`. Values of secret-bearing keys are
+ * masked, and {@link redactUrl} strips tokens from URLs before they are logged.
+ */
+import { Logger, type ILogObj } from "tslog";
+
+export type Log = Logger<ILogObj>;
+
+/** tslog's numeric levels by name. */
+export const LOG_LEVELS = { silly: 0, trace: 1, debug: 2, info: 3, warn: 4, error: 5, fatal: 6 } as const;
+export type LogLevelName = keyof typeof LOG_LEVELS;
+
+/** Keys whose values never reach a log line. */
+export const SECRET_KEYS = [
+  "password",
+  "password_hash",
+  "token",
+  "access_token",
+  "authorization",
+  "secret",
+  "jwt_secret",
+  "api_key",
+  "apiKey",
+  "key_hash",
+  "cookie",
+];
+
+/**
+ * Creates the root logger.
+ * @param opts.level minimum level name; `opts.json` forces JSON (default: JSON unless stdout is a TTY).
+ */
+export function createRootLogger(opts: { level: LogLevelName; json?: boolean; name?: string }): Log {
+  const json = opts.json ?? !process.stdout.isTTY;
+  return new Logger<ILogObj>({
+    name: opts.name ?? "openrunner",
+    type: json ? "json" : "pretty",
+    minLevel: LOG_LEVELS[opts.level],
+    maskValuesOfKeys: SECRET_KEYS,
+    maskValuesOfKeysCaseInsensitive: true,
+    hideLogPositionForProduction: true,
+  });
+}
+
+/** A logger that prints nothing, for tests and library use. */
+export function createSilentLogger(): Log {
+  return new Logger<ILogObj>({ type: "hidden", minLevel: 6 });
+}
+
+const TOKEN_PARAMS = /([?&](?:access_token|token|api_key|key)=)[^&#]*/gi;
+
+/** Replaces the values of token-bearing query parameters in a URL or path with `***`. */
+export function redactUrl(url: string): string {
+  return url.replace(TOKEN_PARAMS, "$1***");
+}

@@ -1,0 +1,169 @@
+/**
+ * The run event contract (DESIGN.md section 4): one table of event types and
+ * their `data` schemas. The TypeScript union, the store, the SSE `event:` names
+ * and the OpenAPI document are all derived from {@link EVENT_DATA_SCHEMAS};
+ * `test/unit/events-schema.test.ts` fails when the committed
+ * `schemas/run-events.schema.json` drifts from it.
+ *
+ * Every data object may carry `raw`: the agent's original object, for detail
+ * that fits no field (never lost).
+ */
+import { Type, type Static, type TSchema, type TObject, type TProperties } from "@sinclair/typebox";
+
+/** Adds the optional `raw` escape hatch to a data schema; extra fields are allowed. */
+function data<P extends TProperties>(props: P) {
+  return Type.Object({ ...props, raw: Type.Optional(Type.Unknown()) }, { additionalProperties: true });
+}
+
+const Usage = Type.Object(
+  {
+    input_tokens: Type.Integer({ minimum: 0 }),
+    output_tokens: Type.Integer({ minimum: 0 }),
+    cache_read_tokens: Type.Optional(Type.Integer({ minimum: 0 })),
+    cache_write_tokens: Type.Optional(Type.Integer({ minimum: 0 })),
+    cost_usd: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: true },
+);
+/** Token counts (tokens) and cost (USD) of a turn or a whole run. */
+export type Usage = Static<typeof Usage>;
+export const UsageSchema = Usage;
+
+const RunError = Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: true });
+/** A run failure: a stable `code` (see {@link RUN_FAILURE_CODES}) and a human message. */
+export type RunErrorInfo = Static<typeof RunError>;
+
+/**
+ * Stable `run.failed` error codes. `interrupted`: the server stopped while the
+ * run was live; `spawn_failed`: the process could not be started;
+ * `exit_nonzero`: a shell run exited with a non-zero code; the others come
+ * from agent adapters.
+ */
+export const RUN_FAILURE_CODES = [
+  "interrupted",
+  "spawn_failed",
+  "exit_nonzero",
+  "agent_unavailable",
+  "agent_crashed",
+  "model_error",
+  "auth_failed",
+  "internal",
+] as const;
+
+/** The `data` schema of every event type: the single table the contract derives from. */
+export const EVENT_DATA_SCHEMAS = {
+  "run.queued": data({ agent: Type.String(), input: Type.Object({ text: Type.String() }), position: Type.Integer({ minimum: 0 }) }),
+  "run.started": data({
+    agent: Type.String(),
+    agent_version: Type.Optional(Type.String()),
+    pid: Type.Optional(Type.Integer()),
+    container_id: Type.Optional(Type.String()),
+    cwd: Type.String(),
+  }),
+  "agent.session": data({ session_id: Type.String() }),
+  "message.delta": data({ message_id: Type.String(), text: Type.String() }),
+  message: data({ message_id: Type.String(), role: Type.Literal("assistant"), text: Type.String() }),
+  reasoning: data({ text: Type.String() }),
+  plan: data({
+    entries: Type.Array(
+      Type.Object(
+        { content: Type.String(), status: Type.String(), priority: Type.Optional(Type.String()) },
+        { additionalProperties: true },
+      ),
+    ),
+  }),
+  "tool.call": data({ call_id: Type.String(), name: Type.String(), input: Type.Unknown() }),
+  "tool.result": data({ call_id: Type.String(), output: Type.Unknown(), is_error: Type.Boolean() }),
+  "permission.request": data({
+    request_id: Type.String(),
+    call_id: Type.Optional(Type.String()),
+    name: Type.String(),
+    input: Type.Unknown(),
+    options: Type.Array(Type.Unknown()),
+  }),
+  "permission.decision": data({ request_id: Type.String(), decision: Type.String(), by: Type.String() }),
+  usage: Usage,
+  log: data({ stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]), text: Type.String() }),
+  "container.created": data({ container_id: Type.String() }),
+  "container.started": data({ container_id: Type.String() }),
+  "container.stopped": data({ container_id: Type.String() }),
+  "container.removed": data({ container_id: Type.String() }),
+  "run.completed": data({
+    result: Type.Optional(Type.String()),
+    exit_code: Type.Integer(),
+    duration_ms: Type.Integer({ minimum: 0 }),
+    usage: Type.Optional(Usage),
+  }),
+  "run.failed": data({
+    error: RunError,
+    exit_code: Type.Optional(Type.Integer()),
+    duration_ms: Type.Integer({ minimum: 0 }),
+  }),
+  "run.cancelled": data({ reason: Type.String(), by: Type.Optional(Type.String()), duration_ms: Type.Integer({ minimum: 0 }) }),
+  "run.timed_out": data({ timeout_ms: Type.Integer({ minimum: 0 }), duration_ms: Type.Integer({ minimum: 0 }) }),
+} satisfies Record<string, TObject>;
+
+/** Every event type name, e.g. `"tool.call"`. */
+export type RunEventType = keyof typeof EVENT_DATA_SCHEMAS;
+/** The `data` of one event type. */
+export type RunEventData<T extends RunEventType> = Static<(typeof EVENT_DATA_SCHEMAS)[T]>;
+
+/** All event type names, in table order. */
+export const RUN_EVENT_TYPES = Object.keys(EVENT_DATA_SCHEMAS) as RunEventType[];
+
+/** The four terminal event types; exactly one of them ends every run, always last. */
+export const TERMINAL_EVENT_TYPES = ["run.completed", "run.failed", "run.cancelled", "run.timed_out"] as const;
+export type TerminalEventType = (typeof TERMINAL_EVENT_TYPES)[number];
+
+/** True when `type` ends a run. */
+export function isTerminalType(type: string): type is TerminalEventType {
+  return (TERMINAL_EVENT_TYPES as readonly string[]).includes(type);
+}
+
+/** A stored event: `id` is the run's own sequence, 1, 2, 3 … without gaps; `ts` is ISO 8601 UTC. */
+export type RunEvent = {
+  [T in RunEventType]: { id: number; run_id: string; ts: string; type: T; data: RunEventData<T> };
+}[RunEventType];
+
+/** An event before the channel numbers and stamps it: what adapters and the run machine produce. */
+export type RunEventInput = {
+  [T in RunEventType]: { type: T; data: RunEventData<T> };
+}[RunEventType];
+
+/** The run statuses (DESIGN.md section 3); `run.*` terminal events map to the last four. */
+export const RUN_STATUSES = ["queued", "preparing", "running", "completed", "failed", "cancelled", "timed_out"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly RunStatus[] = ["completed", "failed", "cancelled", "timed_out"];
+
+/** The status a terminal event type leaves the run in. */
+export function statusOfTerminal(type: TerminalEventType): RunStatus {
+  return type.slice(4) as RunStatus;
+}
+
+/** Schema of a whole stored event of one type (envelope plus data). */
+function envelope<T extends RunEventType>(type: T): TSchema {
+  return Type.Object(
+    {
+      id: Type.Integer({ minimum: 1 }),
+      run_id: Type.String(),
+      ts: Type.String({ format: "date-time" }),
+      type: Type.Literal(type),
+      data: EVENT_DATA_SCHEMAS[type],
+    },
+    { additionalProperties: false, $id: `RunEvent.${type}` },
+  );
+}
+
+/** The JSON Schema of any stored run event: a `oneOf` over every type's envelope. */
+export function buildRunEventJsonSchema(): Record<string, unknown> {
+  return JSON.parse(
+    JSON.stringify({
+      $schema: "http://json-schema.org/draft-07/schema#",
+      title: "RunEvent",
+      oneOf: RUN_EVENT_TYPES.map((t) => {
+        const { $id: _id, ...rest } = envelope(t) as unknown as Record<string, unknown>;
+        return { title: t, ...rest };
+      }),
+    }),
+  );
+}

@@ -1,0 +1,116 @@
+/**
+ * Repository interfaces of the store. The embedded implementation is SQLite
+ * (`sqlite.ts`, better-sqlite3 in WAL mode); PostgreSQL can implement the same
+ * interfaces later (DESIGN.md section 9). All timestamps are ISO 8601 UTC strings.
+ */
+import type { RunEvent, RunEventType, RunStatus, Usage } from "../run/events.ts";
+
+export type Role = "admin" | "user";
+
+export interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  role: Role;
+  created_at: string;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  user_id: string;
+  name: string;
+  /** First characters of the key, shown in listings (e.g. `or_ab12cd`). */
+  prefix: string;
+  /** SHA-256 hex of the whole key. */
+  key_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface RunRow {
+  id: string;
+  user_id: string;
+  agent: string;
+  status: RunStatus;
+  input: { text: string };
+  /** The request's metadata as accepted (validated). */
+  metadata: Record<string, unknown>;
+  cwd: string;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  /** Final text, when the agent produced one. */
+  result: string | null;
+  error: { code: string; message: string } | null;
+  exit_code: number | null;
+  usage: Usage | null;
+  /** The agent's own session id (from `agent.session`), for resume. */
+  session_id: string | null;
+  /** Id of the last stored event. */
+  last_event_id: number;
+}
+
+export interface UserRepo {
+  count(): number;
+  create(u: { username: string; password_hash: string; role: Role }): UserRow;
+  getById(id: string): UserRow | undefined;
+  getByUsername(username: string): UserRow | undefined;
+  list(): UserRow[];
+  /** Deletes the user, their API keys, runs and events. Returns false if absent. */
+  delete(id: string): boolean;
+}
+
+export interface ApiKeyRepo {
+  create(k: { user_id: string; name: string; prefix: string; key_hash: string }): ApiKeyRow;
+  /** The active (not revoked) key with this hash. */
+  getActiveByHash(key_hash: string): ApiKeyRow | undefined;
+  listByUser(user_id: string): ApiKeyRow[];
+  /** Marks revoked; false if absent, not the user's, or already revoked. */
+  revoke(id: string, user_id: string): boolean;
+  touch(id: string, at: string): void;
+}
+
+export interface RunListQuery {
+  /** Only this user's runs; undefined for all (admin). */
+  user_id?: string;
+  status?: RunStatus;
+  agent?: string;
+  /** Opaque cursor from the previous page (runs older than it). */
+  cursor?: string;
+  limit: number;
+}
+
+export interface RunRepo {
+  insert(r: Omit<RunRow, "started_at" | "ended_at" | "result" | "error" | "exit_code" | "usage" | "session_id" | "last_event_id">): RunRow;
+  get(id: string): RunRow | undefined;
+  /** Newest first; `next_cursor` is null on the last page. */
+  list(q: RunListQuery): { runs: RunRow[]; next_cursor: string | null };
+  update(id: string, patch: Partial<Omit<RunRow, "id" | "user_id">>): void;
+  /** Runs in a non-terminal status (for recovery at start). */
+  listNonTerminal(): RunRow[];
+  /** Deletes the run and its events. */
+  delete(id: string): boolean;
+}
+
+export interface EventRepo {
+  /** Inserts events (any runs) in one transaction. */
+  insertBatch(events: readonly RunEvent[]): void;
+  /** Events of a run with `id > after`, ascending, at most `limit`. */
+  list(run_id: string, after: number, limit: number): RunEvent[];
+  /** Highest stored id of a run, 0 if none. */
+  lastId(run_id: string): number;
+  countByType(run_id: string, type: RunEventType): number;
+}
+
+/** The store: repositories plus lifecycle. */
+export interface Store {
+  users: UserRepo;
+  apiKeys: ApiKeyRepo;
+  runs: RunRepo;
+  events: EventRepo;
+  /** Runs `fn` in one transaction. */
+  transaction<T>(fn: () => T): T;
+  /** Closes the database; safe to call twice. */
+  close(): void;
+}
