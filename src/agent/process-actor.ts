@@ -1,0 +1,147 @@
+/**
+ * The process actor every CLI adapter runs in (DESIGN.md section 5): an xstate
+ * `fromCallback` actor that spawns the adapter's command with execa in its own
+ * process group (stdin closed), splits stdout and stderr into lines for the
+ * adapter's parser, streams the resulting events straight into the run's
+ * channel, and reports the exit back to the run machine as `AGENT.EXITED`.
+ *
+ * `STOP` sends SIGTERM to the whole group and SIGKILL after the grace period.
+ * When the main process exits, whatever it left in its group is killed, so
+ * nothing a run started outlives it; the actor's cleanup (machine stopped)
+ * SIGKILLs the group if it is still there.
+ */
+import { execa } from "execa";
+import { fromCallback } from "xstate";
+import type { RunEventInput } from "../run/events.ts";
+import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
+import { createLineSplitter } from "./line-splitter.ts";
+
+/** Input of the process actor. */
+export interface ProcessActorInput {
+  adapter: AgentAdapter;
+  ctx: AgentRunContext;
+  /** Appends an event to the run's channel. */
+  emit: (e: RunEventInput) => void;
+  /** ms between SIGTERM and SIGKILL of the group on STOP. */
+  killGraceMs: number;
+}
+
+/** Events the actor sends to its parent. */
+export type ProcessActorEmitted = { type: "AGENT.EXITED"; outcome: AgentOutcome; exit: ProcessExit };
+/** Events the actor receives. */
+export type ProcessActorReceived = { type: "STOP" };
+
+const STDERR_TAIL_BYTES = 4096;
+
+/** Sends `signal` to the process group led by `pid`; ignores a group that is already gone. */
+export function killProcessGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
+
+/** True while any process of the group led by `pid` exists. */
+export function processGroupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The xstate actor logic; see the module comment. */
+export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(({ input, sendBack, receive }) => {
+  const { adapter, ctx, emit, killGraceMs } = input;
+  let pid: number | undefined;
+  let exited = false;
+  let stopRequested = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let disposed = false;
+
+  const stop = () => {
+    stopRequested = true;
+    if (pid === undefined || exited) return;
+    killProcessGroup(pid, "SIGTERM");
+    killTimer ??= setTimeout(() => pid !== undefined && killProcessGroup(pid, "SIGKILL"), killGraceMs);
+  };
+  receive((event) => {
+    if (event.type === "STOP") stop();
+  });
+
+  void runProcess().catch((err: unknown) => {
+    if (disposed) return;
+    const message = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: unknown }).code;
+    sendBack({
+      type: "AGENT.EXITED",
+      outcome: { kind: "failed", code: typeof code === "string" && /^[a-z_]+$/.test(code) ? code : "spawn_failed", message },
+      exit: { stderr_tail: "" },
+    });
+  });
+
+  async function runProcess(): Promise<void> {
+    const command = await adapter.command(ctx);
+    if (disposed) return;
+    const parser: LineParser = adapter.createParser(ctx);
+    const [file, ...args] = command.argv;
+    if (!file) throw Object.assign(new Error("adapter returned an empty command"), { code: "spawn_failed" });
+    const child = execa(file, args, {
+      cwd: command.cwd,
+      env: command.env,
+      extendEnv: false,
+      detached: true,
+      stdin: "ignore",
+      buffer: false,
+      reject: false,
+      cleanup: true,
+    });
+    pid = child.pid;
+    if (pid === undefined) {
+      const result = await child;
+      throw Object.assign(new Error(`could not start ${file}: ${result.message ?? "spawn failed"}`), { code: "spawn_failed" });
+    }
+    const version = (await adapter.detect().catch(() => undefined))?.version;
+    emit({ type: "run.started", data: { agent: adapter.name, pid, cwd: command.cwd, ...(version ? { agent_version: version } : {}) } });
+    if (stopRequested) stop();
+
+    let stderrTail = "";
+    const emitAll = (events: RunEventInput[]) => {
+      for (const e of events) emit(e);
+    };
+    const stdout = createLineSplitter((line) => emitAll(parser.parseLine(line)));
+    const stderr = createLineSplitter((line) => {
+      stderrTail = (stderrTail + line + "\n").slice(-STDERR_TAIL_BYTES);
+      emitAll(parser.parseStderr(line));
+    });
+    child.stdout?.setEncoding("utf8").on("data", stdout.push);
+    child.stderr?.setEncoding("utf8").on("data", stderr.push);
+    const streamsDone = Promise.all([child.stdout, child.stderr].map((s) => (s ? new Promise((r) => s.once("close", r)) : null)));
+
+    // The leader exited: kill what it left behind so its pipes close and nothing outlives the run.
+    child.once("exit", () => {
+      exited = true;
+      if (pid !== undefined) killProcessGroup(pid, "SIGKILL");
+    });
+    const result = await child;
+    await streamsDone;
+    clearTimeout(killTimer);
+    stdout.end();
+    stderr.end();
+    emitAll(parser.end());
+    const exit: ProcessExit = {
+      ...(typeof result.exitCode === "number" ? { exit_code: result.exitCode } : {}),
+      ...(result.signal ? { signal: result.signal } : {}),
+      stderr_tail: stderrTail,
+    };
+    if (!disposed) sendBack({ type: "AGENT.EXITED", outcome: parser.outcome(exit), exit });
+  }
+
+  return () => {
+    disposed = true;
+    clearTimeout(killTimer);
+    if (pid !== undefined) killProcessGroup(pid, "SIGKILL");
+  };
+});

@@ -1,0 +1,62 @@
+/**
+ * The agent registry: adapters by name, with cached health detection for
+ * /health/agents and admission checks for POST /api/runs.
+ */
+import { AgentUnavailableError, ValidationError } from "../errors.ts";
+import type { AgentAdapter, AgentHealth } from "./types.ts";
+
+/** See the module comment. `healthTtlMs`: how long a detection result is reused (default 60 s). */
+export class AgentRegistry {
+  readonly #adapters = new Map<string, AgentAdapter>();
+  readonly #cache = new Map<string, { at: number; health: Promise<AgentHealth> }>();
+
+  constructor(
+    adapters: AgentAdapter[],
+    private readonly healthTtlMs = 60_000,
+  ) {
+    for (const a of adapters) this.#adapters.set(a.name, a);
+  }
+
+  /** Registered agent names. */
+  names(): string[] {
+    return [...this.#adapters.keys()];
+  }
+
+  /** The adapter, or undefined. */
+  get(name: string): AgentAdapter | undefined {
+    return this.#adapters.get(name);
+  }
+
+  /** Health of one agent (cached); a throwing detect() reports unavailable with its message. */
+  detect(name: string): Promise<AgentHealth> {
+    const adapter = this.#adapters.get(name);
+    if (!adapter) return Promise.resolve({ agent: name, available: false, reason: "unknown agent" });
+    const hit = this.#cache.get(name);
+    if (hit && Date.now() - hit.at < this.healthTtlMs) return hit.health;
+    const health = adapter.detect().catch((err: unknown) => ({
+      agent: name,
+      available: false,
+      reason: err instanceof Error ? err.message : String(err),
+    }));
+    this.#cache.set(name, { at: Date.now(), health });
+    return health;
+  }
+
+  /** Health of every agent, in registration order. */
+  health(): Promise<AgentHealth[]> {
+    return Promise.all(this.names().map((n) => this.detect(n)));
+  }
+
+  /**
+   * The adapter for a run.
+   * @throws ValidationError `unknown_agent` (400) for an unregistered name
+   * @throws AgentUnavailableError (503) when detection says it cannot run here
+   */
+  async require(name: string): Promise<AgentAdapter> {
+    const adapter = this.#adapters.get(name);
+    if (!adapter) throw new ValidationError(`unknown agent_type ${JSON.stringify(name)}; known: ${this.names().join(", ")}`, { field: "metadata.agent_type" }, "unknown_agent");
+    const health = await this.detect(name);
+    if (!health.available) throw new AgentUnavailableError(name, health.reason ?? "not available");
+    return adapter;
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Liveness and agent availability (DESIGN.md section 6), both unauthenticated:
+ * `GET /health` -> `{status: "ok", version, uptime_s}`;
+ * `GET /health/agents` -> `{agents: [{agent, available, version?, path?, reason?}]}`.
+ */
+import { Router } from "@koa/router";
+import { Type } from "@sinclair/typebox";
+import type { AppDeps, AppState, RouteModule } from "../context.ts";
+
+/** Body of `GET /health`. `uptime_s`: whole seconds since the server started. */
+export const HealthResponse = Type.Object({
+  status: Type.Literal("ok"),
+  version: Type.String(),
+  uptime_s: Type.Integer({ minimum: 0 }),
+});
+
+/** One agent's availability (`AgentHealth` in `src/agent/types.ts`). */
+export const AgentHealthSchema = Type.Object({
+  agent: Type.String(),
+  available: Type.Boolean(),
+  version: Type.Optional(Type.String()),
+  path: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+});
+
+/** Body of `GET /health/agents`. */
+export const AgentHealthResponse = Type.Object({ agents: Type.Array(AgentHealthSchema) });
+
+/** Builds the health routes from `deps.version`, `deps.startedAt` and `deps.listAgentHealth`. */
+export function createHealthRoutes(deps: Pick<AppDeps, "version" | "startedAt" | "listAgentHealth">): RouteModule {
+  const router = new Router<AppState>();
+  router.get("/health", (ctx) => {
+    ctx.body = { status: "ok", version: deps.version, uptime_s: Math.max(0, Math.floor((Date.now() - deps.startedAt) / 1000)) };
+  });
+  router.get("/health/agents", async (ctx) => {
+    ctx.body = { agents: await deps.listAgentHealth() };
+  });
+  return {
+    router,
+    operations: [
+      {
+        method: "get",
+        path: "/health",
+        summary: "Liveness: status, version and uptime",
+        tags: ["system"],
+        auth: false,
+        responses: { 200: { description: "The server is up", schema: HealthResponse } },
+      },
+      {
+        method: "get",
+        path: "/health/agents",
+        summary: "Which agents can run on this server",
+        tags: ["system"],
+        auth: false,
+        responses: { 200: { description: "Per-agent availability", schema: AgentHealthResponse } },
+      },
+    ],
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * The runs API (DESIGN.md section 6): create, list, get, cancel, delete, the
+ * event stream (SSE, or a JSON page with `Accept: application/json`), and
+ * `POST /api/chat`. Every route requires authentication; another user's run
+ * answers 404.
+ */
+import { Router } from "@koa/router";
+import { Type } from "@sinclair/typebox";
+import { ValidationError } from "../../errors.ts";
+import type { RunManager } from "../../run/manager.ts";
+import { RUN_STATUSES, isTerminalType, type RunStatus } from "../../run/events.ts";
+import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListResponse, RunView } from "../../run/requests.ts";
+import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
+import { errorResponses, type OperationSpec } from "../openapi.ts";
+import { streamRunEvents } from "../sse.ts";
+import { validateBody, validateQuery } from "../validate.ts";
+
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union(RUN_STATUSES.map((s) => Type.Literal(s)))),
+    agent_type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })),
+    mine: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+  },
+  { additionalProperties: false },
+);
+
+const EventsQuery = Type.Object(
+  {
+    after: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,5}$" })),
+    access_token: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+/** Parses Last-Event-ID or `?after=`; a malformed value is a 400, not a silent replay from 0. */
+function readAfter(ctx: AppContext, after: string | undefined): number {
+  const header = ctx.get("Last-Event-ID");
+  const raw = header !== "" ? header : after;
+  if (raw === undefined) return 0;
+  if (!/^[0-9]{1,15}$/.test(raw.trim())) throw new ValidationError("Last-Event-ID / after must be a non-negative integer", { value: raw }, "invalid_last_event_id");
+  return Number(raw.trim());
+}
+
+function boundedLimit(raw: string | undefined, dflt: number, max: number): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (n < 1 || n > max) throw new ValidationError(`limit must be from 1 to ${max}`, { value: raw });
+  return n;
+}
+
+/** Builds the runs route module. */
+export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule {
+  const router = new Router<AppState>();
+  const auth = deps.auth;
+
+  router.post("/api/runs", auth, async (ctx) => {
+    const body = validateBody(CreateRunBody, ctx.request.body);
+    const run = await manager.create(ctx.state.user, body);
+    ctx.status = 201;
+    ctx.set("Location", `/api/runs/${run.id}`);
+    ctx.body = { run_id: run.id, status: run.status };
+  });
+
+  router.get("/api/runs", auth, (ctx) => {
+    const q = validateQuery(ListQuery, ctx.query);
+    ctx.body = manager.list(
+      ctx.state.user,
+      {
+        limit: boundedLimit(q.limit, 50, 200),
+        ...(q.status ? { status: q.status as RunStatus } : {}),
+        ...(q.agent_type ? { agent: q.agent_type } : {}),
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      },
+      q.mine === "true",
+    );
+  });
+
+  router.get("/api/runs/:id", auth, (ctx) => {
+    ctx.body = manager.get(ctx.state.user, ctx.params.id!);
+  });
+
+  router.post("/api/runs/:id/cancel", auth, (ctx) => {
+    const run = manager.cancel(ctx.state.user, ctx.params.id!);
+    ctx.status = 202;
+    ctx.body = { run_id: run.id, status: run.status };
+  });
+
+  router.delete("/api/runs/:id", auth, async (ctx) => {
+    await manager.delete(ctx.state.user, ctx.params.id!);
+    ctx.status = 204;
+  });
+
+  router.get("/api/runs/:id/events", auth, async (ctx) => {
+    const q = validateQuery(EventsQuery, ctx.query);
+    const run = manager.get(ctx.state.user, ctx.params.id!);
+    const after = readAfter(ctx, q.after);
+    const channel = manager.channelFor(run);
+    if (ctx.accepts("text/event-stream", "application/json") === "application/json") {
+      const limit = boundedLimit(q.limit, 1000, 10000);
+      const events = channel.readStored(after, limit);
+      const last = events[events.length - 1];
+      const done = (last !== undefined && isTerminalType(last.type)) || (events.length === 0 && channel.terminalId !== null && after >= channel.terminalId);
+      ctx.body = { events, next_after: last?.id ?? after, done };
+      return;
+    }
+    ctx.respond = false;
+    await streamRunEvents(ctx.req, ctx.res, channel, after, { heartbeatMs: deps.config.sse_heartbeat_ms });
+  });
+
+  router.post("/api/chat", auth, async (ctx) => {
+    const body = validateBody(CreateRunBody, ctx.request.body);
+    const created = await manager.create(ctx.state.user, body);
+    const run = (await manager.waitForTerminal(created.id)) ?? created;
+    ctx.body = { run_id: run.id, status: run.status, result: run.result, error: run.error, usage: run.usage };
+  });
+
+  return { router, operations: runOperations };
+}
+
+const runOperations: OperationSpec[] = [
+  {
+    method: "post",
+    path: "/api/runs",
+    summary: "Start a run",
+    tags: ["runs"],
+    auth: true,
+    requestBody: CreateRunBody,
+    responses: { 201: { description: "Queued", schema: CreateRunResponse }, ...errorResponses(400, 401, 403, 404, 413, 503) },
+  },
+  {
+    method: "get",
+    path: "/api/runs",
+    summary: "List runs (own; admins all), newest first, cursor-paginated",
+    tags: ["runs"],
+    auth: true,
+    query: ListQuery,
+    responses: { 200: { description: "A page of runs", schema: RunListResponse }, ...errorResponses(400, 401) },
+  },
+  {
+    method: "get",
+    path: "/api/runs/:id",
+    summary: "Get a run: state, timestamps, result, usage",
+    tags: ["runs"],
+    auth: true,
+    responses: { 200: { description: "The run", schema: RunView }, ...errorResponses(401, 404) },
+  },
+  {
+    method: "post",
+    path: "/api/runs/:id/cancel",
+    summary: "Cancel a run (idempotent)",
+    tags: ["runs"],
+    auth: true,
+    responses: { 202: { description: "Cancellation requested", schema: CreateRunResponse }, ...errorResponses(401, 404) },
+  },
+  {
+    method: "delete",
+    path: "/api/runs/:id",
+    summary: "Cancel if needed, then delete the run and its events",
+    tags: ["runs"],
+    auth: true,
+    responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404) },
+  },
+  {
+    method: "get",
+    path: "/api/runs/:id/events",
+    summary: "The run's events: SSE (replay after Last-Event-ID or ?after=, then live), or a JSON page with Accept: application/json",
+    tags: ["runs"],
+    auth: true,
+    sse: true,
+    query: EventsQuery,
+    responses: { 200: { description: "Events", schema: EventPageResponse }, ...errorResponses(400, 401, 404) },
+  },
+  {
+    method: "post",
+    path: "/api/chat",
+    summary: "Start a run, wait for it to end, return its final text",
+    tags: ["runs"],
+    auth: true,
+    requestBody: CreateRunBody,
+    responses: { 200: { description: "The finished run", schema: ChatResponse }, ...errorResponses(400, 401, 403, 404, 413, 503) },
+  },
+];

@@ -1,0 +1,39 @@
+/**
+ * `openrunner agents`: which agents work on the server (GET /health/agents) as
+ * a table: name, available, version, and the path or the reason it is not.
+ */
+import { createApiClient } from "./client.ts";
+import { printLine, type CliContext } from "./context.ts";
+import { formatTable } from "./format.ts";
+
+/** One row of GET /health/agents. */
+export interface AgentHealth {
+  agent: string;
+  available: boolean;
+  version?: string;
+  path?: string;
+  reason?: string;
+}
+
+/**
+ * Runs `agents`; returns the exit code.
+ * @example openrunner agents
+ */
+export async function runAgents(ctx: CliContext, opts: { server?: string }): Promise<number> {
+  const client = createApiClient(ctx, { server: opts.server });
+  const body = await client.request<AgentHealth[] | { agents: AgentHealth[] }>("GET", "/health/agents");
+  const agents = Array.isArray(body) ? body : (body?.agents ?? []);
+  printLine(ctx, formatAgentsTable(agents));
+  return 0;
+}
+
+/** The table `agents` prints. */
+export function formatAgentsTable(agents: readonly AgentHealth[]): string {
+  const rows = agents.map((a) => [
+    a.agent,
+    a.available ? "yes" : "no",
+    a.version ?? "-",
+    (a.available ? a.path : a.reason) ?? a.path ?? a.reason ?? "",
+  ]);
+  return formatTable(["AGENT", "AVAILABLE", "VERSION", "PATH / REASON"], rows);
+}

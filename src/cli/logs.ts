@@ -1,0 +1,61 @@
+/**
+ * `openrunner logs [-f] [--json] RUN`: prints a run's stored events, paging
+ * through `GET /api/runs/:id/events?after=N` with `Accept: application/json`;
+ * with `-f`, then follows the live stream over SSE until the run ends.
+ */
+import type { RunEvent } from "../run/events.ts";
+import { createApiClient } from "./client.ts";
+import type { CliContext } from "./context.ts";
+import { createEventOutput } from "./event-output.ts";
+import { followRunEvents } from "./sse.ts";
+
+/** Flags and argument of `logs`. */
+export interface LogsOptions {
+  server?: string;
+  runId: string;
+  follow?: boolean;
+  json?: boolean;
+}
+
+/** One page of stored events. */
+interface EventPage {
+  events: RunEvent[];
+  next_after: number;
+  done: boolean;
+}
+
+/**
+ * Runs `logs`; returns the exit code (0 once the events are printed).
+ * @example openrunner logs -f run_01J…
+ */
+export async function runLogs(ctx: CliContext, opts: LogsOptions): Promise<number> {
+  const client = createApiClient(ctx, { server: opts.server });
+  const path = `/api/runs/${encodeURIComponent(opts.runId)}/events`;
+  const out = createEventOutput(ctx, { json: opts.json === true, spinner: opts.follow === true });
+  try {
+    let after = 0;
+    let done = false;
+    for (;;) {
+      const page = await client.request<EventPage>("GET", path, { query: { after } });
+      const events = Array.isArray(page?.events) ? page.events : [];
+      for (const ev of events) {
+        if (ev.id <= after) continue;
+        out.print(ev);
+        after = ev.id;
+      }
+      if (typeof page?.next_after === "number" && page.next_after > after) after = page.next_after;
+      done = page?.done === true;
+      if (done || events.length === 0) break;
+    }
+    if (opts.follow && !done) {
+      await followRunEvents(client, opts.runId, {
+        after,
+        onEvent: (ev) => out.print(ev),
+        onReconnect: (n, why) => out.note(`(${why === "lagged" ? "stream lagged" : "connection lost"}; resuming after event ${n})`),
+      });
+    }
+    return 0;
+  } finally {
+    out.finish();
+  }
+}

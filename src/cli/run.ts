@@ -1,0 +1,56 @@
+/**
+ * `openrunner run --agent A [--cwd DIR] [--timeout SECS] [--model M] [--resume RUN] [--json] "text"`:
+ * creates a run (POST /api/runs) and streams its events until the terminal
+ * one. Exit code 0 when the run completed, 1 otherwise.
+ */
+import type { RunStatus } from "../run/events.ts";
+import { createApiClient } from "./client.ts";
+import { shouldUseColor, type CliContext } from "./context.ts";
+import { createEventOutput } from "./event-output.ts";
+import { createPaint } from "./format.ts";
+import { followRunEvents } from "./sse.ts";
+
+/** Flags and argument of `run`. */
+export interface RunCommandOptions {
+  server?: string;
+  agent: string;
+  text: string;
+  cwd?: string;
+  timeout?: number;
+  model?: string;
+  resume?: string;
+  json?: boolean;
+}
+
+/**
+ * Runs `run`; returns the exit code (0 only on `run.completed`).
+ * @example openrunner run --agent shell "echo hello"
+ */
+export async function runRunCommand(ctx: CliContext, opts: RunCommandOptions): Promise<number> {
+  const client = createApiClient(ctx, { server: opts.server });
+  const metadata: Record<string, unknown> = { agent_type: opts.agent };
+  if (opts.cwd !== undefined) metadata.cwd = opts.cwd;
+  if (opts.timeout !== undefined) metadata.timeout_secs = opts.timeout;
+  if (opts.model !== undefined) metadata.model = opts.model;
+  if (opts.resume !== undefined) metadata.resume = opts.resume;
+
+  const created = await client.request<{ run_id: string; status: RunStatus }>("POST", "/api/runs", {
+    body: { input: { text: opts.text }, metadata },
+  });
+  const json = opts.json === true;
+  if (!json) {
+    const paint = createPaint(shouldUseColor(ctx));
+    ctx.stdout.write(`${paint("bold", created.run_id)}${paint("dim", ` · ${opts.agent} · ${created.status}`)}\n`);
+  }
+
+  const out = createEventOutput(ctx, { json, spinner: true });
+  try {
+    const last = await followRunEvents(client, created.run_id, {
+      onEvent: (ev) => out.print(ev),
+      onReconnect: (after, why) => out.note(`(${why === "lagged" ? "stream lagged" : "connection lost"}; resuming after event ${after})`),
+    });
+    return last.type === "run.completed" ? 0 : 1;
+  } finally {
+    out.finish();
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The composition root of the command line: builds the commander program and
+ * runs it. The only module (besides tests) that reads `process.env` and
+ * `process.argv`, and the only one that calls `process.exit`.
+ *
+ * Exit codes: 0 success; 1 failure (API error, unreachable server, a run that
+ * did not complete); 2 bad usage or an invalid configuration; 130 cancelled at
+ * a prompt.
+ *
+ * @example
+ * openrunner serve --addr 127.0.0.1:3000 --data-dir ./data
+ * openrunner run --agent shell "echo hello"
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { runAgents } from "./cli/agents.ts";
+import { runCancel } from "./cli/cancel.ts";
+import { describeCliError } from "./cli/client.ts";
+import type { CliContext } from "./cli/context.ts";
+import { runLogin } from "./cli/login.ts";
+import { runLogs } from "./cli/logs.ts";
+import { PromptCancelledError } from "./cli/prompt.ts";
+import { runRunCommand } from "./cli/run.ts";
+import { runRunsList } from "./cli/runs.ts";
+import { runUsersAdd, runUsersList, runUsersRemove } from "./cli/users.ts";
+import { ConfigError } from "./errors.ts";
+import { LOG_LEVELS, type Log, type LogLevelName } from "./log.ts";
+import { RUN_STATUSES } from "./run/events.ts";
+import type { ServerHandle } from "./server.ts";
+
+/** What an action leaves behind: an exit code, or "serving" (keep the process alive). */
+type Outcome = number | "serving";
+
+/** Flags of `serve`. */
+interface ServeFlags {
+  config?: string;
+  addr?: string;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+/** Parses a positive integer option value, or fails as a usage error (exit 2). */
+function parsePositiveInt(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
+  return Number(value);
+}
+
+function readVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "0.0.0";
+  }
+}
+
+/**
+ * Builds the program. Each action stores its outcome through `setOutcome`.
+ * @param ctx environment and streams handed to the client commands
+ */
+function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Command {
+  const program = new Command("openrunner")
+    .description("Self-hosted orchestrator for coding-agent runs: server and client.")
+    .version(readVersion())
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+  const serverOpt = () => new Option("--server <url>", "server URL (default: $OPENRUNNER_URL, the stored login, http://127.0.0.1:3000)");
+  const act = <A extends unknown[]>(fn: (...args: A) => Promise<Outcome>) => async (...args: A) => setOutcome(await fn(...args));
+
+  program
+    .command("serve")
+    .description("start the server")
+    .option("--config <file>", "configuration file (YAML)")
+    .option("--addr <host:port>", "address to listen on")
+    .option("--data-dir <dir>", "data folder")
+    .option("--log-level <level>", `log level (${Object.keys(LOG_LEVELS).join(", ")})`)
+    .action(act((flags: ServeFlags) => serve(ctx, flags)));
+
+  program
+    .command("login")
+    .description("log in and store the token")
+    .addOption(serverOpt())
+    .option("--username <name>", "user name (prompted for on a terminal)")
+    .option("--password-stdin", "read the password from stdin")
+    .action(act((o: { server?: string; username?: string; passwordStdin?: boolean }) => runLogin(ctx, o)));
+
+  program
+    .command("run")
+    .description("start a run and stream it; exit 0 only if it completes")
+    .argument("<text>", "the prompt (or the command, for the shell agent)")
+    .requiredOption("--agent <agent>", "agent: shell, claude_code, codex, opencode, gemini, acp")
+    .option("--cwd <dir>", "working directory of the run")
+    .option("--timeout <secs>", "timeout in seconds", parsePositiveInt)
+    .option("--model <model>", "model name passed to the agent")
+    .option("--resume <run>", "continue the session of this earlier run")
+    .option("--json", "print each event as one JSON line")
+    .addOption(serverOpt())
+    .action(act((text: string, o: Omit<Parameters<typeof runRunCommand>[1], "text">) => runRunCommand(ctx, { ...o, text })));
+
+  program
+    .command("runs")
+    .description("list runs, newest first")
+    .addOption(new Option("--status <status>", "only runs in this status").choices(RUN_STATUSES))
+    .option("--agent <agent>", "only runs of this agent")
+    .option("--limit <n>", "runs per page", parsePositiveInt)
+    .option("--all", "fetch every page")
+    .addOption(serverOpt())
+    .action(act((o: Parameters<typeof runRunsList>[1]) => runRunsList(ctx, o)));
+
+  program
+    .command("logs")
+    .description("print a run's events; -f follows it until it ends")
+    .argument("<run>", "run id")
+    .option("-f, --follow", "follow the live stream")
+    .option("--json", "print each event as one JSON line")
+    .addOption(serverOpt())
+    .action(act((runId: string, o: { server?: string; follow?: boolean; json?: boolean }) => runLogs(ctx, { ...o, runId })));
+
+  program
+    .command("cancel")
+    .description("cancel a run")
+    .argument("<run>", "run id")
+    .addOption(serverOpt())
+    .action(act((runId: string, o: { server?: string }) => runCancel(ctx, { ...o, runId })));
+
+  program
+    .command("agents")
+    .description("show which agents work on the server")
+    .addOption(serverOpt())
+    .action(act((o: { server?: string }) => runAgents(ctx, o)));
+
+  const users = program.command("users").description("manage users (admin)");
+  users
+    .command("add")
+    .argument("<name>", "user name")
+    .addOption(new Option("--role <role>", "role").choices(["admin", "user"]).default("user"))
+    .option("--password-stdin", "read the password from stdin")
+    .addOption(serverOpt())
+    .action(act((username: string, o: { server?: string; role?: string; passwordStdin?: boolean }) => runUsersAdd(ctx, { ...o, username })));
+  users
+    .command("list")
+    .addOption(serverOpt())
+    .action(act((o: { server?: string }) => runUsersList(ctx, o)));
+  users
+    .command("rm")
+    .argument("<id>", "user id")
+    .addOption(serverOpt())
+    .action(act((id: string, o: { server?: string }) => runUsersRemove(ctx, { ...o, id })));
+  return program;
+}
+
+/**
+ * `serve`: loads the configuration, starts the server, installs the signal
+ * handlers. The server modules are imported here, so client commands never
+ * load them (nor the native SQLite binding).
+ */
+async function serve(ctx: CliContext, flags: ServeFlags): Promise<Outcome> {
+  let handle: ServerHandle;
+  let log: Log;
+  try {
+    const [{ loadConfig }, { startServer }, { createRootLogger }] = await Promise.all([
+      import("./config/load.ts"),
+      import("./server.ts"),
+      import("./log.ts"),
+    ]);
+    const config = loadConfig({
+      env: { ...ctx.env },
+      flags: { addr: flags.addr, data_dir: flags.dataDir, log_level: flags.logLevel },
+      ...(flags.config !== undefined ? { configPath: flags.config } : {}),
+    });
+    const level = (config.log_level in LOG_LEVELS ? config.log_level : "info") as LogLevelName;
+    log = createRootLogger({ level, ...(config.log_json !== undefined ? { json: config.log_json } : {}) });
+    handle = await startServer({ config, env: { ...ctx.env }, log, print: (line) => void process.stdout.write(`${line}\n`) });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      ctx.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    ctx.stderr.write(`error: cannot start the server: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  installShutdownHandlers(handle, log, ctx);
+  return "serving";
+}
+
+/**
+ * First SIGINT/SIGTERM: `handle.close()` then exit 0 (1 if closing failed).
+ * Second: ignored with a note. Third: exit 1 at once.
+ */
+function installShutdownHandlers(handle: ServerHandle, log: Log, ctx: CliContext): void {
+  let received = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    received += 1;
+    if (received === 1) {
+      log.info("shutdown requested", { signal });
+      handle.close().then(
+        () => exitAfterFlush(0),
+        (err: unknown) => {
+          log.error("shutdown failed", { err: String(err) });
+          exitAfterFlush(1);
+        },
+      );
+    } else if (received === 2) {
+      ctx.stderr.write(`openrunner: ${signal} received while shutting down; ignored (send it again to force exit)\n`);
+    } else {
+      ctx.stderr.write(`openrunner: ${signal} received again; exiting now\n`);
+      process.exit(1);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
+
+/** Exits once stdout and stderr have flushed (process.exit can cut piped output). */
+function exitAfterFlush(code: number): void {
+  let pending = 2;
+  const done = () => {
+    pending -= 1;
+    if (pending === 0) process.exit(code);
+  };
+  process.stdout.write("", done);
+  process.stderr.write("", done);
+}
+
+/** Maps what an action threw to an exit code, printing one line when needed. */
+function handleError(ctx: CliContext, err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed it already
+  if (err instanceof PromptCancelledError) return 130;
+  const { line, exitCode } = describeCliError(err);
+  ctx.stderr.write(`${line}\n`);
+  return exitCode;
+}
+
+/** Runs the command line. */
+async function main(): Promise<void> {
+  const ctx: CliContext = {
+    env: process.env,
+    get stdin() {
+      return process.stdin; // created on first use only: most commands never read it
+    },
+    stdout: process.stdout,
+    stderr: process.stderr,
+  };
+  let outcome = 0 as Outcome;
+  try {
+    await buildProgram(ctx, (o) => (outcome = o)).parseAsync(process.argv);
+  } catch (err) {
+    outcome = handleError(ctx, err);
+  }
+  if (outcome !== "serving") exitAfterFlush(outcome);
+}
+
+await main();

@@ -1,0 +1,240 @@
+/**
+ * The per-run channel (DESIGN.md section 4): append -> persist -> fan out.
+ *
+ * `append` numbers an event (1, 2, 3 … per run, no gaps) and hands it to the
+ * {@link EventWriter}; once committed it is delivered to every subscription.
+ * A subscription first replays stored events after its cursor (in pages, from
+ * the store, honouring backpressure), then follows live. Because appends,
+ * commits and store reads all happen on the one JS thread, the switch from
+ * replay to live has no gap and no duplicate. A live subscriber that cannot
+ * keep up buffers at most `bufferLimit` events, then is told `lagged` and
+ * dropped; it reconnects with Last-Event-ID and loses nothing.
+ */
+import type { EventRepo } from "../store/types.ts";
+import type { EventWriter } from "./event-writer.ts";
+import { isTerminalType, type RunEvent, type RunEventInput } from "./events.ts";
+
+/** Serialized SSE frames of some events, built once and shared by all subscribers. */
+export interface EventChunk {
+  events: RunEvent[];
+  /** `id:`/`event:`/`data:` frames, concatenated. */
+  text: string;
+}
+
+/** Where a subscription delivers. */
+export interface EventSink {
+  /** Delivers a chunk; return false to pause until {@link Subscription.resume}. */
+  write(chunk: EventChunk): boolean;
+  /** The subscriber fell more than the buffer limit behind; it is detached. `lastId` is the last id it got. */
+  lagged(lastId: number): void;
+  /** The terminal event was delivered; the stream is over. */
+  end(): void;
+}
+
+const REPLAY_PAGE = 2000;
+
+/** Formats one event as an SSE frame. */
+export function formatSseFrame(e: RunEvent): string {
+  return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
+function chunkOf(events: RunEvent[]): EventChunk {
+  let text = "";
+  for (const e of events) text += formatSseFrame(e);
+  return { events, text };
+}
+
+/** A reader of one run's events. Created by {@link RunChannel.subscribe}. */
+export class Subscription {
+  /** Last event id handed to the sink. */
+  cursor: number;
+  #replaying = true;
+  #paused = false;
+  #pending: RunEvent[] = [];
+  #closed = false;
+
+  constructor(
+    private readonly channel: RunChannel,
+    after: number,
+    private readonly sink: EventSink,
+    private readonly bufferLimit: number,
+  ) {
+    this.cursor = after;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resumes delivery after the sink returned false (e.g. on the socket's `drain`). */
+  resume(): void {
+    if (this.#closed || !this.#paused) return;
+    this.#paused = false;
+    if (this.#pending.length > 0) {
+      const events = this.#pending;
+      this.#pending = [];
+      this.#deliver(chunkOf(events));
+    }
+    if (this.#replaying) this.pump();
+  }
+
+  /** Detaches from the channel; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending = [];
+    this.channel.detach(this);
+  }
+
+  /** Closes and tells the sink the stream is over (shutdown). */
+  end(): void {
+    if (this.#closed) return;
+    this.close();
+    this.sink.end();
+  }
+
+  /** Replays stored events page by page until caught up or paused. */
+  pump(): void {
+    while (this.#replaying && !this.#paused && !this.#closed) {
+      const page = this.channel.readStored(this.cursor, REPLAY_PAGE);
+      if (page.length === 0) {
+        this.#replaying = false;
+        this.#maybeEnd();
+        return;
+      }
+      this.#deliver(chunkOf(page));
+    }
+  }
+
+  /** Called by the channel with a committed batch (possibly shared chunk). */
+  offer(batch: RunEvent[], shared: () => EventChunk): void {
+    if (this.#closed || this.#replaying) return; // a replaying reader will read these from the store
+    if (this.#paused) {
+      for (const e of batch) if (e.id > this.cursor) this.#pending.push(e);
+      if (this.#pending.length > this.bufferLimit) {
+        const lastId = this.cursor;
+        this.close();
+        this.sink.lagged(lastId);
+      }
+      return;
+    }
+    const first = batch[0];
+    if (first && first.id === this.cursor + 1) this.#deliver(shared());
+    else this.#deliver(chunkOf(batch.filter((e) => e.id > this.cursor)));
+  }
+
+  #deliver(chunk: EventChunk): void {
+    const last = chunk.events[chunk.events.length - 1];
+    if (!last) return;
+    this.cursor = last.id;
+    const more = this.sink.write(chunk);
+    if (!more) this.#paused = true;
+    this.#maybeEnd();
+  }
+
+  #maybeEnd(): void {
+    const terminalId = this.channel.terminalId;
+    if (!this.#closed && terminalId !== null && this.cursor >= terminalId && this.#pending.length === 0) {
+      this.close();
+      this.sink.end();
+    }
+  }
+}
+
+export interface RunChannelOptions {
+  runId: string;
+  /** Highest id already stored for this run (0 for a new run). */
+  lastStoredId: number;
+  /** Id of the stored terminal event when the run is already over. */
+  terminalId?: number | null;
+  writer: EventWriter;
+  events: EventRepo;
+  /** Per-subscriber live buffer, events. */
+  bufferLimit: number;
+  /** Observes subscriber count changes (+1/-1) for metrics. */
+  onSubscribers?: (delta: 1 | -1) => void;
+}
+
+/** See the module comment. */
+export class RunChannel {
+  readonly runId: string;
+  #nextId: number;
+  #terminalAppended: boolean;
+  /** Id of the terminal event once committed. */
+  terminalId: number | null;
+  #subs = new Set<Subscription>();
+  #terminalWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: RunChannelOptions) {
+    this.runId = opts.runId;
+    this.#nextId = opts.lastStoredId + 1;
+    this.terminalId = opts.terminalId ?? null;
+    this.#terminalAppended = this.terminalId !== null;
+  }
+
+  /** True once a terminal event was appended (even if not yet committed). */
+  get ended(): boolean {
+    return this.#terminalAppended;
+  }
+
+  get subscriberCount(): number {
+    return this.#subs.size;
+  }
+
+  /**
+   * Numbers, stamps and queues an event. Returns the event, or null when the
+   * run already has its terminal event (nothing may follow it).
+   */
+  append(input: RunEventInput): RunEvent | null {
+    if (this.#terminalAppended) return null;
+    const event = { id: this.#nextId++, run_id: this.runId, ts: new Date().toISOString(), type: input.type, data: input.data } as RunEvent;
+    if (isTerminalType(event.type)) this.#terminalAppended = true;
+    this.opts.writer.enqueue(event, this);
+    return event;
+  }
+
+  /** Writer callback: the batch is stored; deliver it. */
+  onCommitted(events: RunEvent[]): void {
+    const last = events[events.length - 1];
+    if (last && isTerminalType(last.type)) this.terminalId = last.id;
+    let shared: EventChunk | null = null;
+    const getShared = () => (shared ??= chunkOf(events));
+    for (const sub of [...this.#subs]) sub.offer(events, getShared);
+    if (this.terminalId !== null) {
+      for (const w of this.#terminalWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Subscribes from `after` (0 = from the start): replay from the store, then live.
+   * The sink may be called synchronously before this returns.
+   */
+  subscribe(after: number, sink: EventSink): Subscription {
+    const sub = new Subscription(this, Math.max(0, after), sink, this.opts.bufferLimit);
+    this.#subs.add(sub);
+    this.opts.onSubscribers?.(1);
+    sub.pump();
+    return sub;
+  }
+
+  /** @internal used by Subscription */
+  detach(sub: Subscription): void {
+    if (this.#subs.delete(sub)) this.opts.onSubscribers?.(-1);
+  }
+
+  /** @internal stored events after `after` (committed ones only). */
+  readStored(after: number, limit: number): RunEvent[] {
+    return this.opts.events.list(this.runId, after, limit);
+  }
+
+  /** Resolves once the terminal event is committed. */
+  whenTerminal(): Promise<void> {
+    if (this.terminalId !== null) return Promise.resolve();
+    return new Promise((resolve) => this.#terminalWaiters.push(resolve));
+  }
+
+  /** Ends every subscription now (shutdown): each sink gets `end()` after what it already received. */
+  closeAll(): void {
+    for (const sub of [...this.#subs]) sub.end();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Batched, ordered persistence of run events. Channels enqueue numbered events;
+ * the writer commits everything pending in ONE transaction on the next
+ * macrotask turn (or at once past `maxBatch`), then hands each committed batch
+ * back to its channel for delivery. So an event is always stored before any
+ * subscriber sees it, and a burst of lines costs one commit, not one per event.
+ */
+import type { EventRepo, Store } from "../store/types.ts";
+import type { RunEvent } from "./events.ts";
+
+/** Receives the committed events of one run, in id order. */
+export interface CommitListener {
+  onCommitted(events: RunEvent[]): void;
+}
+
+export interface EventWriterOptions {
+  store: Pick<Store, "transaction"> & { events: EventRepo };
+  /**
+   * Runs inside the commit transaction for every batch (row projections: status,
+   * session id …); callbacks it returns run after the commit.
+   */
+  project?: (events: readonly RunEvent[]) => Array<() => void> | void;
+  /** Called after each commit with the per-run counts. */
+  onStored?: (runId: string, count: number) => void;
+  /** Commit at once when this many events are pending. Default 10,000. */
+  maxBatch?: number;
+  /** Called when a commit throws (the batch is kept and retried on the next flush). */
+  onError?: (err: unknown) => void;
+}
+
+/** One writer per server; see the module comment. */
+export class EventWriter {
+  #pending: RunEvent[] = [];
+  #listeners = new Map<string, CommitListener>();
+  #scheduled: NodeJS.Immediate | null = null;
+  #retry: NodeJS.Timeout | null = null;
+  readonly #opts: Required<Pick<EventWriterOptions, "maxBatch">> & EventWriterOptions;
+
+  constructor(opts: EventWriterOptions) {
+    this.#opts = { maxBatch: 10_000, ...opts };
+  }
+
+  /** Queues an event for commit; `listener` gets it back once stored. */
+  enqueue(event: RunEvent, listener: CommitListener): void {
+    this.#pending.push(event);
+    this.#listeners.set(event.run_id, listener);
+    if (this.#pending.length >= this.#opts.maxBatch) this.flush();
+    else this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Number of events not yet committed. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  /**
+   * Commits everything pending now and delivers it. Synchronous; safe to call
+   * at any time (shutdown calls it last). On a store error the batch stays
+   * pending and `onError` is told; nothing is delivered that was not stored.
+   */
+  flush(): void {
+    if (this.#scheduled) {
+      clearImmediate(this.#scheduled);
+      this.#scheduled = null;
+    }
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    let after: Array<() => void> | void = undefined;
+    try {
+      this.#opts.store.transaction(() => {
+        this.#opts.store.events.insertBatch(batch);
+        after = this.#opts.project?.(batch);
+      });
+    } catch (err) {
+      this.#pending = batch.concat(this.#pending);
+      this.#opts.onError?.(err);
+      this.#retry ??= setTimeout(() => {
+        this.#retry = null;
+        this.flush();
+      }, 100);
+      return;
+    }
+    for (const fn of (after as Array<() => void> | undefined) ?? []) fn();
+    const byRun = groupByRun(batch);
+    for (const [runId, events] of byRun) {
+      this.#opts.onStored?.(runId, events.length);
+      this.#listeners.get(runId)?.onCommitted(events);
+    }
+    for (const runId of byRun.keys()) {
+      if (!this.#pending.some((e) => e.run_id === runId)) this.#listeners.delete(runId);
+    }
+  }
+}
+
+function groupByRun(batch: RunEvent[]): Map<string, RunEvent[]> {
+  const out = new Map<string, RunEvent[]>();
+  for (const e of batch) {
+    let list = out.get(e.run_id);
+    if (!list) out.set(e.run_id, (list = []));
+    list.push(e);
+  }
+  return out;
+}

@@ -1,0 +1,185 @@
+/**
+ * The run state machine (DESIGN.md section 3), xstate v5:
+ *
+ * ```
+ * queued -> preparing -> running(working -> stopping) -> completed | failed | cancelled | timed_out
+ * ```
+ *
+ * The agent adapter is invoked as the child actor `agent` while `running`;
+ * `prepare` (workspace, later the container) runs in `preparing`. Both are
+ * referred to by name so tests can `runMachine.provide({ actors: { agent } })`.
+ * The terminal event is emitted by the entry action of the final state, so it
+ * is written exactly once whatever the order of CANCEL, timeout and exit.
+ * Cancel or timeout while running sends STOP to the agent and waits in
+ * `stopping` for its exit (the process group is gone by then), at most
+ * `stopWaitMs`, after which the machine ends anyway and the actor's cleanup
+ * SIGKILLs the group.
+ */
+import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
+import type { AgentOutcome } from "../agent/types.ts";
+import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/process-actor.ts";
+import type { RunEventInput } from "./events.ts";
+
+/** Input of one run machine. Times in ms. */
+export interface RunMachineInput {
+  runId: string;
+  timeoutMs: number;
+  /** How long `stopping` waits for the process to exit before ending anyway. */
+  stopWaitMs: number;
+  /** Appends to the run's channel. */
+  emit: (e: RunEventInput) => void;
+  /** Current time, ms (injectable for tests). */
+  now: () => number;
+  /** Input handed to the `agent` child actor. */
+  agentInput: ProcessActorInput;
+}
+
+type StopReason = { kind: "cancelled"; reason: string; by?: string } | { kind: "timed_out" };
+
+export interface RunMachineContext extends RunMachineInput {
+  createdAt: number;
+  startedAt: number | null;
+  stop: StopReason | null;
+  outcome: AgentOutcome | null;
+}
+
+/** Events the machine accepts. */
+export type RunMachineEvent =
+  | { type: "START" }
+  | { type: "CANCEL"; reason?: string; by?: string }
+  | ProcessActorEmitted;
+
+const durationOf = (c: RunMachineContext) => Math.max(0, Math.round(c.now() - (c.startedAt ?? c.createdAt)));
+
+/** The machine definition; provide real `prepare` and `agent` actors with `.provide()`. */
+export const runMachine = setup({
+  types: {
+    context: {} as RunMachineContext,
+    events: {} as RunMachineEvent,
+    input: {} as RunMachineInput,
+  },
+  actors: {
+    prepare: fromPromise<void, { runId: string }>(async () => {}),
+    agent: fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => () => {}),
+  },
+  delays: {
+    runTimeout: ({ context }) => context.timeoutMs,
+    stopWait: ({ context }) => context.stopWaitMs,
+  },
+  guards: {
+    wasCancelled: ({ context }) => context.stop?.kind === "cancelled",
+    wasTimedOut: ({ context }) => context.stop?.kind === "timed_out",
+    completedOk: ({ event }) => event.type === "AGENT.EXITED" && event.outcome.kind === "completed",
+  },
+  actions: {
+    markStarted: assign({ startedAt: ({ context }) => context.now() }),
+    recordCancel: assign({
+      stop: ({ context, event }) =>
+        context.stop ?? (event.type === "CANCEL" ? { kind: "cancelled", reason: event.reason ?? "cancelled", ...(event.by ? { by: event.by } : {}) } : null),
+    }),
+    recordTimeout: assign({ stop: ({ context }) => context.stop ?? { kind: "timed_out" } }),
+    recordOutcome: assign({ outcome: ({ event }) => (event.type === "AGENT.EXITED" ? event.outcome : null) }),
+    stopAgent: sendTo("agent", { type: "STOP" }),
+    emitCompleted: ({ context }) => {
+      const o = context.outcome;
+      if (o?.kind !== "completed") return;
+      context.emit({
+        type: "run.completed",
+        data: {
+          exit_code: o.exit_code,
+          duration_ms: durationOf(context),
+          ...(o.result !== undefined ? { result: o.result } : {}),
+          ...(o.usage ? { usage: o.usage } : {}),
+        },
+      });
+    },
+    emitFailed: ({ context, event }) => {
+      const o = context.outcome;
+      const err =
+        o?.kind === "failed"
+          ? { code: o.code, message: o.message }
+          : String(event.type).startsWith("xstate.error")
+            ? { code: errorCode((event as { error?: unknown }).error), message: errorMessage((event as { error?: unknown }).error) }
+            : { code: "internal", message: "run failed" };
+      context.emit({
+        type: "run.failed",
+        data: { error: err, duration_ms: durationOf(context), ...(o?.kind === "failed" && o.exit_code !== undefined ? { exit_code: o.exit_code } : {}) },
+      });
+    },
+    emitCancelled: ({ context }) => {
+      const s = context.stop;
+      context.emit({
+        type: "run.cancelled",
+        data: {
+          reason: s?.kind === "cancelled" ? s.reason : "cancelled",
+          duration_ms: durationOf(context),
+          ...(s?.kind === "cancelled" && s.by ? { by: s.by } : {}),
+        },
+      });
+    },
+    emitTimedOut: ({ context }) => {
+      context.emit({ type: "run.timed_out", data: { timeout_ms: context.timeoutMs, duration_ms: durationOf(context) } });
+    },
+  },
+}).createMachine({
+  id: "run",
+  context: ({ input }) => ({ ...input, createdAt: input.now(), startedAt: null, stop: null, outcome: null }),
+  initial: "queued",
+  states: {
+    queued: {
+      on: {
+        START: "preparing",
+        CANCEL: { target: "cancelled", actions: "recordCancel" },
+      },
+    },
+    preparing: {
+      entry: "markStarted",
+      invoke: {
+        src: "prepare",
+        input: ({ context }) => ({ runId: context.runId }),
+        onDone: "running",
+        onError: "failed",
+      },
+      on: { CANCEL: { target: "cancelled", actions: "recordCancel" } },
+    },
+    running: {
+      invoke: { id: "agent", src: "agent", input: ({ context }) => context.agentInput },
+      initial: "working",
+      states: {
+        working: {
+          after: { runTimeout: { target: "stopping", actions: ["recordTimeout", "stopAgent"] } },
+          on: { CANCEL: { target: "stopping", actions: ["recordCancel", "stopAgent"] } },
+        },
+        stopping: {
+          after: {
+            stopWait: [
+              { guard: "wasCancelled", target: "#run.cancelled" },
+              { target: "#run.timed_out" },
+            ],
+          },
+        },
+      },
+      on: {
+        "AGENT.EXITED": [
+          { guard: "wasCancelled", target: "cancelled", actions: "recordOutcome" },
+          { guard: "wasTimedOut", target: "timed_out", actions: "recordOutcome" },
+          { guard: "completedOk", target: "completed", actions: "recordOutcome" },
+          { target: "failed", actions: "recordOutcome" },
+        ],
+      },
+    },
+    completed: { type: "final", entry: "emitCompleted" },
+    failed: { type: "final", entry: "emitFailed" },
+    cancelled: { type: "final", entry: "emitCancelled" },
+    timed_out: { type: "final", entry: "emitTimedOut" },
+  },
+});
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^[a-z_]+$/.test(code) ? code : "internal";
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : "run failed";
+}

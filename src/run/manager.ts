@@ -1,0 +1,375 @@
+/**
+ * The RunManager (DESIGN.md section 3): admission with a global and a per-user
+ * concurrency limit and a FIFO queue, one xstate run machine per run, cancel,
+ * timeouts, projections of events onto the run row, recovery at start and an
+ * ordered, idempotent shutdown.
+ *
+ * Path of a prompt: `create()` validates and stores the run, appends
+ * `run.queued` and queues it; `#pump()` admits it (START), the machine runs
+ * `prepare` then the agent's process actor, which streams events into the
+ * run's {@link RunChannel}; the EventWriter commits them and the channel fans
+ * them out to SSE subscriptions; the terminal event, committed together with
+ * the row's final state, ends the run.
+ */
+import { ulid } from "ulid";
+import { createActor, fromPromise, type Actor } from "xstate";
+import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
+import type { AgentRegistry } from "../agent/registry.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Config } from "../config/schema.ts";
+import { ForbiddenError, NotFoundError, ShuttingDownError, ValidationError } from "../errors.ts";
+import type { Log } from "../log.ts";
+import type { RunListQuery, RunRow, Store } from "../store/types.ts";
+import { RunChannel } from "./channel.ts";
+import type { EventWriter } from "./event-writer.ts";
+import { isTerminalType, statusOfTerminal, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "./events.ts";
+import { runMachine } from "./machine.ts";
+import { killRunOrphans } from "./orphans.ts";
+import type { CreateRunBody } from "./requests.ts";
+import { ensureHome, resolveRunCwd } from "./workspace.ts";
+
+/** The caller of a manager method. */
+export interface Caller {
+  id: string;
+  username: string;
+  role: "admin" | "user";
+}
+
+export interface RunManagerDeps {
+  config: Pick<
+    Config,
+    "max_concurrent_runs" | "max_concurrent_runs_per_user" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
+  >;
+  store: Store;
+  bus: Bus;
+  log: Log;
+  registry: AgentRegistry;
+  writer: EventWriter;
+  /** Absolute workspaces root and homes root. */
+  dirs: { workspaces: string; homes: string };
+  /** Environment of the server, handed to adapters read-only. */
+  serverEnv: Readonly<Record<string, string | undefined>>;
+}
+
+interface ActiveRun {
+  id: string;
+  userId: string;
+  agent: string;
+  channel: RunChannel;
+  actor: Actor<typeof runMachine>;
+  admitted: boolean;
+  usage: Usage | null;
+}
+
+const isTerminalStatus = (s: RunStatus) => TERMINAL_STATUSES.includes(s);
+
+/** See the module comment. Create one per server; call `recover()` before serving. */
+export class RunManager {
+  readonly #d: RunManagerDeps;
+  readonly #log: Log;
+  readonly #active = new Map<string, ActiveRun>();
+  readonly #queue: string[] = [];
+  readonly #runningByUser = new Map<string, number>();
+  #running = 0;
+  #admitting = true;
+  #closing: Promise<void> | null = null;
+
+  constructor(deps: RunManagerDeps) {
+    this.#d = deps;
+    this.#log = deps.log.getSubLogger({ name: "run.manager" });
+  }
+
+  /** Number of admitted (preparing or running) runs. */
+  get runningCount(): number {
+    return this.#running;
+  }
+
+  /** Row projections, called by the EventWriter inside its commit transaction. */
+  project(events: readonly RunEvent[]): Array<() => void> {
+    const after: Array<() => void> = [];
+    for (const e of events) {
+      const active = this.#active.get(e.run_id);
+      if (e.type === "run.started") {
+        this.#d.store.runs.update(e.run_id, { status: "running", started_at: e.ts });
+        if (active) after.push(() => this.#publish(active, "running", "preparing"));
+      } else if (e.type === "agent.session") {
+        this.#d.store.runs.update(e.run_id, { session_id: e.data.session_id });
+      } else if (e.type === "usage" && active) {
+        active.usage = addUsage(active.usage, e.data);
+      } else if (isTerminalType(e.type)) {
+        const status = statusOfTerminal(e.type);
+        const d = e.data as Record<string, unknown>;
+        const usage = (d.usage as Usage | undefined) ?? active?.usage ?? null;
+        this.#d.store.runs.update(e.run_id, {
+          status,
+          ended_at: e.ts,
+          last_event_id: e.id,
+          result: typeof d.result === "string" ? d.result : null,
+          error: (d.error as RunRow["error"]) ?? null,
+          exit_code: typeof d.exit_code === "number" ? d.exit_code : null,
+          usage,
+        });
+        if (active) after.push(() => this.#publish(active, status, null));
+      }
+    }
+    return after;
+  }
+
+  /**
+   * Validates and queues a run.
+   * @throws ValidationError (400: bad cwd, timeout over the maximum, resume of another agent), NotFoundError (404: resume of an unknown or foreign run),
+   *   ForbiddenError (403: extra_args by a non-admin), AgentUnavailableError (503), ShuttingDownError (503)
+   */
+  async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
+    if (!this.#admitting) throw new ShuttingDownError();
+    const md = body.metadata;
+    if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
+    const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;
+    if (timeoutSecs > this.#d.config.max_timeout_secs)
+      throw new ValidationError(`metadata.timeout_secs must be at most ${this.#d.config.max_timeout_secs}`, { field: "metadata.timeout_secs", value: timeoutSecs });
+    const adapter = await this.#d.registry.require(md.agent_type);
+    const id = `run_${ulid()}`;
+    let resumed: RunRow | undefined;
+    if (md.resume !== undefined) {
+      resumed = this.get(caller, md.resume);
+      if (resumed.agent !== md.agent_type) throw new ValidationError(`run ${md.resume} used agent ${resumed.agent}, not ${md.agent_type}`, { field: "metadata.resume" }, "resume_agent_mismatch");
+      if (!resumed.session_id) throw new ValidationError(`run ${md.resume} has no agent session to resume`, { field: "metadata.resume" }, "resume_no_session");
+    }
+    const cwd = resumed ? resumed.cwd : await resolveRunCwd(this.#d.dirs.workspaces, id, md.cwd);
+    const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : id;
+    if (!this.#admitting) throw new ShuttingDownError();
+    const row = this.#d.store.runs.insert({
+      id,
+      user_id: caller.id,
+      agent: adapter.name,
+      status: "queued",
+      input: { text: body.input.text },
+      metadata: { ...md, timeout_secs: timeoutSecs, home_of: homeKey },
+      cwd,
+      created_at: new Date().toISOString(),
+    });
+    const channel = this.#newChannel(id, 0);
+    const agentInput: ProcessActorInput = {
+      adapter,
+      killGraceMs: this.#d.config.kill_grace_ms,
+      emit: (e) => channel.append(e),
+      ctx: {
+        run_id: id,
+        text: body.input.text,
+        cwd,
+        home: `${this.#d.dirs.homes}/${homeKey}`,
+        ...(md.model ? { model: md.model } : {}),
+        ...(md.extra_args ? { extra_args: md.extra_args } : {}),
+        ...(resumed?.session_id ? { resume_session_id: resumed.session_id } : {}),
+        server_env: this.#d.serverEnv,
+      },
+    };
+    const machine = runMachine.provide({
+      actors: {
+        agent: processActor,
+        prepare: fromPromise(async () => {
+          await ensureHome(this.#d.dirs.homes, homeKey);
+        }),
+      },
+    });
+    const actor = createActor(machine, {
+      input: {
+        runId: id,
+        timeoutMs: timeoutSecs * 1000,
+        stopWaitMs: this.#d.config.kill_grace_ms + 5000,
+        emit: (e) => channel.append(e),
+        now: () => Date.now(),
+        agentInput,
+      },
+    });
+    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, usage: null };
+    this.#active.set(id, active);
+    actor.subscribe({
+      next: (snap) => {
+        if (snap.status === "done") this.#onMachineDone(active);
+      },
+      error: (err) => {
+        this.#log.error("run machine error", { run_id: id, err: String(err) });
+        this.#onMachineDone(active);
+      },
+    });
+    actor.start();
+    channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position: this.#queue.length } });
+    this.#queue.push(id);
+    this.#publish(active, "queued", null);
+    void channel.whenTerminal().then(() => this.#active.delete(id));
+    this.#pump();
+    return row;
+  }
+
+  /** A run the caller may see (admins see all). @throws NotFoundError */
+  get(caller: Caller, runId: string): RunRow {
+    const row = this.#d.store.runs.get(runId);
+    if (!row || (caller.role !== "admin" && row.user_id !== caller.id)) throw new NotFoundError("run");
+    return row;
+  }
+
+  /** The caller's runs (admins: all, unless `mine`). */
+  list(caller: Caller, q: Omit<RunListQuery, "user_id">, mine = false): ReturnType<Store["runs"]["list"]> {
+    return this.#d.store.runs.list({ ...q, ...(caller.role !== "admin" || mine ? { user_id: caller.id } : {}) });
+  }
+
+  /** Requests cancellation; idempotent (a finished run is returned as it is). @throws NotFoundError */
+  cancel(caller: Caller, runId: string, reason = "cancelled by user"): RunRow {
+    const row = this.get(caller, runId);
+    this.#cancelActive(runId, reason, `user:${caller.username}`);
+    return row;
+  }
+
+  /** Cancels if needed, waits for the terminal event, then deletes the run and its events. @throws NotFoundError */
+  async delete(caller: Caller, runId: string): Promise<void> {
+    this.get(caller, runId);
+    const active = this.#active.get(runId);
+    if (active) {
+      this.#cancelActive(runId, "run deleted", `user:${caller.username}`);
+      await active.channel.whenTerminal();
+    }
+    this.#d.store.runs.delete(runId);
+  }
+
+  /** The channel to read a run's events from: the live one, or a finished one replaying the store. */
+  channelFor(row: RunRow): RunChannel {
+    const active = this.#active.get(row.id);
+    if (active) return active.channel;
+    const lastId = this.#d.store.events.lastId(row.id);
+    return this.#newChannel(row.id, lastId, isTerminalStatus(row.status) ? lastId : null);
+  }
+
+  /** Resolves with the final row once the run's terminal event is stored. */
+  async waitForTerminal(runId: string): Promise<RunRow | undefined> {
+    const active = this.#active.get(runId);
+    if (active) await active.channel.whenTerminal();
+    return this.#d.store.runs.get(runId);
+  }
+
+  /**
+   * Ends runs left non-terminal by a previous process (crash, SIGKILL): kills
+   * processes still carrying their run id, then appends `run.failed` with code
+   * `interrupted` after the last stored event. Returns the run ids.
+   */
+  recover(): string[] {
+    const rows = this.#d.store.runs.listNonTerminal();
+    for (const row of rows) {
+      killRunOrphans(row.id, this.#log);
+      const channel = this.#newChannel(row.id, this.#d.store.events.lastId(row.id));
+      const startedMs = Date.parse(row.started_at ?? row.created_at);
+      channel.append({
+        type: "run.failed",
+        data: { error: { code: "interrupted", message: "the server stopped while the run was live" }, duration_ms: Math.max(0, Date.now() - startedMs) },
+      });
+      this.#log.warn("run interrupted by a previous shutdown", { run_id: row.id });
+    }
+    this.#d.writer.flush();
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Ordered shutdown; the second call returns the first call's promise: stop
+   * admitting, cancel queued runs, cancel running ones (or wait up to
+   * `shutdown_grace_ms` when `shutdown_runs` is `wait`), wait for their
+   * terminal events, flush the writer, end every SSE subscription.
+   */
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
+    this.#admitting = false;
+    for (const id of this.#queue.splice(0)) this.#cancelActive(id, "server shutdown", "server");
+    const all = () => Promise.all([...this.#active.values()].map((a) => a.channel.whenTerminal()));
+    if (this.#d.config.shutdown_runs === "wait") await withTimeout(all(), this.#d.config.shutdown_grace_ms);
+    for (const id of [...this.#active.keys()]) this.#cancelActive(id, "server shutdown", "server");
+    await withTimeout(all(), this.#d.config.kill_grace_ms + 6000);
+    this.#d.writer.flush();
+    for (const a of this.#active.values()) {
+      a.actor.stop();
+      a.channel.closeAll();
+    }
+  }
+
+  #newChannel(runId: string, lastStoredId: number, terminalId: number | null = null): RunChannel {
+    return new RunChannel({
+      runId,
+      lastStoredId,
+      terminalId,
+      writer: this.#d.writer,
+      events: this.#d.store.events,
+      bufferLimit: this.#d.config.sse_buffer_events,
+      onSubscribers: (delta) => this.#d.bus.publish("sse.subscribers", { delta }),
+    });
+  }
+
+  #cancelActive(runId: string, reason: string, by: string): void {
+    const active = this.#active.get(runId);
+    if (!active) return;
+    const qi = this.#queue.indexOf(runId);
+    if (qi !== -1) this.#queue.splice(qi, 1);
+    active.actor.send({ type: "CANCEL", reason, by });
+  }
+
+  #pump(): void {
+    if (!this.#admitting) return;
+    const { max_concurrent_runs: max, max_concurrent_runs_per_user: perUser } = this.#d.config;
+    for (let i = 0; i < this.#queue.length && this.#running < max; ) {
+      const id = this.#queue[i]!;
+      const active = this.#active.get(id);
+      if (!active) {
+        this.#queue.splice(i, 1);
+        continue;
+      }
+      if ((this.#runningByUser.get(active.userId) ?? 0) >= perUser) {
+        i++;
+        continue;
+      }
+      this.#queue.splice(i, 1);
+      this.#admit(active);
+    }
+  }
+
+  #admit(active: ActiveRun): void {
+    active.admitted = true;
+    this.#running++;
+    this.#runningByUser.set(active.userId, (this.#runningByUser.get(active.userId) ?? 0) + 1);
+    this.#d.store.runs.update(active.id, { status: "preparing" });
+    this.#publish(active, "preparing", "queued");
+    active.actor.send({ type: "START" });
+  }
+
+  #onMachineDone(active: ActiveRun): void {
+    if (!active.admitted) return;
+    active.admitted = false;
+    this.#running--;
+    const n = (this.#runningByUser.get(active.userId) ?? 1) - 1;
+    if (n <= 0) this.#runningByUser.delete(active.userId);
+    else this.#runningByUser.set(active.userId, n);
+    queueMicrotask(() => this.#pump());
+  }
+
+  #publish(active: ActiveRun, status: RunStatus, prev: RunStatus | null): void {
+    this.#d.bus.publish("run.status", { run_id: active.id, user_id: active.userId, agent: active.agent, status, prev });
+  }
+}
+
+function addUsage(a: Usage | null, b: Usage): Usage {
+  if (!a) return { ...b };
+  const sum = (x?: number, y?: number) => (x === undefined && y === undefined ? undefined : (x ?? 0) + (y ?? 0));
+  const out: Usage = { input_tokens: a.input_tokens + b.input_tokens, output_tokens: a.output_tokens + b.output_tokens };
+  const cr = sum(a.cache_read_tokens, b.cache_read_tokens);
+  const cw = sum(a.cache_write_tokens, b.cache_write_tokens);
+  const cost = sum(a.cost_usd, b.cost_usd);
+  if (cr !== undefined) out.cache_read_tokens = cr;
+  if (cw !== undefined) out.cache_write_tokens = cw;
+  if (cost !== undefined) out.cost_usd = cost;
+  return out;
+}
+
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}

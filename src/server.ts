@@ -1,0 +1,141 @@
+/**
+ * The server's composition: store, bus, auth, agent registry, event writer,
+ * run manager and the Koa app, wired once, plus the ordered, idempotent
+ * shutdown. `src/main.ts` (the command line) calls {@link startServer}.
+ */
+import { mkdirSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { AgentRegistry } from "./agent/registry.ts";
+import { createShellAdapter } from "./agent/shell/adapter.ts";
+import type { AgentAdapter } from "./agent/types.ts";
+import { createApp, createAppDeps } from "./api/app.ts";
+import { createRunRoutes } from "./api/routes/runs.ts";
+import { ensureFirstAdmin } from "./auth/bootstrap.ts";
+import { Bus } from "./bus/bus.ts";
+import { resolvePaths } from "./config/load.ts";
+import type { Config } from "./config/schema.ts";
+import type { Log } from "./log.ts";
+import { EventWriter } from "./run/event-writer.ts";
+import { RunManager } from "./run/manager.ts";
+import { openSqliteStore } from "./store/sqlite.ts";
+
+export const VERSION = "0.1.0";
+
+/** A started server. `close()` is ordered and returns the same promise when called again. */
+export interface ServerHandle {
+  url: string;
+  port: number;
+  manager: RunManager;
+  close(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  config: Config;
+  /** The process environment (only the composition root reads process.env). */
+  env: Record<string, string | undefined>;
+  log: Log;
+  /** Prints a line for the operator (the listening URL, the first admin's password once). */
+  print: (line: string) => void;
+  /** Extra adapters (the real agent CLIs register here). */
+  adapters?: AgentAdapter[];
+  /** Working directory for relative paths; default process.cwd(). */
+  cwd?: string;
+}
+
+/** Environment variables handed to every agent process (besides the agent's own). */
+const PASSED_ENV = ["PATH", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/** Parses `host:port` (IPv6 hosts in brackets). */
+export function parseAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  return { host, port: Number(addr.slice(i + 1)) };
+}
+
+/**
+ * Opens the store (creating the data folder), ends runs a crash left live,
+ * creates the first admin if there is none, and listens on `config.addr`.
+ * @throws when the data folder or database cannot be opened, or the address is in use
+ */
+export async function startServer(opts: StartServerOptions): Promise<ServerHandle> {
+  const { config, log, print } = opts;
+  const paths = resolvePaths(config, opts.cwd ?? process.cwd());
+  mkdirSync(paths.data_dir, { recursive: true, mode: 0o700 });
+  const homes = path.join(paths.data_dir, "homes");
+  mkdirSync(homes, { recursive: true, mode: 0o700 });
+  const store = openSqliteStore({ file: path.join(paths.data_dir, "openrunner.db") });
+  const bus = new Bus((err, topic) => log.error("bus handler failed", { topic, err: String(err) }));
+
+  const baseEnv: Record<string, string> = {};
+  for (const k of PASSED_ENV) if (opts.env[k] !== undefined) baseEnv[k] = opts.env[k]!;
+  const registry = new AgentRegistry([createShellAdapter({ baseEnv }), ...(opts.adapters ?? [])]);
+
+  let manager: RunManager | undefined;
+  const writer = new EventWriter({
+    store,
+    project: (events) => manager?.project(events),
+    onStored: (run_id, count) => bus.publish("run.events.stored", { run_id, count }),
+    onError: (err) => log.error("event commit failed; will retry", { err: String(err) }),
+  });
+  manager = new RunManager({
+    config,
+    store,
+    bus,
+    log,
+    registry,
+    writer,
+    dirs: { workspaces: paths.workspaces_dir, homes },
+    serverEnv: opts.env,
+  });
+  const interrupted = manager.recover();
+  if (interrupted.length > 0) log.warn("ended runs interrupted by the previous shutdown", { count: interrupted.length });
+
+  const admin = await ensureFirstAdmin({ store, ...(config.admin_password ? { password: config.admin_password } : {}), print });
+  void admin;
+
+  const deps = createAppDeps({
+    config,
+    store,
+    bus,
+    log,
+    dataDir: paths.data_dir,
+    version: VERSION,
+    listAgentHealth: () => registry.health(),
+  });
+  const app = createApp(deps, [createRunRoutes(deps, manager)]);
+  const server = http.createServer(app.callback());
+  server.keepAliveTimeout = 65_000;
+  const { host, port } = parseAddr(config.addr);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${actualPort}`;
+  print(`OpenRunner ${VERSION} listening on ${url}`);
+  log.info("listening", { url, data_dir: paths.data_dir });
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info("shutting down");
+      await manager.close(); // stop admitting, end runs, flush events, end SSE streams
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), config.shutdown_grace_ms).unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      writer.flush();
+      store.close();
+      log.info("stopped");
+    })());
+  return { url, port: actualPort, manager, close };
+}

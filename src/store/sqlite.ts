@@ -1,0 +1,266 @@
+/**
+ * The embedded store: SQLite through better-sqlite3, in WAL mode with
+ * `synchronous=NORMAL` (a commit survives a process crash; a power loss may
+ * lose the last commits, never corrupt the file), foreign keys on and a busy
+ * timeout. Statements are prepared once per store; JSON columns hold input,
+ * metadata, error, usage and event data. See `types.ts` for the contracts.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import type { Database as Db, Statement } from "better-sqlite3";
+import { monotonicFactory } from "ulid";
+import { ConflictError, ValidationError } from "../errors.ts";
+import type { RunEvent, RunEventType } from "../run/events.ts";
+import { TERMINAL_STATUSES } from "../run/events.ts";
+import { applyMigrations } from "./migrations.ts";
+import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow } from "./types.ts";
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Database file path (parent folders are created), or `":memory:"`. */
+  file: string;
+  /** How long a writer waits for a lock held by another connection, ms. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Opens (creating if needed) the SQLite database at `opts.file`, applies
+ * pending migrations and returns the {@link Store}.
+ *
+ * Ids: users `usr_<ulid>`, API keys `key_<ulid>`; runs keep the id the caller gives.
+ * Timestamps are ISO 8601 UTC strings. Listing order: users and API keys
+ * oldest first; runs newest first by `(created_at, id)`; events by id ascending.
+ *
+ * @throws Error when the file cannot be opened or a migration fails.
+ * @example
+ * const store = openSqliteStore({ file: path.join(dataDir, "openrunner.db") });
+ * const user = store.users.create({ username: "admin", password_hash, role: "admin" });
+ * store.close();
+ */
+export function openSqliteStore(opts: SqliteStoreOptions): Store {
+  if (opts.file !== ":memory:" && !opts.file.startsWith("file:")) {
+    fs.mkdirSync(path.dirname(path.resolve(opts.file)), { recursive: true });
+  }
+  const db = new Database(opts.file);
+  try {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("foreign_keys = ON");
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+    applyMigrations(db);
+    const ulid = monotonicFactory(); // ids sort in creation order, even within one millisecond
+    return {
+      users: createUserRepo(db, ulid),
+      apiKeys: createApiKeyRepo(db, ulid),
+      runs: createRunRepo(db),
+      events: createEventRepo(db),
+      transaction: <T>(fn: () => T): T => db.transaction(fn)(),
+      close: () => {
+        if (db.open) db.close();
+      },
+    };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+const now = (): string => new Date().toISOString();
+
+function createUserRepo(db: Db, ulid: () => string): UserRepo {
+  const cols = "id, username, password_hash, role, created_at";
+  const count = db.prepare("SELECT COUNT(*) FROM users").pluck();
+  const insert = db.prepare(`INSERT INTO users (${cols}) VALUES (@id, @username, @password_hash, @role, @created_at)`);
+  const byId = db.prepare(`SELECT ${cols} FROM users WHERE id = ?`);
+  const byName = db.prepare(`SELECT ${cols} FROM users WHERE username = ?`);
+  const list = db.prepare(`SELECT ${cols} FROM users ORDER BY created_at, id`);
+  const remove = db.prepare("DELETE FROM users WHERE id = ?");
+  return {
+    count: () => count.get() as number,
+    create(u) {
+      const row: UserRow = { id: `usr_${ulid()}`, username: u.username, password_hash: u.password_hash, role: u.role, created_at: now() };
+      try {
+        insert.run(row);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`username ${u.username} is taken`, "username_taken");
+        throw err;
+      }
+      return row;
+    },
+    getById: (id) => byId.get(id) as UserRow | undefined,
+    getByUsername: (username) => byName.get(username) as UserRow | undefined,
+    list: () => list.all() as UserRow[],
+    // api_keys, runs and (through runs) events go with the user: ON DELETE CASCADE.
+    delete: (id) => remove.run(id).changes > 0,
+  };
+}
+
+function createApiKeyRepo(db: Db, ulid: () => string): ApiKeyRepo {
+  const cols = "id, user_id, name, prefix, key_hash, created_at, last_used_at, revoked_at";
+  const insert = db.prepare(
+    `INSERT INTO api_keys (${cols}) VALUES (@id, @user_id, @name, @prefix, @key_hash, @created_at, @last_used_at, @revoked_at)`,
+  );
+  const byHash = db.prepare(`SELECT ${cols} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`);
+  const byUser = db.prepare(`SELECT ${cols} FROM api_keys WHERE user_id = ? ORDER BY id`);
+  const revoke = db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL");
+  const touch = db.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
+  return {
+    create(k) {
+      const row: ApiKeyRow = { id: `key_${ulid()}`, ...pick(k, ["user_id", "name", "prefix", "key_hash"]), created_at: now(), last_used_at: null, revoked_at: null };
+      insert.run(row);
+      return row;
+    },
+    getActiveByHash: (hash) => byHash.get(hash) as ApiKeyRow | undefined,
+    listByUser: (userId) => byUser.all(userId) as ApiKeyRow[],
+    revoke: (id, userId) => revoke.run(now(), id, userId).changes > 0,
+    touch: (id, at) => void touch.run(at, id),
+  };
+}
+
+/** Run columns stored as JSON text. */
+const JSON_COLUMNS = new Set(["input", "metadata", "error", "usage"]);
+/** Columns `runs.update` may set (everything but `id` and `user_id`). */
+const PATCHABLE = new Set([
+  "agent", "status", "input", "metadata", "cwd", "created_at", "started_at", "ended_at",
+  "result", "error", "exit_code", "usage", "session_id", "last_event_id",
+]);
+const RUN_COLS = "id, user_id, agent, status, input, metadata, cwd, created_at, started_at, ended_at, result, error, exit_code, usage, session_id, last_event_id";
+
+function createRunRepo(db: Db): RunRepo {
+  const insert = db.prepare(
+    `INSERT INTO runs (id, user_id, agent, status, input, metadata, cwd, created_at)
+     VALUES (@id, @user_id, @agent, @status, @input, @metadata, @cwd, @created_at)`,
+  );
+  const byId = db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE id = ?`);
+  const terminal = TERMINAL_STATUSES.map((s) => `'${s}'`).join(", ");
+  const nonTerminal = db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE status NOT IN (${terminal}) ORDER BY created_at, id`);
+  const remove = db.prepare("DELETE FROM runs WHERE id = ?");
+  const listStatements = new Map<string, Statement>();
+  const updateStatements = new Map<string, Statement>();
+  const get = (id: string): RunRow | undefined => decodeRun(byId.get(id));
+
+  return {
+    insert(r) {
+      insert.run({ ...r, input: JSON.stringify(r.input), metadata: JSON.stringify(r.metadata) });
+      const row = get(r.id);
+      if (!row) throw new Error(`run ${r.id} vanished after insert`);
+      return row;
+    },
+    get,
+    list(q: RunListQuery) {
+      const limit = Math.max(1, Math.floor(q.limit));
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+      const where: string[] = [];
+      const params: Record<string, unknown> = { limit: limit + 1 };
+      for (const key of ["user_id", "status", "agent"] as const) {
+        if (q[key] === undefined) continue;
+        where.push(`${key} = @${key}`);
+        params[key] = q[key];
+      }
+      if (after) {
+        where.push("(created_at, id) < (@c_created_at, @c_id)");
+        params.c_created_at = after[0];
+        params.c_id = after[1];
+      }
+      const sql = `SELECT ${RUN_COLS} FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                   ORDER BY created_at DESC, id DESC LIMIT @limit`;
+      const rows = cached(listStatements, sql, () => db.prepare(sql)).all(params).map((r) => decodeRun(r)!);
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      const next_cursor = rows.length > limit && last ? encodeCursor([last.created_at, last.id]) : null;
+      return { runs: page, next_cursor };
+    },
+    update(id, patch) {
+      const keys = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined).sort();
+      if (keys.length === 0) return;
+      const unknown = keys.find((k) => !PATCHABLE.has(k));
+      if (unknown) throw new TypeError(`runs.update: ${unknown} is not an updatable column`);
+      const sql = `UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(", ")} WHERE id = @id`;
+      const params: Record<string, unknown> = { id };
+      for (const k of keys) {
+        const v = (patch as Record<string, unknown>)[k];
+        params[k] = JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v;
+      }
+      cached(updateStatements, sql, () => db.prepare(sql)).run(params);
+    },
+    listNonTerminal: () => nonTerminal.all().map((r) => decodeRun(r)!),
+    // Events go with the run: ON DELETE CASCADE.
+    delete: (id) => remove.run(id).changes > 0,
+  };
+}
+
+function createEventRepo(db: Db): EventRepo {
+  const insert = db.prepare("INSERT INTO events (run_id, id, ts, type, data) VALUES (?, ?, ?, ?, ?)");
+  const bumpLast = db.prepare("UPDATE runs SET last_event_id = MAX(last_event_id, ?) WHERE id = ?");
+  const list = db.prepare("SELECT id, run_id, ts, type, data FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?");
+  const lastId = db.prepare("SELECT COALESCE(MAX(id), 0) FROM events WHERE run_id = ?").pluck();
+  const countByType = db.prepare("SELECT COUNT(*) FROM events WHERE run_id = ? AND type = ?").pluck();
+  const insertAll = db.transaction((events: readonly RunEvent[]) => {
+    const highest = new Map<string, number>();
+    for (const e of events) {
+      insert.run(e.run_id, e.id, e.ts, e.type, JSON.stringify(e.data));
+      if ((highest.get(e.run_id) ?? 0) < e.id) highest.set(e.run_id, e.id);
+    }
+    for (const [runId, id] of highest) bumpLast.run(id, runId);
+  });
+  return {
+    insertBatch(events) {
+      if (events.length > 0) insertAll(events);
+    },
+    list(runId, after, limit) {
+      const rows = list.all(runId, after, Math.max(0, Math.floor(limit))) as EventRecord[];
+      return rows.map((r) => ({ id: r.id, run_id: r.run_id, ts: r.ts, type: r.type, data: JSON.parse(r.data) }) as RunEvent);
+    },
+    lastId: (runId) => lastId.get(runId) as number,
+    countByType: (runId, type: RunEventType) => countByType.get(runId, type) as number,
+  };
+}
+
+interface EventRecord {
+  id: number;
+  run_id: string;
+  ts: string;
+  type: RunEventType;
+  data: string;
+}
+
+/** Turns a `runs` row (JSON columns as text) into a {@link RunRow}; undefined stays undefined. */
+function decodeRun(raw: unknown): RunRow | undefined {
+  if (raw === undefined) return undefined;
+  const r = raw as Record<string, unknown>;
+  const parse = (v: unknown): unknown => (v === null ? null : JSON.parse(v as string));
+  return { ...r, input: parse(r.input), metadata: parse(r.metadata), error: parse(r.error), usage: parse(r.usage) } as RunRow;
+}
+
+/** Cursor: base64url of the JSON `[created_at, id]` of the last run on the page. */
+function encodeCursor(position: [string, string]): string {
+  return Buffer.from(JSON.stringify(position)).toString("base64url");
+}
+
+/** @throws ValidationError (code `invalid_cursor`) for anything {@link encodeCursor} did not produce. */
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string") return [v[0], v[1]];
+  } catch {
+    // fall through
+  }
+  throw new ValidationError("invalid cursor", { cursor }, "invalid_cursor");
+}
+
+function cached(statements: Map<string, Statement>, sql: string, prepare: () => Statement): Statement {
+  let s = statements.get(sql);
+  if (!s) statements.set(sql, (s = prepare()));
+  return s;
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const k of keys) out[k] = o[k];
+  return out;
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_UNIQUE";
+}

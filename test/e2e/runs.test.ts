@@ -1,0 +1,219 @@
+/**
+ * End to end: the real server on port 0 (child process), real `shell` runs,
+ * SSE over real sockets.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, symlinkSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { readSse } from "../helpers/sse.ts";
+
+type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
+
+async function createRun(s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}): Promise<string> {
+  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "shell", ...metadata } } });
+  assert.equal(res.status, 201, await res.clone().text());
+  return ((await res.json()) as { run_id: string }).run_id;
+}
+
+async function allEvents(s: TestServer, token: string, runId: string): Promise<Ev[]> {
+  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000 });
+  assert.ok(out.ended, "stream should end after the terminal event");
+  return out.messages.map((m) => JSON.parse(m.data) as Ev);
+}
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("condition not met in time");
+}
+
+describe("shell runs end to end", () => {
+  let s: TestServer;
+  let token: string;
+  before(async () => {
+    s = await spawnServer({ env: { OPENRUNNER_MAX_CONCURRENT_RUNS: "4", OPENRUNNER_MAX_CONCURRENT_RUNS_PER_USER: "4" } });
+    token = await s.login();
+  });
+  after(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+
+  test("live SSE, disconnect mid-run, reconnect with Last-Event-ID: exact rest, one terminal event", async () => {
+    const runId = await createRun(s, token, "echo hello; sleep 1; echo world");
+    const first = await readSse(`${s.url}/api/runs/${runId}/events`, {
+      token,
+      stopAfter: (m) => m.event === "log" && JSON.parse(m.data).data.text === "hello",
+    });
+    const seen = first.messages.map((m) => JSON.parse(m.data) as Ev);
+    assert.deepEqual(seen.map((e) => e.type), ["run.queued", "run.started", "log"]);
+    assert.deepEqual(seen.map((e) => e.id), [1, 2, 3]);
+    assert.equal(first.messages[2]!.id, "3");
+    const lastId = seen[seen.length - 1]!.id;
+    const rest = await readSse(`${s.url}/api/runs/${runId}/events`, { token, lastEventId: lastId });
+    assert.ok(rest.ended);
+    const restEvents = rest.messages.map((m) => JSON.parse(m.data) as Ev);
+    assert.deepEqual(restEvents.map((e) => e.id), [4, 5]);
+    assert.deepEqual(restEvents.map((e) => e.type), ["log", "run.completed"]);
+    assert.equal(restEvents[0]!.data.text, "world");
+    assert.equal(restEvents[1]!.data.exit_code, 0);
+    // ?after= gives the same replay, and the JSON page agrees with the stream
+    const viaQuery = await readSse(`${s.url}/api/runs/${runId}/events?after=${lastId}`, { token });
+    assert.deepEqual(viaQuery.messages.map((m) => m.id), ["4", "5"]);
+    const page = await s.api(`/api/runs/${runId}/events?after=0`, { token, headers: { Accept: "application/json" } });
+    const body = (await page.json()) as { events: Ev[]; done: boolean; next_after: number };
+    assert.equal(body.events.length, 5);
+    assert.equal(body.done, true);
+    assert.equal(body.next_after, 5);
+    const run = (await (await s.api(`/api/runs/${runId}`, { token })).json()) as Record<string, any>;
+    assert.equal(run.status, "completed");
+    assert.equal(run.result, "world");
+  });
+
+  test("50 concurrent runs with a limit of 4: all finish, never more than 4 at once, queue order kept", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) ids.push(await createRun(s, token, `sleep 0.1; echo run-${i}`));
+    const intervals: Array<{ start: number; end: number; i: number }> = [];
+    for (const [i, id] of ids.entries()) {
+      const events = await allEvents(s, token, id);
+      const started = events.find((e) => e.type === "run.started");
+      const last = events[events.length - 1]!;
+      assert.equal(last.type, "run.completed", `run ${i}: ${JSON.stringify(last)}`);
+      assert.ok(started);
+      intervals.push({ start: Date.parse(started.ts), end: Date.parse(last.ts), i });
+    }
+    for (const a of intervals) {
+      const overlapping = intervals.filter((b) => b.start <= a.start && b.end > a.start).length;
+      assert.ok(overlapping <= 4, `${overlapping} runs overlapped at run ${a.i}`);
+    }
+    const order = [...intervals].sort((a, b) => a.start - b.start || a.i - b.i).map((x) => x.i);
+    assert.deepEqual(order, [...order].sort((a, b) => a - b), "runs started in creation order");
+  });
+
+  test("cancel a running `sleep 300` ends the whole process group", async () => {
+    const runId = await createRun(s, token, "sleep 300 & sleep 300");
+    const live = await readSse(`${s.url}/api/runs/${runId}/events`, { token, stopAfter: (m) => m.event === "run.started" });
+    const pid = (JSON.parse(live.messages.at(-1)!.data) as Ev).data.pid as number;
+    assert.ok(groupAlive(pid));
+    const res = await s.api(`/api/runs/${runId}/cancel`, { method: "POST", token });
+    assert.equal(res.status, 202);
+    const again = await s.api(`/api/runs/${runId}/cancel`, { method: "POST", token });
+    assert.equal(again.status, 202, "cancel is idempotent");
+    const events = await allEvents(s, token, runId);
+    const last = events.at(-1)!;
+    assert.equal(last.type, "run.cancelled");
+    assert.equal(last.data.by, "user:admin");
+    assert.equal(events.filter((e) => e.type.startsWith("run.") && ["run.completed", "run.failed", "run.cancelled", "run.timed_out"].includes(e.type)).length, 1);
+    await waitFor(() => !groupAlive(pid), 5000);
+  });
+
+  test("timeout ends the run as run.timed_out and kills it", async () => {
+    const runId = await createRun(s, token, "echo start; sleep 60", { timeout_secs: 1 });
+    const events = await allEvents(s, token, runId);
+    const last = events.at(-1)!;
+    assert.equal(last.type, "run.timed_out");
+    assert.equal(last.data.timeout_ms, 1000);
+    const pid = events.find((e) => e.type === "run.started")!.data.pid as number;
+    await waitFor(() => !groupAlive(pid), 5000);
+  });
+
+  test("a failing command fails the run with exit_nonzero and its exit code", async () => {
+    const runId = await createRun(s, token, "echo oops >&2; exit 3");
+    const events = await allEvents(s, token, runId);
+    const last = events.at(-1)!;
+    assert.equal(last.type, "run.failed");
+    assert.equal(last.data.exit_code, 3);
+    assert.equal(last.data.error.code, "exit_nonzero");
+    assert.ok(events.some((e) => e.type === "log" && e.data.stream === "stderr" && e.data.text === "oops"));
+  });
+
+  test("bad inputs get their 4xx and create nothing", async () => {
+    const before = ((await (await s.api("/api/runs?limit=200", { token })).json()) as { runs: unknown[] }).runs.length;
+    const post = (body: string) => s.api("/api/runs", { method: "POST", token, body, headers: { "Content-Type": "application/json" } });
+    const cases: Array<[string, number, string]> = [
+      ["{not json", 400, "invalid_json"],
+      [JSON.stringify({ input: { text: "x" }, metadata: { agent_type: "nope" } }), 400, "unknown_agent"],
+      [JSON.stringify({ input: {}, metadata: { agent_type: "shell" } }), 400, "validation_failed"],
+      [JSON.stringify({ input: { text: "x" }, metadata: { agent_type: "shell", cwd: "../../etc" } }), 400, "cwd_outside_workspace"],
+      [JSON.stringify({ input: { text: "x" }, metadata: { agent_type: "shell", cwd: "/etc" } }), 400, "cwd_outside_workspace"],
+    ];
+    // a symlink inside the workspaces root that points outside it
+    const outside = mkdtempSync(path.join(os.tmpdir(), "openrunner-outside-"));
+    const root = path.join(s.dataDir, "workspaces");
+    mkdirSync(root, { recursive: true });
+    symlinkSync(outside, path.join(root, "escape"));
+    cases.push([JSON.stringify({ input: { text: "x" }, metadata: { agent_type: "shell", cwd: "escape/sub" } }), 400, "cwd_outside_workspace"]);
+    for (const [body, status, code] of cases) {
+      const res = await post(body);
+      const json = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(res.status, status, body);
+      assert.equal(json.error.code, code, body);
+      assert.ok(json.error.message.length > 0);
+    }
+    const afterCount = ((await (await s.api("/api/runs?limit=200", { token })).json()) as { runs: unknown[] }).runs.length;
+    assert.equal(afterCount, before);
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  test("another user's run answers 404; unauthenticated answers 401", async () => {
+    const created = await s.api("/api/users", { method: "POST", token, json: { username: "bob", password: "bob-password-1" } });
+    assert.equal(created.status, 201);
+    const bob = await s.login("bob", "bob-password-1");
+    const runId = await createRun(s, token, "echo mine");
+    for (const p of [`/api/runs/${runId}`, `/api/runs/${runId}/events`]) {
+      const r = await s.api(p, { token: bob, headers: { Accept: "application/json" } });
+      assert.equal(r.status, 404, p);
+    }
+    assert.equal((await s.api(`/api/runs/${runId}/cancel`, { method: "POST", token: bob })).status, 404);
+    assert.equal((await s.api(`/api/runs/${runId}`)).status, 401);
+    const sse = await readSse(`${s.url}/api/runs/${runId}/events?access_token=${encodeURIComponent(token)}`, {});
+    assert.equal(sse.status, 200);
+    assert.equal(JSON.parse(sse.messages.at(-1)!.data).type, "run.completed");
+  });
+});
+
+describe("server killed with SIGKILL mid-run", () => {
+  test("restart ends the run as failed/interrupted and keeps every stored event", async () => {
+    const s = await spawnServer();
+    const token = await s.login();
+    const runId = await createRun(s, token, "for i in 1 2 3; do echo line-$i; done; sleep 300");
+    const live = await readSse(`${s.url}/api/runs/${runId}/events`, {
+      token,
+      stopAfter: (m) => m.event === "log" && JSON.parse(m.data).data.text === "line-3",
+    });
+    const seen = live.messages.map((m) => JSON.parse(m.data) as Ev);
+    const pid = seen.find((e) => e.type === "run.started")!.data.pid as number;
+    await s.kill9();
+    const s2 = await spawnServer({ dataDir: s.dataDir });
+    try {
+      const token2 = await s2.login();
+      const events = await allEvents(s2, token2, runId);
+      assert.deepEqual(events.slice(0, seen.length), seen, "events stored before the kill are unchanged");
+      const last = events.at(-1)!;
+      assert.equal(last.type, "run.failed");
+      assert.equal(last.data.error.code, "interrupted");
+      assert.equal(last.id, events.length);
+      const run = (await (await s2.api(`/api/runs/${runId}`, { token: token2 })).json()) as Record<string, any>;
+      assert.equal(run.status, "failed");
+      await waitFor(() => !groupAlive(pid), 5000);
+    } finally {
+      await s2.stop();
+      s2.cleanup();
+    }
+  });
+});
