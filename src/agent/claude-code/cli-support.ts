@@ -1,0 +1,183 @@
+/**
+ * Helpers shared by the four CLI adapters (claude-code, codex, opencode, gemini): adapter
+ * options, binary detection, the complete child environment, and the small pieces every
+ * parser needs (log events for unknown lines and stderr, failure outcomes).
+ *
+ * It lives in `claude-code/` only because the adapter folders are all this work owns; it is
+ * adapter-neutral and can move to `src/agent/` unchanged.
+ */
+import { access, constants } from "node:fs/promises";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import type { RunEventInput } from "../../run/events.ts";
+import type { AgentHealth, AgentOutcome, AgentRunContext, ProcessExit } from "../types.ts";
+
+/** `agents.<name>` from the configuration, plus test-only knobs. */
+export interface AgentCliOptions {
+  /** Executable path or name; otherwise PATH, then `<repo>/.agents/bin`. */
+  command?: string;
+  /** Model API base URL (vendor default env var otherwise). */
+  base_url?: string;
+  /** API key (vendor default env var otherwise). Never put in argv. */
+  api_key?: string;
+  /** Default model when the run names none. */
+  model?: string;
+  /** Extra environment for the CLI (admin-set). */
+  env?: Record<string, string>;
+  /** Extra CLI arguments (admin-set), before the run's `extra_args`. */
+  args?: string[];
+  /** Caps the CLI's HTTP retries where it has a knob (claude, codex, gemini); unset keeps the CLI default. */
+  max_retries?: number;
+}
+
+/** The server's environment, read only for PATH, LANG and the vendor-standard variables. */
+export type ServerEnv = Readonly<Record<string, string | undefined>>;
+
+/** The repository root (three levels above this file), where `.agents/bin` lives. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds the CLI: the configured `command` (a path, or a name looked up on PATH), else `binName` on
+ * PATH, else `<repo>/.agents/bin/<binName>` (where `scripts/install-agents.sh` puts it).
+ */
+export async function findBinary(binName: string, command: string | undefined, env: ServerEnv): Promise<string | undefined> {
+  const name = command ?? binName;
+  if (name.includes("/")) return (await isExecutable(resolve(name))) ? resolve(name) : undefined;
+  for (const dir of (env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, name);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  if (command) return undefined;
+  const local = join(REPO_ROOT, ".agents", "bin", binName);
+  return (await isExecutable(local)) ? local : undefined;
+}
+
+/**
+ * Returns a cached `detect()`: finds the binary and runs `<bin> --version` once (20 s limit).
+ * The version is the first `x.y.z` in the output.
+ */
+export function createDetector(agent: string, binName: string, options: AgentCliOptions, env: ServerEnv): () => Promise<AgentHealth> {
+  let cached: Promise<AgentHealth> | undefined;
+  return () =>
+    (cached ??= (async (): Promise<AgentHealth> => {
+      const path = await findBinary(binName, options.command, env);
+      if (!path) return { agent, available: false, reason: `${options.command ?? binName} not found on PATH or in .agents/bin (run scripts/install-agents.sh)` };
+      try {
+        const out = await execa(path, ["--version"], {
+          env: { PATH: env.PATH ?? "/usr/bin:/bin", HOME: env.HOME ?? "/tmp", TERM: "dumb", LANG: env.LANG ?? "C.UTF-8" },
+          extendEnv: false,
+          stdin: "ignore",
+          timeout: 20_000,
+          reject: false,
+        });
+        const version = /\d+\.\d+\.\d+[\w.+-]*/.exec(`${out.stdout}\n${out.stderr}`)?.[0];
+        if (out.exitCode !== 0 || !version) return { agent, available: false, path, reason: `${path} --version failed: ${(out.stderr || out.stdout).slice(-300)}` };
+        return { agent, available: true, path, version };
+      } catch (err) {
+        return { agent, available: false, path, reason: `${path} --version failed: ${(err as Error).message}` };
+      }
+    })());
+}
+
+/**
+ * The complete child environment: PATH, HOME=ctx.home, LANG, TERM=dumb, the agent's own
+ * variables, then the admin's `options.env` (which wins). Undefined values are left out.
+ */
+export function buildEnv(ctx: AgentRunContext, own: Record<string, string | undefined>, options: AgentCliOptions): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: ctx.server_env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: ctx.home,
+    LANG: ctx.server_env.LANG ?? "C.UTF-8",
+    TERM: "dumb",
+  };
+  for (const [k, v] of Object.entries({ ...own, ...options.env })) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+/** Resolves the binary for `command()`, or throws a message naming what is missing. */
+export async function requireBinary(agent: string, binName: string, options: AgentCliOptions, env: ServerEnv): Promise<string> {
+  const path = await findBinary(binName, options.command, env);
+  if (!path) throw new Error(`agent ${agent}: ${options.command ?? binName} not found (run scripts/install-agents.sh)`);
+  return path;
+}
+
+/** A `log` event; `raw` (the parsed line) only when given. */
+export function logEvent(stream: "stdout" | "stderr", text: string, raw?: unknown): RunEventInput {
+  return raw === undefined ? { type: "log", data: { stream, text } } : { type: "log", data: { stream, text, raw } };
+}
+
+/** Parses a stdout line as a JSON object, or returns undefined (the caller then logs it). */
+export function parseJsonObject(line: string): Record<string, unknown> | undefined {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith("{")) return undefined;
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `log` event for a stdout line the parser does not know: never dropped. */
+export function unknownLine(line: string, parsed?: unknown): RunEventInput[] {
+  return [logEvent("stdout", line, parsed)];
+}
+
+/** The last `max` characters of the stderr tail, trimmed. */
+export function tailOf(exit: ProcessExit, max = 600): string {
+  const t = exit.stderr_tail.trim();
+  return t.length > max ? `…${t.slice(-max)}` : t;
+}
+
+/** `agent_crashed`: the process ended without a usable terminal event. */
+export function crashed(agent: string, exit: ProcessExit, why: string): AgentOutcome {
+  const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.exit_code ?? "unknown"}`;
+  const tail = tailOf(exit);
+  const out: AgentOutcome = { kind: "failed", code: "agent_crashed", message: `${agent} ${how}: ${why}${tail ? `; stderr: ${tail}` : ""}` };
+  if (exit.exit_code !== undefined) out.exit_code = exit.exit_code;
+  return out;
+}
+
+/** `auth_failed` for 401/403, else `model_error`, with the upstream status in the message when known. */
+export function modelFailure(exit: ProcessExit, message: string, status?: number): AgentOutcome {
+  const auth = status === 401 || status === 403;
+  const out: AgentOutcome = {
+    kind: "failed",
+    code: auth ? "auth_failed" : "model_error",
+    message: status !== undefined && !message.includes(String(status)) ? `HTTP ${status}: ${message}` : message,
+  };
+  if (exit.exit_code !== undefined) out.exit_code = exit.exit_code;
+  return out;
+}
+
+/** The first HTTP-looking status (4xx/5xx) in an error message, e.g. "unexpected status 401 Unauthorized". */
+export function statusInMessage(message: string): number | undefined {
+  const m = /\b(?:status(?: code)?:?\s*|API Error:\s*|HTTP\s*|\[|\()([45]\d\d)\b/i.exec(message) ?? /\b([45]\d\d)\b/.exec(message);
+  return m?.[1] ? Number(m[1]) : undefined;
+}
+
+/** Maps a todo list (claude TodoWrite, opencode todowrite, gemini write_todos, codex todo_list) to `plan` data. */
+export function planEvent(todos: unknown, raw?: unknown): RunEventInput | undefined {
+  if (!Array.isArray(todos)) return undefined;
+  const entries = todos.map((t: Record<string, unknown>) => {
+    const content = String(t.content ?? t.description ?? t.text ?? t.title ?? "");
+    const status = typeof t.status === "string" ? t.status : t.completed === true ? "completed" : "pending";
+    return typeof t.priority === "string" ? { content, status, priority: t.priority } : { content, status };
+  });
+  return raw === undefined ? { type: "plan", data: { entries } } : { type: "plan", data: { entries, raw } };
+}
+
+/** Non-negative integer or 0, for token counts. */
+export function tokens(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
+}
