@@ -63,7 +63,38 @@ export function validateQuery<T extends TSchema>(schema: T, query: unknown): Sta
 function validateValue<T extends TSchema>(schema: T, value: unknown, message: string): Static<T> {
   const validate = compileSchema(schema);
   if (validate(value)) return value as Static<T>;
-  throw new ValidationError(message, (validate.errors ?? []).map(describeIssue));
+  throw new ValidationError(message, describeIssues(validate.errors ?? []));
+}
+
+/**
+ * One issue per failing location. A failed union (`anyOf`/`oneOf`) is reported
+ * once — "must be one of: …" for a union of literals — instead of once per branch.
+ */
+function describeIssues(errors: readonly ErrorObject[]): ValidationIssue[] {
+  const unions = new Set(errors.filter((e) => e.keyword === "anyOf" || e.keyword === "oneOf").map((e) => e.schemaPath.replace(/\/(anyOf|oneOf)$/, "")));
+  const issues: ValidationIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const branchOf = [...unions].find((u) => e.schemaPath.startsWith(`${u}/anyOf/`) || e.schemaPath.startsWith(`${u}/oneOf/`));
+    if (branchOf !== undefined) continue;
+    const issue = e.keyword === "anyOf" || e.keyword === "oneOf" ? describeUnion(e, errors) : describeIssue(e);
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push(issue);
+  }
+  return issues;
+}
+
+/** A failed union: lists the allowed values when every branch is a literal. */
+function describeUnion(union: ErrorObject, errors: readonly ErrorObject[]): ValidationIssue {
+  const prefix = `${union.schemaPath}/`;
+  const branches = errors.filter((e) => e.schemaPath.startsWith(prefix) && e.instancePath === union.instancePath);
+  if (branches.length > 0 && branches.every((e) => e.keyword === "const")) {
+    const allowed = branches.map((e) => JSON.stringify((e.params as { allowedValue: unknown }).allowedValue));
+    return { path: union.instancePath, message: `must be one of: ${allowed.join(", ")}` };
+  }
+  return { path: union.instancePath, message: union.message ?? "must match one of the allowed forms" };
 }
 
 /** Turns an ajv error into `{path, message}`, pointing at the missing or unexpected property itself. */

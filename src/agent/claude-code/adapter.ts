@@ -1,0 +1,56 @@
+/**
+ * The Claude Code adapter (`agent_type: "claude_code"`): runs
+ * `claude -p --output-format stream-json --verbose --include-partial-messages
+ * --dangerously-skip-permissions [--model M] [--resume ID] -- PROMPT` with an isolated
+ * `CLAUDE_CONFIG_DIR` under the run's home. Verified with Claude Code 2.1.197.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
+import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "./cli-support.ts";
+import { createClaudeCodeParser } from "./parse.ts";
+
+/**
+ * Creates the Claude Code adapter.
+ * @param options `agents.claude_code` from the configuration (`command`, `base_url`, `api_key`, `model`, `env`, `args`).
+ * @param serverEnv the server's environment: PATH, LANG, and the defaults ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY.
+ * @example
+ * const claude = createClaudeCodeAdapter({ base_url: "http://127.0.0.1:8080" }, process.env);
+ * const cmd = await claude.command(ctx); // argv, complete env, cwd
+ */
+export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
+  const name = "claude_code";
+  const detect = createDetector(name, "claude", options, serverEnv);
+  return {
+    name,
+    detect,
+    async command(ctx: AgentRunContext): Promise<AgentCommand> {
+      const bin = await requireBinary(name, "claude", options, serverEnv);
+      const configDir = join(ctx.home, ".claude");
+      await mkdir(configDir, { recursive: true });
+      const model = ctx.model ?? options.model;
+      const argv = [bin, "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages", "--dangerously-skip-permissions"];
+      if (model) argv.push("--model", model);
+      if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
+      argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
+      const env = buildEnv(
+        ctx,
+        {
+          CLAUDE_CONFIG_DIR: configDir,
+          ANTHROPIC_BASE_URL: options.base_url ?? serverEnv.ANTHROPIC_BASE_URL,
+          ANTHROPIC_API_KEY: options.api_key ?? serverEnv.ANTHROPIC_API_KEY,
+          IS_SANDBOX: "1",
+          DISABLE_TELEMETRY: "1",
+          DISABLE_ERROR_REPORTING: "1",
+          DISABLE_AUTOUPDATER: "1",
+          DISABLE_BUG_COMMAND: "1",
+          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+          CLAUDE_CODE_MAX_RETRIES: options.max_retries === undefined ? undefined : String(options.max_retries),
+        },
+        options,
+      );
+      return { argv, env, cwd: ctx.cwd };
+    },
+    createParser: () => createClaudeCodeParser(),
+  };
+}
