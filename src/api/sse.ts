@@ -49,7 +49,7 @@ export function streamRunEvents(req: IncomingMessage, res: ServerResponse, chann
     sub = channel.subscribe(after, {
       write(chunk: EventChunk): boolean {
         if (finished) return false;
-        return res.write(chunk.text);
+        return res.write(chunk.bytes());
       },
       lagged(lastId: number) {
         res.write(`event: stream.lagged\ndata: ${JSON.stringify({ last_event_id: lastId })}\n\n`);

@@ -19,6 +19,8 @@ export interface EventChunk {
   events: RunEvent[];
   /** `id:`/`event:`/`data:` frames, concatenated. */
   text: string;
+  /** `text` as UTF-8, encoded once on first use and shared by every subscriber. */
+  bytes(): Buffer;
 }
 
 /** Where a subscription delivers. */
@@ -41,7 +43,8 @@ export function formatSseFrame(e: RunEvent): string {
 function chunkOf(events: RunEvent[]): EventChunk {
   let text = "";
   for (const e of events) text += formatSseFrame(e);
-  return { events, text };
+  let buf: Buffer | undefined;
+  return { events, text, bytes: () => (buf ??= Buffer.from(text, "utf8")) };
 }
 
 /** A reader of one run's events. Created by {@link RunChannel.subscribe}. */

@@ -217,3 +217,36 @@ describe("server killed with SIGKILL mid-run", () => {
     }
   });
 });
+
+describe("graceful shutdown", () => {
+  test("SIGTERM cancels live runs, delivers their last events to SSE, exits 0; the first admin is created once", async () => {
+    const s = await spawnServer({ env: { OPENRUNNER_ADMIN_PASSWORD: "" } });
+    try {
+      const m = /password[^\n]*?:\s*(\S+)/i.exec(s.output());
+      assert.ok(m, `generated admin password printed:\n${s.output()}`);
+      const token = await s.login("admin", m[1]!);
+      const runId = await createRun(s, token, "echo up; sleep 300");
+      const stream = readSse(`${s.url}/api/runs/${runId}/events`, { token });
+      await waitFor(async () => {
+        const r = (await (await s.api(`/api/runs/${runId}`, { token })).json()) as { status: string };
+        return r.status === "running";
+      });
+      const code = await s.stop();
+      assert.equal(code, 0);
+      const out = await stream;
+      assert.ok(out.ended, "SSE stream ended cleanly");
+      const last = JSON.parse(out.messages.at(-1)!.data) as Ev;
+      assert.equal(last.type, "run.cancelled");
+      assert.equal(last.data.by, "server");
+      const s2 = await spawnServer({ dataDir: s.dataDir, env: { OPENRUNNER_ADMIN_PASSWORD: "" } });
+      assert.doesNotMatch(s2.output(), /password/i, "no second admin password printed");
+      const token2 = await s2.login("admin", m[1]!);
+      const run = (await (await s2.api(`/api/runs/${runId}`, { token: token2 })).json()) as { status: string };
+      assert.equal(run.status, "cancelled");
+      await s2.stop();
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});

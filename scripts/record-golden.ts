@@ -1,0 +1,158 @@
+/**
+ * Re-records the golden transcripts of the real agent CLIs against the scripted model server.
+ *
+ *   node --import tsx scripts/record-golden.ts [--agent NAME]… [--case NAME]… [--write-expected]
+ *
+ * Agents: claude-code, codex, opencode, gemini (default: all installed, run one at a time).
+ * Cases: success (a shell tool call creates hello.txt), error-400, error-500 (retries capped;
+ * not opencode, which has no knob and takes ~80 s), auth (401), cancel (SIGTERM to the process
+ * group mid-stream), resume (a second run resumes the first run's session). For each it writes
+ * `test/golden/<agent>/<case>.jsonl` (stdout lines) and `<case>.meta.json` (CLI version, exit,
+ * stderr tail, requests seen). With `--write-expected` it also writes `<case>.expected.json`
+ * (the parser's events and outcome) — review it by hand against the transcript before committing;
+ * without the flag it prints the events so they can be compared with the committed file.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { startModelServer, type ModelServer, type Scenario } from "../test/fixtures/model-server/index.ts";
+import { GOLDEN_AGENTS, createGoldenAdapter, type GoldenAgent } from "../test/golden/agents.ts";
+import type { AgentAdapter, AgentRunContext, ProcessExit } from "../src/agent/types.ts";
+import type { RunEventInput } from "../src/run/events.ts";
+
+const CASES = ["success", "error-400", "error-500", "auth", "cancel", "resume"] as const;
+type Case = (typeof CASES)[number];
+const GOLDEN_DIR = new URL("../test/golden/", import.meta.url).pathname;
+
+interface Recorded {
+  lines: string[];
+  exit: ProcessExit;
+  duration_ms: number;
+}
+
+/** Spawns the command in its own process group; `onStart` may signal it. */
+async function runOnce(adapter: AgentAdapter, ctx: AgentRunContext, onStart?: (pgid: number) => Promise<void>): Promise<Recorded> {
+  const cmd = await adapter.command(ctx);
+  const started = Date.now();
+  const [file, ...args] = cmd.argv;
+  const child = spawn(file as string, args, { cwd: cmd.cwd, env: cmd.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  let stderr = "";
+  const out = createInterface({ input: child.stdout });
+  out.on("line", (l) => lines.push(l));
+  child.stderr.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString("utf8")).slice(-4096);
+  });
+  const timer = setTimeout(() => child.pid && process.kill(-child.pid, "SIGKILL"), 240_000);
+  if (onStart && child.pid) void onStart(child.pid);
+  const exit = await new Promise<ProcessExit>((resolve) => {
+    child.on("close", (code, signal) => {
+      const e: ProcessExit = { stderr_tail: stderr };
+      if (code !== null) e.exit_code = code;
+      if (signal) e.signal = signal;
+      resolve(e);
+    });
+  });
+  clearTimeout(timer);
+  await new Promise((r) => setTimeout(r, 50));
+  return { lines, exit, duration_ms: Date.now() - started };
+}
+
+function scenarioFor(c: Case): { prompt: string; scenario: Scenario; max_retries?: number } {
+  switch (c) {
+    case "success":
+      return {
+        prompt: "Create a file hello.txt containing the word hello.",
+        scenario: { turns: [{ tool: { shell: "printf 'hello\\n' > hello.txt" } }, { text: "Created hello.txt." }] },
+      };
+    case "error-400":
+      return { prompt: "Say hi.", scenario: { turns: [{ error: { status: 400 }, times: Infinity }] }, max_retries: 0 };
+    case "error-500":
+      return { prompt: "Say hi.", scenario: { turns: [{ error: { status: 500 }, times: Infinity }] }, max_retries: 0 };
+    case "auth":
+      return { prompt: "Say hi.", scenario: { turns: [{ error: { status: 401 }, times: Infinity }] }, max_retries: 0 };
+    case "cancel":
+      return { prompt: "Write a long story.", scenario: { turns: [{ slow: { text: "Once upon a time ".repeat(60), chunk_ms: 150 } }] } };
+    case "resume":
+      return { prompt: "What was the word?", scenario: { turns: [{ text: "The word was pineapple." }] } };
+  }
+}
+
+async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writeExpected: boolean): Promise<void> {
+  const { prompt, scenario, max_retries } = scenarioFor(c);
+  const adapter = createGoldenAdapter(agent, server.url, max_retries);
+  const health = await adapter.detect();
+  if (!health.available) return console.log(`${agent}/${c}: skipped (${health.reason})`);
+  const root = await mkdtemp(join(tmpdir(), `openrunner-golden-${agent}-`));
+  const ctx: AgentRunContext = { run_id: `golden-${c}`, text: prompt, cwd: join(root, "work"), home: join(root, "home"), server_env: process.env };
+  await mkdir(ctx.cwd, { recursive: true });
+  await mkdir(ctx.home, { recursive: true });
+  let firstSession: string | undefined;
+  if (c === "resume") {
+    server.setScenario({ turns: [{ text: "Noted: the word is pineapple." }] });
+    const first = await runOnce(adapter, { ...ctx, text: "Remember the word pineapple." });
+    const parser = adapter.createParser(ctx);
+    const events = first.lines.flatMap((l) => parser.parseLine(l));
+    firstSession = events.find((e) => e.type === "agent.session")?.data.session_id as string | undefined;
+    if (!firstSession) throw new Error(`${agent}/resume: first run produced no session id (exit ${JSON.stringify(first.exit)})`);
+    ctx.resume_session_id = firstSession;
+  }
+  const before = server.requests.length;
+  server.setScenario(scenario);
+  const onStart =
+    c === "cancel"
+      ? async (pgid: number) => {
+          await server.waitForRequest((r) => r.kind === "main" && server.requests.indexOf(r) >= before, 120_000);
+          await new Promise((r) => setTimeout(r, 1500));
+          process.kill(-pgid, "SIGTERM");
+        }
+      : undefined;
+  const rec = await runOnce(adapter, ctx, onStart);
+  const requests = server.requests.slice(before).map((r) => ({ method: r.method, path: r.path, kind: r.kind, turn: r.turn, tools: r.tools }));
+  const checks: Record<string, boolean> = {};
+  if (c === "success") checks.file_created = existsSync(join(ctx.cwd, "hello.txt"));
+  if (c === "resume") checks.history_sent = server.requests.slice(before).some((r) => r.kind === "main" && JSON.stringify(r.body).includes("pineapple"));
+  const dir = join(GOLDEN_DIR, agent);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${c}.jsonl`), rec.lines.map((l) => `${l}\n`).join(""));
+  const meta = { agent_version: health.version, case: c, prompt, scenario, exit: rec.exit, duration_ms: rec.duration_ms, resumed_session: firstSession, checks, requests };
+  await writeFile(join(dir, `${c}.meta.json`), `${JSON.stringify(meta, null, 2)}\n`);
+  const parser = adapter.createParser(ctx);
+  const events: RunEventInput[] = [...rec.lines.flatMap((l) => parser.parseLine(l)), ...parser.end()];
+  const expected = { events, outcome: parser.outcome(rec.exit) };
+  const summary = `${agent}/${c}: exit ${rec.exit.exit_code ?? rec.exit.signal} in ${rec.duration_ms} ms, ${rec.lines.length} lines, ${requests.length} requests, checks ${JSON.stringify(checks)}, outcome ${JSON.stringify(expected.outcome).slice(0, 300)}`;
+  console.log(summary);
+  if (writeExpected) await writeFile(join(dir, `${c}.expected.json`), `${JSON.stringify(expected, null, 2)}\n`);
+  else if (process.env.VERBOSE) console.log(JSON.stringify(expected, null, 2));
+  await rm(root, { recursive: true, force: true });
+}
+
+function listArg(flag: string): string[] {
+  const out: string[] = [];
+  process.argv.forEach((a, i) => a === flag && process.argv[i + 1] && out.push(process.argv[i + 1] as string));
+  return out;
+}
+
+async function main(): Promise<void> {
+  const agents = (listArg("--agent").length ? listArg("--agent") : GOLDEN_AGENTS) as GoldenAgent[];
+  const cases = (listArg("--case").length ? listArg("--case") : CASES) as Case[];
+  const writeExpected = process.argv.includes("--write-expected");
+  const server = await startModelServer();
+  try {
+    for (const agent of agents) {
+      if (!GOLDEN_AGENTS.includes(agent)) throw new Error(`unknown agent ${agent}; one of ${GOLDEN_AGENTS.join(", ")}`);
+      for (const c of cases) {
+        if (!CASES.includes(c)) throw new Error(`unknown case ${c}; one of ${CASES.join(", ")}`);
+        if (c === "error-500" && agent === "opencode") continue;
+        await recordCase(agent, c, server, writeExpected);
+      }
+    }
+  } finally {
+    await server.close();
+  }
+}
+
+await main();
