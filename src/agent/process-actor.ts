@@ -88,6 +88,9 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     const parser: LineParser = adapter.createParser(ctx);
     const [file, ...args] = command.argv;
     if (!file) throw Object.assign(new Error("adapter returned an empty command"), { code: "spawn_failed" });
+    // Everything async happens before the spawn: from here to the stream listeners is synchronous, so no output is missed.
+    const version = (await adapter.detect().catch(() => undefined))?.version;
+    if (disposed) return;
     const child = execa(file, args, {
       cwd: command.cwd,
       env: command.env,
@@ -103,7 +106,6 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
       const result = await child;
       throw Object.assign(new Error(`could not start ${file}: ${result.message ?? "spawn failed"}`), { code: "spawn_failed" });
     }
-    const version = (await adapter.detect().catch(() => undefined))?.version;
     emit({ type: "run.started", data: { agent: adapter.name, pid, cwd: command.cwd, ...(version ? { agent_version: version } : {}) } });
     if (stopRequested) stop();
 

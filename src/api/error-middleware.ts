@@ -1,7 +1,8 @@
 /**
  * The one place where errors become HTTP responses (STYLE.md 6):
  * - an {@link AppError} answers its `status` and `{error: {code, message, details?}}`
- *   (the message only when `expose`; 429 also sets `Retry-After`);
+ *   (the message only when `expose`; 429 also sets `Retry-After`, 401
+ *   `WWW-Authenticate: Bearer`);
  * - a Koa/http-errors error with `expose` (4xx from the body parser, the
  *   router…) answers its status with a stable code (`invalid_json`,
  *   `payload_too_large`, …);
@@ -72,7 +73,9 @@ export function createErrorMiddleware(opts: { log: Log }): AppMiddleware {
 /** Maps any thrown value to the response the client gets. Exported for tests. */
 export function mapError(err: unknown): HttpError {
   if (err instanceof AppError) {
-    const headers: Record<string, string> = err instanceof TooManyRequestsError ? { "Retry-After": String(err.retryAfterS) } : {};
+    const headers: Record<string, string> = {};
+    if (err instanceof TooManyRequestsError) headers["Retry-After"] = String(err.retryAfterS);
+    if (err.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="openrunner"';
     const message = err.expose ? err.message : "internal server error";
     const error = err.details !== undefined && err.expose ? { code: err.code, message, details: err.details } : { code: err.code, message };
     return { status: err.status, body: { error }, headers };

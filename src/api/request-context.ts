@@ -46,7 +46,7 @@ export function createRequestContextMiddleware(opts: { log: Log; metrics: Metric
       log.info("request", {
         request_id: requestId,
         method: ctx.method,
-        path: ctx.originalUrl,
+        path: redactUrl(ctx.originalUrl),
         status,
         duration_ms: Math.round(seconds * 1e6) / 1e3,
         user_id: ctx.state.user?.id,

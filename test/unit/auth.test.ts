@@ -78,6 +78,7 @@ describe("every bad credential answers the same 401", () => {
     const res = await request.get(`/api/auth/me${query}`).set(headers);
     assert.equal(res.status, 401, JSON.stringify(res.body));
     assert.deepEqual(res.body, expected);
+    assert.equal(res.headers["www-authenticate"], 'Bearer realm="openrunner"');
     assert.equal(res.text.includes("stack"), false);
   }
   const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
