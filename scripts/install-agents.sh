@@ -12,7 +12,9 @@
 # given, at any version otherwise) is skipped. Pin with e.g. CLAUDE_CODE_VERSION=2.1.197.
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+script_path="${BASH_SOURCE[0]}"
+[[ "$script_path" == */* ]] || script_path="./$script_path"
+repo_root="$(cd "${script_path%/*}/.." && pwd)"
 prefix="${OPENRUNNER_AGENTS_PREFIX:-$repo_root/.agents}"
 
 usage() {

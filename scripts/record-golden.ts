@@ -4,26 +4,29 @@
  *   node --import tsx scripts/record-golden.ts [--agent NAME]… [--case NAME]… [--write-expected]
  *
  * Agents: claude-code, codex, opencode, gemini (default: all installed, run one at a time).
- * Cases: success (a shell tool call creates hello.txt), error-400, error-500 (retries capped;
+ * Cases: success (a shell tool call creates hello.txt), write (a todo list where the CLI has a todo
+ * tool, thinking, text and the write-file tool in one turn, then text), error-400, error-500 (retries capped;
  * not opencode, which has no knob and takes ~80 s), auth (401), cancel (SIGTERM to the process
  * group mid-stream), resume (a second run resumes the first run's session). For each it writes
  * `test/golden/<agent>/<case>.jsonl` (stdout lines) and `<case>.meta.json` (CLI version, exit,
  * stderr tail, requests seen). With `--write-expected` it also writes `<case>.expected.json`
  * (the parser's events and outcome) — review it by hand against the transcript before committing;
  * without the flag it prints the events so they can be compared with the committed file.
+ * `--expected-only` re-derives `<case>.expected.json` from the committed `.jsonl` and
+ * `.meta.json` without running any CLI (after a parser change; review the diff).
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { startModelServer, type ModelServer, type Scenario } from "../test/fixtures/model-server/index.ts";
-import { GOLDEN_AGENTS, createGoldenAdapter, type GoldenAgent } from "../test/golden/agents.ts";
+import { startModelServer, type ModelServer, type Scenario, type Turn } from "../test/fixtures/model-server/index.ts";
+import { GOLDEN_AGENTS, createGoldenAdapter, createGoldenParser, type GoldenAgent } from "../test/golden/agents.ts";
 import type { AgentAdapter, AgentRunContext, ProcessExit } from "../src/agent/types.ts";
 import type { RunEventInput } from "../src/run/events.ts";
 
-const CASES = ["success", "error-400", "error-500", "auth", "cancel", "resume"] as const;
+const CASES = ["success", "write", "error-400", "error-500", "auth", "cancel", "resume"] as const;
 type Case = (typeof CASES)[number];
 const GOLDEN_DIR = new URL("../test/golden/", import.meta.url).pathname;
 
@@ -61,8 +64,19 @@ async function runOnce(adapter: AgentAdapter, ctx: AgentRunContext, onStart?: (p
   return { lines, exit, duration_ms: Date.now() - started };
 }
 
-function scenarioFor(c: Case): { prompt: string; scenario: Scenario; max_retries?: number } {
+/** The todo tool call of CLIs that offer one by a stable name (claude 2.1 has task tools instead). */
+function todoTurn(agent: GoldenAgent): Turn[] {
+  if (agent === "opencode") return [{ tool: { name: "todowrite", input: { todos: [{ id: "1", content: "Write note.txt", status: "in_progress", priority: "high" }] } } }];
+  if (agent === "gemini") return [{ tool: { name: "write_todos", input: { todos: [{ description: "Write note.txt", status: "in_progress" }] } } }];
+  return [];
+}
+
+function scenarioFor(c: Case, agent: GoldenAgent, cwd: string): { prompt: string; scenario: Scenario; max_retries?: number } {
   switch (c) {
+    case "write": {
+      const write: Turn = { thinking: "The user wants a note.", text: "Writing note.txt.", tool: { write: { path: join(cwd, "note.txt"), content: "a note\n" } } };
+      return { prompt: "Write note.txt.", scenario: { turns: [...todoTurn(agent), write, { text: "Wrote note.txt." }] } };
+    }
     case "success":
       return {
         prompt: "Create a file hello.txt containing the word hello.",
@@ -82,11 +96,11 @@ function scenarioFor(c: Case): { prompt: string; scenario: Scenario; max_retries
 }
 
 async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writeExpected: boolean): Promise<void> {
-  const { prompt, scenario, max_retries } = scenarioFor(c);
+  const root = await mkdtemp(join(tmpdir(), `openrunner-golden-${agent}-`));
+  const { prompt, scenario, max_retries } = scenarioFor(c, agent, join(root, "work"));
   const adapter = createGoldenAdapter(agent, server.url, max_retries);
   const health = await adapter.detect();
   if (!health.available) return console.log(`${agent}/${c}: skipped (${health.reason})`);
-  const root = await mkdtemp(join(tmpdir(), `openrunner-golden-${agent}-`));
   const ctx: AgentRunContext = { run_id: `golden-${c}`, text: prompt, cwd: join(root, "work"), home: join(root, "home"), server_env: process.env };
   await mkdir(ctx.cwd, { recursive: true });
   await mkdir(ctx.home, { recursive: true });
@@ -114,6 +128,7 @@ async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writ
   const requests = server.requests.slice(before).map((r) => ({ method: r.method, path: r.path, kind: r.kind, turn: r.turn, tools: r.tools }));
   const checks: Record<string, boolean> = {};
   if (c === "success") checks.file_created = existsSync(join(ctx.cwd, "hello.txt"));
+  if (c === "write") checks.file_created = existsSync(join(ctx.cwd, "note.txt"));
   if (c === "resume") checks.history_sent = server.requests.slice(before).some((r) => r.kind === "main" && JSON.stringify(r.body).includes("pineapple"));
   const dir = join(GOLDEN_DIR, agent);
   await mkdir(dir, { recursive: true });
@@ -130,6 +145,18 @@ async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writ
   await rm(root, { recursive: true, force: true });
 }
 
+/** Re-derives `<case>.expected.json` from a committed transcript. */
+async function rederive(agent: GoldenAgent, c: Case): Promise<void> {
+  const dir = join(GOLDEN_DIR, agent);
+  if (!existsSync(join(dir, `${c}.jsonl`))) return;
+  const lines = (await readFile(join(dir, `${c}.jsonl`), "utf8")).split("\n").filter((l) => l !== "");
+  const meta = JSON.parse(await readFile(join(dir, `${c}.meta.json`), "utf8")) as { exit: ProcessExit };
+  const parser = createGoldenParser(agent);
+  const events = [...lines.flatMap((l) => parser.parseLine(l)), ...parser.end()];
+  await writeFile(join(dir, `${c}.expected.json`), `${JSON.stringify({ events, outcome: parser.outcome(meta.exit) }, null, 2)}\n`);
+  console.log(`${agent}/${c}: ${events.length} events, outcome ${JSON.stringify(parser.outcome(meta.exit)).slice(0, 160)}`);
+}
+
 function listArg(flag: string): string[] {
   const out: string[] = [];
   process.argv.forEach((a, i) => a === flag && process.argv[i + 1] && out.push(process.argv[i + 1] as string));
@@ -140,6 +167,10 @@ async function main(): Promise<void> {
   const agents = (listArg("--agent").length ? listArg("--agent") : GOLDEN_AGENTS) as GoldenAgent[];
   const cases = (listArg("--case").length ? listArg("--case") : CASES) as Case[];
   const writeExpected = process.argv.includes("--write-expected");
+  if (process.argv.includes("--expected-only")) {
+    for (const agent of agents) for (const c of cases) await rederive(agent, c);
+    return;
+  }
   const server = await startModelServer();
   try {
     for (const agent of agents) {

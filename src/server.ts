@@ -8,6 +8,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { AgentRegistry } from "./agent/registry.ts";
+import { createClaudeCodeAdapter } from "./agent/claude-code/adapter.ts";
+import { createCodexAdapter } from "./agent/codex/adapter.ts";
+import { createGeminiAdapter } from "./agent/gemini/adapter.ts";
+import { createOpencodeAdapter } from "./agent/opencode/adapter.ts";
 import { createShellAdapter } from "./agent/shell/adapter.ts";
 import type { AgentAdapter } from "./agent/types.ts";
 import { createApp, createAppDeps } from "./api/app.ts";
@@ -70,7 +74,15 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
 
   const baseEnv: Record<string, string> = {};
   for (const k of PASSED_ENV) if (opts.env[k] !== undefined) baseEnv[k] = opts.env[k]!;
-  const registry = new AgentRegistry([createShellAdapter({ baseEnv }), ...(opts.adapters ?? [])]);
+  const agentOpts = (name: string) => config.agents[name] ?? {};
+  const registry = new AgentRegistry([
+    createShellAdapter({ baseEnv }),
+    createClaudeCodeAdapter(agentOpts("claude_code"), opts.env),
+    createCodexAdapter(agentOpts("codex"), opts.env),
+    createOpencodeAdapter(agentOpts("opencode"), opts.env),
+    createGeminiAdapter(agentOpts("gemini"), opts.env),
+    ...(opts.adapters ?? []),
+  ]);
 
   let manager: RunManager | undefined;
   const writer = new EventWriter({

@@ -93,7 +93,8 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     if (disposed) return;
     const child = execa(file, args, {
       cwd: command.cwd,
-      env: command.env,
+      // OPENRUNNER_RUN_ID marks every process of the run (inherited), so orphans can be found after a crash.
+      env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id },
       extendEnv: false,
       detached: true,
       stdin: "ignore",

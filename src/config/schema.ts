@@ -57,6 +57,8 @@ export const ConfigSchema = Type.Object(
           model: Type.Optional(Type.String()),
           env: Type.Optional(Type.Record(Type.String(), Type.String())),
           args: Type.Optional(Type.Array(Type.String())),
+          /** Caps the CLI's own HTTP retries where it has a knob (claude, codex, gemini). */
+          max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
         },
         { additionalProperties: false },
       ),

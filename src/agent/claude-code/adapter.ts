@@ -7,7 +7,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
-import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "./cli-support.ts";
+import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
 import { createClaudeCodeParser } from "./parse.ts";
 
 /**

@@ -11,7 +11,7 @@
  */
 import type { RunEventInput, Usage } from "../../run/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
-import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "./cli-support.ts";
+import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -57,12 +57,14 @@ export function createClaudeCodeParser(): LineParser {
   let lastText: string | undefined;
   let syntheticError: { kind: string; text: string } | undefined;
   let streamMessageId = "";
+  /** Text streamed as deltas but not yet confirmed by a whole `assistant` text block. */
+  let pendingText = "";
 
   function system(line: Obj): RunEventInput[] {
     if (line.subtype === "init" && typeof line.session_id === "string") {
       return [{ type: "agent.session", data: { session_id: line.session_id, raw: line } }];
     }
-    if (line.subtype === "status") return [];
+    if (line.subtype === "status" || line.subtype === "thinking_tokens") return [];
     if (line.subtype === "api_retry") {
       const status = line.error_status ?? "no status";
       const text = `model request failed (${status}, ${String(line.error)}); retry ${String(line.attempt)}/${String(line.max_retries)} in ${Math.round(Number(line.retry_delay_ms) || 0)} ms`;
@@ -76,6 +78,7 @@ export function createClaudeCodeParser(): LineParser {
     if (ev.type === "message_start") streamMessageId = String((ev.message as Obj | undefined)?.id ?? "");
     const delta = ev.delta as Obj | undefined;
     if (ev.type === "content_block_delta" && delta?.type === "text_delta" && typeof delta.text === "string") {
+      pendingText += delta.text;
       return [{ type: "message.delta", data: { message_id: streamMessageId, text: delta.text } }];
     }
     return [];
@@ -94,6 +97,7 @@ export function createClaudeCodeParser(): LineParser {
     for (const b of blocks) {
       if (b.type === "text" && typeof b.text === "string") {
         lastText = b.text;
+        pendingText = "";
         out.push({ type: "message", data: { message_id: messageId, role: "assistant", text: b.text } });
       } else if (b.type === "thinking" && typeof b.thinking === "string") {
         out.push({ type: "reasoning", data: { text: b.thinking } });
@@ -145,7 +149,13 @@ export function createClaudeCodeParser(): LineParser {
       }
     },
     parseStderr: (line) => [logEvent("stderr", line)],
-    end: () => [],
+    end() {
+      // Interrupted mid-block: the deltas so far, as the whole message that never came.
+      if (!pendingText) return [];
+      const text = pendingText;
+      pendingText = "";
+      return [{ type: "message", data: { message_id: streamMessageId, role: "assistant", text } }];
+    },
     outcome(exit: ProcessExit): AgentOutcome {
       if (!result) return crashed("claude", exit, "no result event");
       if (!result.is_error) {

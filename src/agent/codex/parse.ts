@@ -11,7 +11,7 @@
  */
 import type { RunEventInput, Usage } from "../../run/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
-import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../claude-code/cli-support.ts";
+import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -43,6 +43,19 @@ function toolResultOf(item: Obj): { output: unknown; is_error: boolean } {
     default:
       return { output: item.action ?? item.query ?? null, is_error: failed };
   }
+}
+
+/** codex passes a 4xx response body through verbatim: show its `error.message` when it is JSON. */
+function readableError(message: string): string {
+  try {
+    const body = JSON.parse(message) as { error?: { message?: unknown; type?: unknown } };
+    if (typeof body.error?.message === "string") {
+      return typeof body.error.type === "string" ? `${body.error.message} (${body.error.type})` : body.error.message;
+    }
+  } catch {
+    // not JSON: keep as is
+  }
+  return message;
 }
 
 /**
@@ -130,7 +143,7 @@ export function createCodexParser(): LineParser {
         if (usage) done.usage = usage;
         return done;
       }
-      if (failure) return modelFailure(exit, failure, statusInMessage(failure));
+      if (failure) return modelFailure(exit, readableError(failure), statusInMessage(failure));
       if (exit.exit_code !== 0 && lastError && !/^Reconnecting\.\.\./.test(lastError)) return modelFailure(exit, lastError, statusInMessage(lastError));
       return crashed("codex", exit, completed ? "non-zero exit after turn.completed" : "no turn.completed event");
     },

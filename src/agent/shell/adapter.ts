@@ -55,7 +55,7 @@ export function createShellAdapter(opts: { baseEnv: Record<string, string> }): A
     async command(ctx: AgentRunContext): Promise<AgentCommand> {
       return {
         argv: [SHELL, "-c", ctx.text],
-        env: { ...opts.baseEnv, HOME: ctx.home, OPENRUNNER_RUN_ID: ctx.run_id },
+        env: { ...opts.baseEnv, HOME: ctx.home },
         cwd: ctx.cwd,
       };
     },

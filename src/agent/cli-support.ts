@@ -10,8 +10,9 @@ import { access, constants } from "node:fs/promises";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import type { RunEventInput } from "../../run/events.ts";
-import type { AgentHealth, AgentOutcome, AgentRunContext, ProcessExit } from "../types.ts";
+import { AgentUnavailableError } from "../errors.ts";
+import type { RunEventInput } from "../run/events.ts";
+import type { AgentHealth, AgentOutcome, AgentRunContext, ProcessExit } from "./types.ts";
 
 /** `agents.<name>` from the configuration, plus test-only knobs. */
 export interface AgentCliOptions {
@@ -34,8 +35,8 @@ export interface AgentCliOptions {
 /** The server's environment, read only for PATH, LANG and the vendor-standard variables. */
 export type ServerEnv = Readonly<Record<string, string | undefined>>;
 
-/** The repository root (three levels above this file), where `.agents/bin` lives. */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+/** The repository root (two levels above this file), where `.agents/bin` lives. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 async function isExecutable(path: string): Promise<boolean> {
   try {
@@ -104,10 +105,10 @@ export function buildEnv(ctx: AgentRunContext, own: Record<string, string | unde
   return env;
 }
 
-/** Resolves the binary for `command()`, or throws a message naming what is missing. */
+/** Resolves the binary for `command()`; throws {@link AgentUnavailableError} (code `agent_unavailable`) naming what is missing. */
 export async function requireBinary(agent: string, binName: string, options: AgentCliOptions, env: ServerEnv): Promise<string> {
   const path = await findBinary(binName, options.command, env);
-  if (!path) throw new Error(`agent ${agent}: ${options.command ?? binName} not found (run scripts/install-agents.sh)`);
+  if (!path) throw new AgentUnavailableError(agent, `${options.command ?? binName} not found on PATH or in .agents/bin (run scripts/install-agents.sh)`);
   return path;
 }
 

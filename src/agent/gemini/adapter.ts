@@ -1,0 +1,64 @@
+/**
+ * The Gemini CLI adapter (`agent_type: "gemini"`): runs `gemini --prompt=PROMPT --output-format
+ * stream-json --yolo [--resume ID]` with `GEMINI_CLI_HOME=<home>` holding a generated
+ * `.gemini/settings.json` (API-key auth, no auto-update, no usage statistics or telemetry),
+ * `GEMINI_CLI_NO_RELAUNCH=true` (so SIGTERM reaches the real CLI) and the workspace trusted.
+ * Verified with Gemini CLI 0.61.0.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
+import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
+import { createGeminiParser } from "./parse.ts";
+
+/** The isolated `settings.json`; `maxAttempts` (retries + 1, at most 10) only when retries are capped. */
+export function renderGeminiSettings(opts: { max_retries?: number }): Record<string, unknown> {
+  const general: Record<string, unknown> = { disableAutoUpdate: true, disableUpdateNag: true };
+  if (opts.max_retries !== undefined) general.maxAttempts = Math.min(10, Math.max(1, opts.max_retries + 1));
+  return {
+    security: { auth: { selectedType: "gemini-api-key" } },
+    general,
+    privacy: { usageStatisticsEnabled: false },
+    telemetry: { enabled: false },
+  };
+}
+
+/**
+ * Creates the Gemini CLI adapter.
+ * @param options `agents.gemini` from the configuration (`command`, `base_url`, `api_key`, `model`, `env`, `args`).
+ * @param serverEnv the server's environment: PATH, LANG, and the defaults GOOGLE_GEMINI_BASE_URL / GEMINI_API_KEY.
+ * @example
+ * const gemini = createGeminiAdapter({ base_url: "http://127.0.0.1:8080", model: "gemini-2.5-flash" }, process.env);
+ */
+export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
+  const name = "gemini";
+  const detect = createDetector(name, "gemini", options, serverEnv);
+  return {
+    name,
+    detect,
+    async command(ctx: AgentRunContext): Promise<AgentCommand> {
+      const bin = await requireBinary(name, "gemini", options, serverEnv);
+      const dotGemini = join(ctx.home, ".gemini");
+      await mkdir(dotGemini, { recursive: true });
+      const settings = renderGeminiSettings(options.max_retries === undefined ? {} : { max_retries: options.max_retries });
+      await writeFile(join(dotGemini, "settings.json"), `${JSON.stringify(settings, null, 2)}\n`);
+      const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
+      if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
+      argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
+      const env = buildEnv(
+        ctx,
+        {
+          GEMINI_CLI_HOME: ctx.home,
+          GEMINI_API_KEY: options.api_key ?? serverEnv.GEMINI_API_KEY,
+          GOOGLE_GEMINI_BASE_URL: options.base_url ?? serverEnv.GOOGLE_GEMINI_BASE_URL,
+          GEMINI_MODEL: ctx.model ?? options.model,
+          GEMINI_CLI_TRUST_WORKSPACE: "true",
+          GEMINI_CLI_NO_RELAUNCH: "true",
+        },
+        options,
+      );
+      return { argv, env, cwd: ctx.cwd };
+    },
+    createParser: () => createGeminiParser(),
+  };
+}
