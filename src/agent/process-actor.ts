@@ -33,12 +33,16 @@ export type ProcessActorReceived = { type: "STOP" };
 
 const STDERR_TAIL_BYTES = 4096;
 
-/** Sends `signal` to the process group led by `pid`; ignores a group that is already gone. */
-export function killProcessGroup(pid: number, signal: NodeJS.Signals): void {
+/**
+ * Sends `signal` to the process group led by `pid`. Never throws: a group that
+ * is gone (ESRCH) or not ours (EPERM) returns false.
+ */
+export function killProcessGroup(pid: number, signal: NodeJS.Signals): boolean {
   try {
     process.kill(-pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -65,7 +69,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     stopRequested = true;
     if (pid === undefined || exited) return;
     killProcessGroup(pid, "SIGTERM");
-    killTimer ??= setTimeout(() => pid !== undefined && killProcessGroup(pid, "SIGKILL"), killGraceMs);
+    killTimer ??= setTimeout(() => pid !== undefined && !exited && killProcessGroup(pid, "SIGKILL"), killGraceMs);
   };
   receive((event) => {
     if (event.type === "STOP") stop();
@@ -145,6 +149,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
   return () => {
     disposed = true;
     clearTimeout(killTimer);
-    if (pid !== undefined) killProcessGroup(pid, "SIGKILL");
+    // Only a group whose leader we have not seen exit: after that the id may be reused.
+    if (pid !== undefined && !exited) killProcessGroup(pid, "SIGKILL");
   };
 });

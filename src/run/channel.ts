@@ -128,7 +128,10 @@ export class Subscription {
 
   #deliver(chunk: EventChunk): void {
     const last = chunk.events[chunk.events.length - 1];
-    if (!last) return;
+    if (!last) {
+      this.#maybeEnd();
+      return;
+    }
     this.cursor = last.id;
     const more = this.sink.write(chunk);
     if (!more) this.#paused = true;

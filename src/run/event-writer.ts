@@ -81,12 +81,11 @@ export class EventWriter {
       }, 100);
       return;
     }
-    for (const fn of (after as Array<() => void> | undefined) ?? []) fn();
+    // Deliver first, then notify: a subscriber opened from a bus handler then sees the terminal id.
     const byRun = groupByRun(batch);
-    for (const [runId, events] of byRun) {
-      this.#opts.onStored?.(runId, events.length);
-      this.#listeners.get(runId)?.onCommitted(events);
-    }
+    for (const [runId, events] of byRun) this.#listeners.get(runId)?.onCommitted(events);
+    for (const fn of (after as Array<() => void> | undefined) ?? []) fn();
+    for (const [runId, events] of byRun) this.#opts.onStored?.(runId, events.length);
     for (const runId of byRun.keys()) {
       if (!this.#pending.some((e) => e.run_id === runId)) this.#listeners.delete(runId);
     }

@@ -63,7 +63,8 @@ export const runMachine = setup({
     agent: fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => () => {}),
   },
   delays: {
-    runTimeout: ({ context }) => context.timeoutMs,
+    // The timeout counts from the start of `preparing`, so a slow prepare is bounded too.
+    runTimeout: ({ context }) => Math.max(0, context.timeoutMs - (context.startedAt === null ? 0 : context.now() - context.startedAt)),
     stopWait: ({ context }) => context.stopWaitMs,
   },
   guards: {
@@ -140,10 +141,11 @@ export const runMachine = setup({
         onDone: "running",
         onError: "failed",
       },
+      after: { runTimeout: { target: "timed_out", actions: "recordTimeout" } },
       on: { CANCEL: { target: "cancelled", actions: "recordCancel" } },
     },
     running: {
-      invoke: { id: "agent", src: "agent", input: ({ context }) => context.agentInput },
+      invoke: { id: "agent", src: "agent", input: ({ context }) => context.agentInput, onError: "#run.failed" },
       initial: "working",
       states: {
         working: {

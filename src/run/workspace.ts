@@ -5,7 +5,7 @@
  * ValidationError (`cwd_outside_workspace`, 400). Agents also get an isolated
  * home directory under `<data_dir>/homes`.
  */
-import { mkdir, realpath } from "node:fs/promises";
+import { lstat, mkdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import { ValidationError } from "../errors.ts";
 
@@ -18,7 +18,13 @@ async function resolveExisting(p: string): Promise<string> {
       const real = await realpath(cur);
       return path.join(real, ...missing.reverse());
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOTDIR") throw new ValidationError("metadata.cwd goes through a file, not a directory", { field: "metadata.cwd" }, "cwd_not_directory");
+      if (code !== "ENOENT") throw err;
+      if (await isSymlink(cur)) {
+        // A dangling symlink: where it points is not ours to create.
+        throw new ValidationError("metadata.cwd must be a directory inside the workspaces root", { field: "metadata.cwd" }, "cwd_outside_workspace");
+      }
       const parent = path.dirname(cur);
       if (parent === cur) throw err;
       missing.push(path.basename(cur));
@@ -27,9 +33,17 @@ async function resolveExisting(p: string): Promise<string> {
   }
 }
 
+async function isSymlink(p: string): Promise<boolean> {
+  try {
+    return (await lstat(p)).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 function isInside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
-  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 /**
@@ -48,7 +62,13 @@ export async function resolveRunCwd(root: string, runId: string, requested?: str
   if (!isInside(realRoot, resolved) || resolved === realRoot) {
     throw new ValidationError("metadata.cwd must be a directory inside the workspaces root", { field: "metadata.cwd", value: requested }, "cwd_outside_workspace");
   }
-  await mkdir(resolved, { recursive: true });
+  try {
+    await mkdir(resolved, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOTDIR") throw new ValidationError("metadata.cwd names a file, not a directory", { field: "metadata.cwd", value: requested }, "cwd_not_directory");
+    throw err;
+  }
   // Re-check after creation: a symlink could have been swapped in between.
   const final = await realpath(resolved);
   if (!isInside(realRoot, final)) throw new ValidationError("metadata.cwd must be a directory inside the workspaces root", { field: "metadata.cwd", value: requested }, "cwd_outside_workspace");

@@ -235,18 +235,29 @@ describe("run machine: preparing", () => {
     assert.deepEqual(h.state(), { running: "working" });
   });
 
-  test("timeout while preparing: no timer runs yet; CANCEL still ends a hung prepare exactly once", async () => {
-    // NOTE (reported): the run timeout only starts in running.working, so a prepare
-    // that never settles is not ended by timeout_secs; only CANCEL ends it.
+  test("timeout while preparing: a hung prepare ends as run.timed_out exactly once; a later CANCEL changes nothing", async () => {
     const h = harness();
     h.actor.send({ type: "START" });
-    h.clock.increment(TIMEOUT_MS + STOP_WAIT_MS + 1);
+    h.clock.increment(TIMEOUT_MS - 1);
     assertNoTerminal(h);
     assert.equal(h.state(), "preparing");
-    h.actor.send({ type: "CANCEL", reason: "hung", by: "server" });
-    const data = assertOneTerminal(h, "run.cancelled");
-    assert.equal(data.reason, "hung");
-    assert.equal(data.duration_ms, TIMEOUT_MS + STOP_WAIT_MS + 1);
+    h.clock.increment(1);
+    const data = assertOneTerminal(h, "run.timed_out");
+    assert.equal(data.timeout_ms, TIMEOUT_MS);
+    assert.equal(data.duration_ms, TIMEOUT_MS);
+    h.actor.send({ type: "CANCEL", reason: "late", by: "server" });
+    assertOneTerminal(h, "run.timed_out");
+  });
+
+  test("the timeout counts from the start of preparing: time spent preparing is deducted in running", async () => {
+    const h = harness();
+    h.actor.send({ type: "START" });
+    h.clock.increment(400);
+    await h.toRunning();
+    h.clock.increment(TIMEOUT_MS - 400 - 1);
+    assertNoTerminal(h);
+    h.clock.increment(1);
+    assert.equal(h.agent.stops, 1, "timeout sends STOP to the agent");
   });
 });
 
@@ -482,5 +493,42 @@ describe("run machine: races", () => {
     await settle();
     assertOneTerminal(h, "run.cancelled");
     assert.equal(h.agent.started, 0);
+  });
+});
+
+describe("run machine: agent actor errors", () => {
+  test("an agent actor that throws while starting still ends the run with exactly one run.failed", async () => {
+    const emitted: RunEventInput[] = [];
+    const clock = new SimulatedClock();
+    const broken = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => {
+      throw Object.assign(new Error("adapter blew up"), { code: "internal" });
+    });
+    const machine = runMachine.provide({ actors: { agent: broken, prepare: fromPromise(async () => {}) } });
+    const actor = createActor(machine, {
+      clock,
+      input: {
+        runId: "run_err",
+        timeoutMs: TIMEOUT_MS,
+        stopWaitMs: STOP_WAIT_MS,
+        emit: (e) => void emitted.push(e),
+        now: () => clock.now(),
+        agentInput: { adapter: {} as ProcessActorInput["adapter"], ctx: {} as ProcessActorInput["ctx"], emit: () => {}, killGraceMs: 1 },
+      },
+    });
+    const errors: unknown[] = [];
+    actor.subscribe({ error: (err) => void errors.push(err) });
+    actor.start();
+    actor.send({ type: "START" });
+    await settle();
+    // BUG: `running` invokes the agent without onError: the error escalates, the machine
+    // actor ends in status "error" and no terminal event is ever emitted (the run stays
+    // "running" until the next restart marks it interrupted). Timeout and CANCEL no longer work.
+    clock.increment(TIMEOUT_MS + STOP_WAIT_MS);
+    const terms = emitted.filter((e) => isTerminalType(e.type));
+    assert.deepEqual(
+      terms.map((e) => e.type),
+      ["run.failed"],
+      `terminal events: ${JSON.stringify(terms)}; machine status ${actor.getSnapshot().status}, errors ${errors.map(String).join("; ")}`,
+    );
   });
 });
