@@ -89,7 +89,8 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     store,
     project: (events) => manager?.project(events),
     onStored: (run_id, count) => bus.publish("run.events.stored", { run_id, count }),
-    onError: (err) => log.error("event commit failed; will retry", { err: String(err) }),
+    onError: (err) => log.error("event commit failed", { err: String(err) }),
+    onDropped: (run_id, count, err) => log.error("events of a deleted run dropped", { run_id, count, err: String(err) }),
   });
   manager = new RunManager({
     config,
@@ -115,6 +116,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     dataDir: paths.data_dir,
     version: VERSION,
     listAgentHealth: () => registry.health(),
+    beforeUserDelete: (userId) => manager.cancelUserRuns(userId, "admin"),
   });
   const app = createApp(deps, [createRunRoutes(deps, manager)]);
   const server = http.createServer(app.callback());

@@ -38,6 +38,7 @@ export interface CreateAppDepsOptions {
   dataDir: string;
   version: string;
   listAgentHealth: () => Promise<AgentHealth[]>;
+  beforeUserDelete?: (userId: string) => Promise<void>;
   /** Epoch ms; default now. */
   startedAt?: number;
 }
@@ -67,6 +68,7 @@ export function createAppDeps(opts: CreateAppDepsOptions): AppDeps {
     startedAt: opts.startedAt ?? Date.now(),
     version: opts.version,
     listAgentHealth: opts.listAgentHealth,
+    ...(opts.beforeUserDelete ? { beforeUserDelete: opts.beforeUserDelete } : {}),
   };
 }
 

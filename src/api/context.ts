@@ -61,6 +61,8 @@ export interface AppDeps {
   version: string;
   /** Per-agent availability for `GET /health/agents` (the agent registry's detection). */
   listAgentHealth: () => Promise<AgentHealth[]>;
+  /** Called before a user is deleted (cascading to their runs): ends their live runs first. */
+  beforeUserDelete?: (userId: string) => Promise<void>;
 }
 
 /** One group of routes: its router and the OpenAPI description of each route in it. */

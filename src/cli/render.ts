@@ -34,6 +34,7 @@ export interface Renderer {
 }
 
 const MAX_STREAMED_IDS = 256;
+const MAX_STDOUT_TAIL = 64 * 1024;
 
 /**
  * Creates a renderer. It keeps only what the output needs: whether the cursor
@@ -51,6 +52,8 @@ export function createRenderer(opts: RenderOptions = {}): Renderer {
   const streamed = new Set<string>();
   let printedText = false;
   let printedUsage = false;
+  /** The last stdout log text, to skip a `result` that only repeats it (the shell agent). */
+  let stdoutTail = "";
 
   /** Closes an open delta line before whole-line output. */
   const lines = (...ls: string[]): string => {
@@ -114,6 +117,7 @@ export function createRenderer(opts: RenderOptions = {}): Renderer {
         printedUsage = true;
         return lines(paint("dim", formatUsage(ev.data)));
       case "log": {
+        if (ev.data.stream === "stdout") stdoutTail = `${stdoutTail}${ev.data.text}\n`.slice(-MAX_STDOUT_TAIL);
         const tag = ev.data.stream === "stderr" ? "stderr│ " : "stdout│ ";
         const text = ev.data.text.replace(/\n+$/, "");
         return lines(...text.split("\n").map((l) => paint(ev.data.stream === "stderr" ? "yellow" : "dim", tag + l)));
@@ -126,7 +130,8 @@ export function createRenderer(opts: RenderOptions = {}): Renderer {
       case "run.completed": {
         const d = ev.data;
         const out: string[] = [];
-        if (d.result && !printedText) out.push(d.result.replace(/\n+$/, ""));
+        const result = d.result?.replace(/\n+$/, "");
+        if (result && !printedText && !stdoutTail.includes(result)) out.push(result);
         if (d.usage && !printedUsage) out.push(paint("dim", formatUsage(d.usage)));
         const exit = d.exit_code !== 0 ? ` (exit ${d.exit_code})` : "";
         out.push(`${paint("green", "✓ completed")}${exit}${paint("dim", ` in ${formatDuration(d.duration_ms)}`)}`);
@@ -140,8 +145,9 @@ export function createRenderer(opts: RenderOptions = {}): Renderer {
       }
       case "run.cancelled": {
         const d = ev.data;
-        const by = d.by ? ` by ${d.by}` : "";
-        return lines(`${paint("yellow", `■ cancelled: ${d.reason}`)}${by}${paint("dim", ` after ${formatDuration(d.duration_ms)}`)}`);
+        const head = /^cancel/i.test(d.reason) ? d.reason : `cancelled: ${d.reason}`;
+        const by = d.by ? ` (by ${d.by})` : "";
+        return lines(`${paint("yellow", `■ ${head}`)}${by}${paint("dim", ` after ${formatDuration(d.duration_ms)}`)}`);
       }
       case "run.timed_out": {
         const d = ev.data;

@@ -26,6 +26,11 @@ export interface EventWriterOptions {
   maxBatch?: number;
   /** Called when a commit throws (the batch is kept and retried on the next flush). */
   onError?: (err: unknown) => void;
+  /**
+   * Called when a run's events are refused by a constraint (its run row is gone):
+   * they cannot be stored and are dropped, without blocking other runs.
+   */
+  onDropped?: (runId: string, count: number, err: unknown) => void;
 }
 
 /** One writer per server; see the module comment. */
@@ -53,6 +58,29 @@ export class EventWriter {
     return this.#pending.length;
   }
 
+  #commitRunByRun(batch: RunEvent[]): void {
+    for (const [runId, events] of groupByRun(batch)) {
+      let after: Array<() => void> | void = undefined;
+      try {
+        this.#opts.store.transaction(() => {
+          this.#opts.store.events.insertBatch(events);
+          after = this.#opts.project?.(events);
+        });
+      } catch (err) {
+        if (isConstraintError(err)) {
+          this.#opts.onDropped?.(runId, events.length, err);
+          continue;
+        }
+        this.#pending = events.concat(this.#pending);
+        continue;
+      }
+      this.#listeners.get(runId)?.onCommitted(events);
+      for (const fn of (after as Array<() => void> | undefined) ?? []) fn();
+      this.#opts.onStored?.(runId, events.length);
+    }
+    if (this.#pending.length > 0) this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
   /**
    * Commits everything pending now and delivers it. Synchronous; safe to call
    * at any time (shutdown calls it last). On a store error the batch stays
@@ -73,8 +101,14 @@ export class EventWriter {
         after = this.#opts.project?.(batch);
       });
     } catch (err) {
-      this.#pending = batch.concat(this.#pending);
       this.#opts.onError?.(err);
+      if (isConstraintError(err)) {
+        // One run's events violate a constraint (e.g. its row was deleted): commit run by
+        // run so that one bad run cannot block every other run's events forever.
+        this.#commitRunByRun(batch);
+        return;
+      }
+      this.#pending = batch.concat(this.#pending);
       this.#retry ??= setTimeout(() => {
         this.#retry = null;
         this.flush();
@@ -90,6 +124,10 @@ export class EventWriter {
       if (!this.#pending.some((e) => e.run_id === runId)) this.#listeners.delete(runId);
     }
   }
+}
+
+function isConstraintError(err: unknown): boolean {
+  return String((err as { code?: unknown } | null)?.code ?? "").startsWith("SQLITE_CONSTRAINT");
 }
 
 function groupByRun(batch: RunEvent[]): Map<string, RunEvent[]> {

@@ -232,6 +232,14 @@ export class RunManager {
     this.#d.store.runs.delete(runId);
   }
 
+  /** Cancels every live run of a user and waits for their terminal events (before the user is deleted). */
+  async cancelUserRuns(userId: string, by: string): Promise<void> {
+    const mine = [...this.#active.values()].filter((a) => a.userId === userId);
+    for (const a of mine) this.#cancelActive(a.id, "user deleted", by);
+    await Promise.all(mine.map((a) => a.channel.whenTerminal()));
+    this.#d.writer.flush();
+  }
+
   /** The channel to read a run's events from: the live one, or a finished one replaying the store. */
   channelFor(row: RunRow): RunChannel {
     const active = this.#active.get(row.id);

@@ -187,6 +187,34 @@ describe("shell runs end to end", () => {
   });
 });
 
+describe("deleting a user with a live run", () => {
+  test("the run is cancelled first, the user and runs are gone, other runs are unaffected", async () => {
+    const s = await spawnServer();
+    try {
+      const admin = await s.login();
+      assert.equal((await s.api("/api/users", { method: "POST", token: admin, json: { username: "carol", password: "carol-password-1" } })).status, 201);
+      const carol = await s.login("carol", "carol-password-1");
+      const carolRun = await createRun(s, carol, "echo start; sleep 300");
+      const live = await readSse(`${s.url}/api/runs/${carolRun}/events`, { token: carol, stopAfter: (m) => m.event === "run.started" });
+      const pid = (JSON.parse(live.messages.at(-1)!.data) as Ev).data.pid as number;
+      const users = (await (await s.api("/api/users", { token: admin })).json()) as { users?: Array<{ id: string; username: string }> } | Array<{ id: string; username: string }>;
+      const list = Array.isArray(users) ? users : users.users!;
+      const carolId = list.find((u) => u.username === "carol")!.id;
+      const del = await s.api(`/api/users/${carolId}`, { method: "DELETE", token: admin });
+      assert.equal(del.status, 204);
+      await waitFor(() => !groupAlive(pid), 5000);
+      assert.equal((await s.api(`/api/runs/${carolRun}`, { token: admin })).status, 404);
+      assert.equal((await s.api("/api/auth/me", { token: carol })).status, 401);
+      const other = await createRun(s, admin, "echo still-fine");
+      const events = await allEvents(s, admin, other);
+      assert.equal(events.at(-1)!.type, "run.completed");
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
+
 describe("server killed with SIGKILL mid-run", () => {
   test("restart ends the run as failed/interrupted and keeps every stored event", async () => {
     const s = await spawnServer();

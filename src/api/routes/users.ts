@@ -44,7 +44,7 @@ function viewUser(u: UserRow) {
 }
 
 /** Builds the user administration routes (every route: auth, then admin). */
-export function createUserRoutes(deps: Pick<AppDeps, "store" | "auth">): RouteModule {
+export function createUserRoutes(deps: Pick<AppDeps, "store" | "auth" | "beforeUserDelete">): RouteModule {
   const { store } = deps;
   const router = new Router<AppState>();
   const admin = [deps.auth, requireAdmin()] as const;
@@ -67,9 +67,11 @@ export function createUserRoutes(deps: Pick<AppDeps, "store" | "auth">): RouteMo
     ctx.body = { users: store.users.list().map(viewUser) };
   });
 
-  router.delete("/api/users/:id", ...admin, (ctx) => {
+  router.delete("/api/users/:id", ...admin, async (ctx) => {
     const id = ctx.params.id!;
     if (id === ctx.state.user.id) throw new ConflictError("an administrator cannot delete their own account", "cannot_delete_self");
+    if (!store.users.getById(id)) throw new NotFoundError("user");
+    await deps.beforeUserDelete?.(id);
     if (!store.users.delete(id)) throw new NotFoundError("user");
     ctx.status = 204;
   });
