@@ -40,7 +40,32 @@ export function createRootLogger(opts: { level: LogLevelName; json?: boolean; na
     maskValuesOfKeys: SECRET_KEYS,
     maskValuesOfKeysCaseInsensitive: true,
     hideLogPositionForProduction: true,
+    overwrite: { transportJSON: (obj: unknown) => process.stdout.write(JSON.stringify(flattenLogObject(obj as Record<string, unknown>)) + "\n") },
   });
+}
+
+/**
+ * Turns tslog's log object (`{"0": msg, "1": {fields}, _meta: {...}}`) into one
+ * flat JSON line: `{time, level, logger, msg, ...fields}`. Field objects are
+ * merged; other extra arguments go to `args`.
+ */
+export function flattenLogObject(obj: Record<string, unknown>): Record<string, unknown> {
+  const meta = (obj._meta ?? {}) as { date?: Date | string; logLevelName?: string; name?: string; parentNames?: string[] };
+  const out: Record<string, unknown> = {
+    time: meta.date instanceof Date ? meta.date.toISOString() : meta.date,
+    level: meta.logLevelName?.toLowerCase(),
+    logger: meta.name,
+  };
+  const extra: unknown[] = [];
+  for (const [k, v] of Object.entries(obj)) {
+    if (k === "_meta") continue;
+    if (k === "0" && typeof v === "string") out.msg = v;
+    else if (/^\d+$/.test(k) && v !== null && typeof v === "object" && !Array.isArray(v)) Object.assign(out, v);
+    else if (/^\d+$/.test(k)) extra.push(v);
+    else out[k] = v;
+  }
+  if (extra.length > 0) out.args = extra;
+  return out;
 }
 
 /** A logger that prints nothing, for tests and library use. */
