@@ -6,6 +6,7 @@
 import jsonwebtoken from "jsonwebtoken";
 import { ConfigError, UnauthorizedError } from "../errors.ts";
 import type { Role } from "../store/types.ts";
+import { createSecretKey } from "node:crypto";
 import { MIN_JWT_SECRET_LENGTH } from "./secret.ts";
 
 /** The claims OpenRunner puts in a token. `sub` is the user id. */
@@ -57,10 +58,12 @@ export function createJwtService(opts: JwtServiceOptions): JwtService {
   if (!Number.isInteger(expiresInSecs) || expiresInSecs <= 0) {
     throw new ConfigError("jwt expiresInSecs", "a positive integer (seconds)", expiresInSecs);
   }
+  // A KeyObject built once: jsonwebtoken otherwise tries (and fails) createPublicKey on every call.
+  const key = createSecretKey(Buffer.from(secret, "utf8"));
   return {
     expiresInSecs,
     sign(user) {
-      return jsonwebtoken.sign({ role: user.role, username: user.username }, secret, {
+      return jsonwebtoken.sign({ role: user.role, username: user.username }, key, {
         algorithm: ALGORITHM,
         expiresIn: expiresInSecs,
         subject: user.id,
@@ -69,7 +72,7 @@ export function createJwtService(opts: JwtServiceOptions): JwtService {
     verify(token) {
       let payload: unknown;
       try {
-        payload = jsonwebtoken.verify(token, secret, { algorithms: [ALGORITHM] });
+        payload = jsonwebtoken.verify(token, key, { algorithms: [ALGORITHM] });
       } catch (err) {
         throw new UnauthorizedError({ cause: err });
       }

@@ -12,7 +12,7 @@
  */
 import type { EventRepo } from "../store/types.ts";
 import type { EventWriter } from "./event-writer.ts";
-import { isTerminalType, type RunEvent, type RunEventInput } from "./events.ts";
+import { dataJsonOf, isTerminalType, type RunEvent, type RunEventInput } from "./events.ts";
 
 /** Serialized SSE frames of some events, built once and shared by all subscribers. */
 export interface EventChunk {
@@ -35,9 +35,25 @@ export interface EventSink {
 
 const REPLAY_PAGE = 2000;
 
-/** Formats one event as an SSE frame. */
+/**
+ * Formats one event as an SSE frame; `data:` is the whole event as JSON, built
+ * around the event's cached data JSON (see {@link dataJsonOf}).
+ */
 export function formatSseFrame(e: RunEvent): string {
-  return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+  const json = `{"id":${e.id},"run_id":${JSON.stringify(e.run_id)},"ts":"${e.ts}","type":"${e.type}","data":${dataJsonOf(e)}}`;
+  return `id: ${e.id}\nevent: ${e.type}\ndata: ${json}\n\n`;
+}
+
+let lastMs = 0;
+let lastIso = "";
+/** `new Date().toISOString()`, computed at most once per millisecond. */
+function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function chunkOf(events: RunEvent[]): EventChunk {
@@ -193,7 +209,7 @@ export class RunChannel {
    */
   append(input: RunEventInput): RunEvent | null {
     if (this.#terminalAppended) return null;
-    const event = { id: this.#nextId++, run_id: this.runId, ts: new Date().toISOString(), type: input.type, data: input.data } as RunEvent;
+    const event = { id: this.#nextId++, run_id: this.runId, ts: nowIso(), type: input.type, data: input.data } as RunEvent;
     if (isTerminalType(event.type)) this.#terminalAppended = true;
     this.opts.writer.enqueue(event, this);
     return event;

@@ -125,6 +125,28 @@ export type RunEvent = {
   [T in RunEventType]: { id: number; run_id: string; ts: string; type: T; data: RunEventData<T> };
 }[RunEventType];
 
+/**
+ * Hidden property on a stored event: its `data` already serialized to JSON
+ * (computed once at append; reused by the store and the SSE frames).
+ */
+export const DATA_JSON: unique symbol = Symbol("openrunner.dataJson");
+
+/** The JSON text of `event.data`, serialized once and cached on the event. */
+export function dataJsonOf(event: RunEvent): string {
+  const e = event as RunEvent & { [DATA_JSON]?: string };
+  const cached = e[DATA_JSON];
+  if (cached !== undefined) return cached;
+  const json = JSON.stringify(e.data);
+  setDataJson(event, json);
+  return json;
+}
+
+/** Caches `json` as the event's data JSON (a non-enumerable property, invisible to deep equality). */
+export function setDataJson<E extends object>(event: E, json: string): E {
+  Object.defineProperty(event, DATA_JSON, { value: json, enumerable: false, writable: true });
+  return event;
+}
+
 /** An event before the channel numbers and stamps it: what adapters and the run machine produce. */
 export type RunEventInput = {
   [T in RunEventType]: { type: T; data: RunEventData<T> };
