@@ -13,6 +13,7 @@ import { monotonicFactory } from "ulid";
 import { ConflictError, ValidationError } from "../errors.ts";
 import type { RunEvent, RunEventType } from "../run/events.ts";
 import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../run/events.ts";
+import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
 import { applyMigrations } from "./migrations.ts";
 import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow } from "./types.ts";
 
@@ -22,6 +23,8 @@ export interface SqliteStoreOptions {
   file: string;
   /** How long a writer waits for a lock held by another connection, ms. Default 5000. */
   busyTimeoutMs?: number;
+  /** Checkpoint the WAL from a worker thread instead of inside commits (default true for files). */
+  backgroundCheckpoints?: boolean;
 }
 
 /**
@@ -49,6 +52,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     db.pragma("foreign_keys = ON");
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     applyMigrations(db);
+    let checkpointer: Checkpointer | undefined;
+    if (opts.file !== ":memory:" && !opts.file.startsWith("file:") && opts.backgroundCheckpoints !== false) {
+      db.pragma("wal_autocheckpoint = 0");
+      checkpointer = startCheckpointer(path.resolve(opts.file), 1000);
+    }
     const ulid = monotonicFactory(); // ids sort in creation order, even within one millisecond
     return {
       users: createUserRepo(db, ulid),
@@ -57,7 +65,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       events: createEventRepo(db),
       transaction: <T>(fn: () => T): T => db.transaction(fn)(),
       close: () => {
-        if (db.open) db.close();
+        checkpointer?.stop();
+        if (!db.open) return;
+        try {
+          db.pragma("wal_checkpoint(TRUNCATE)");
+        } catch {
+          // another connection is busy; the WAL is replayed on the next open
+        }
+        db.close();
       },
     };
   } catch (err) {
