@@ -2,11 +2,9 @@
  * Helpers shared by the four CLI adapters (claude-code, codex, opencode, gemini): adapter
  * options, binary detection, the complete child environment, and the small pieces every
  * parser needs (log events for unknown lines and stderr, failure outcomes).
- *
- * It lives in `claude-code/` only because the adapter folders are all this work owns; it is
- * adapter-neutral and can move to `src/agent/` unchanged.
  */
-import { access, constants } from "node:fs/promises";
+import { access, constants, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
@@ -64,40 +62,83 @@ export async function findBinary(binName: string, command: string | undefined, e
 }
 
 /**
- * Returns a cached `detect()`: finds the binary and runs `<bin> --version` once (20 s limit).
- * The version is the first `x.y.z` in the output.
+ * Runs `<bin> --version` (20 s limit) in a throw-away HOME/TMPDIR/XDG folder, removed afterwards:
+ * even `--version` writes state (opencode creates `~/.config`, `~/.local/share` and
+ * `~/.cache/opencode`; Gemini CLI `~/.gemini/projects.json.*.tmp`), which must not land in the
+ * operator's home.
  */
-export function createDetector(agent: string, binName: string, options: AgentCliOptions, env: ServerEnv): () => Promise<AgentHealth> {
-  let cached: Promise<AgentHealth> | undefined;
-  return () =>
-    (cached ??= (async (): Promise<AgentHealth> => {
-      const path = await findBinary(binName, options.command, env);
-      if (!path) return { agent, available: false, reason: `${options.command ?? binName} not found on PATH or in .agents/bin (run scripts/install-agents.sh)` };
-      try {
-        const out = await execa(path, ["--version"], {
-          env: { PATH: env.PATH ?? "/usr/bin:/bin", HOME: env.HOME ?? "/tmp", TERM: "dumb", LANG: env.LANG ?? "C.UTF-8" },
-          extendEnv: false,
-          stdin: "ignore",
-          timeout: 20_000,
-          reject: false,
-        });
-        const version = /\d+\.\d+\.\d+[\w.+-]*/.exec(`${out.stdout}\n${out.stderr}`)?.[0];
-        if (out.exitCode !== 0 || !version) return { agent, available: false, path, reason: `${path} --version failed: ${(out.stderr || out.stdout).slice(-300)}` };
-        return { agent, available: true, path, version };
-      } catch (err) {
-        return { agent, available: false, path, reason: `${path} --version failed: ${(err as Error).message}` };
-      }
-    })());
+async function runVersion(path: string, env: ServerEnv): Promise<{ exitCode?: number; stdout: string; stderr: string }> {
+  const home = await mkdtemp(join(tmpdir(), "openrunner-detect-"));
+  try {
+    const out = await execa(path, ["--version"], {
+      cwd: home,
+      env: {
+        PATH: env.PATH ?? "/usr/bin:/bin",
+        HOME: home,
+        TMPDIR: home,
+        XDG_CONFIG_HOME: join(home, ".config"),
+        XDG_DATA_HOME: join(home, ".local", "share"),
+        XDG_CACHE_HOME: join(home, ".cache"),
+        XDG_STATE_HOME: join(home, ".local", "state"),
+        TERM: "dumb",
+        LANG: env.LANG ?? "C.UTF-8",
+      },
+      extendEnv: false,
+      stdin: "ignore",
+      timeout: 20_000,
+      reject: false,
+    });
+    return { ...(typeof out.exitCode === "number" ? { exitCode: out.exitCode } : {}), stdout: String(out.stdout), stderr: String(out.stderr) };
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
 }
 
 /**
- * The complete child environment: PATH, HOME=ctx.home, LANG, TERM=dumb, the agent's own
- * variables, then the admin's `options.env` (which wins). Undefined values are left out.
+ * Returns a cached `detect()`: finds the binary and runs `<bin> --version` (see
+ * {@link runVersion}). The version is the first `x.y.z` in the output. A success is cached for
+ * the life of the adapter; "not available" is not, so a CLI installed later is found on the
+ * next detection (the registry re-detects at most once per its TTL).
  */
-export function buildEnv(ctx: AgentRunContext, own: Record<string, string | undefined>, options: AgentCliOptions): Record<string, string> {
+export function createDetector(agent: string, binName: string, options: AgentCliOptions, env: ServerEnv): () => Promise<AgentHealth> {
+  let cached: Promise<AgentHealth> | undefined;
+  const detect = async (): Promise<AgentHealth> => {
+    const health = await probe();
+    if (!health.available) cached = undefined;
+    return health;
+  };
+  const probe = async (): Promise<AgentHealth> => {
+    const path = await findBinary(binName, options.command, env);
+    if (!path) return { agent, available: false, reason: `${options.command ?? binName} not found on PATH or in .agents/bin (run scripts/install-agents.sh)` };
+    try {
+      const out = await runVersion(path, env);
+      const version = /\d+\.\d+\.\d+[\w.+-]*/.exec(`${out.stdout}\n${out.stderr}`)?.[0];
+      if (out.exitCode !== 0 || !version) return { agent, available: false, path, reason: `${path} --version failed: ${(out.stderr || out.stdout).slice(-300)}` };
+      return { agent, available: true, path, version };
+    } catch (err) {
+      return { agent, available: false, path, reason: `${path} --version failed: ${(err as Error).message}` };
+    }
+  };
+  return () => (cached ??= detect());
+}
+
+/**
+ * The complete child environment: PATH, HOME=ctx.home, TMPDIR=`<home>/tmp` (created here), LANG,
+ * TERM=dumb, the agent's own variables, then the admin's `options.env` (which wins). Undefined
+ * values are left out.
+ *
+ * TMPDIR is per home because the CLIs leave files in the temporary folder on every run (opencode's
+ * Bun runtime extracts a 5.5 MB `.<hash>.so` each start and never removes it; Gemini CLI writes
+ * `gemini-client-error-*.json` reports with request details; Claude Code keeps `claude-<uid>/`
+ * task folders): they stay in the run's isolated home instead of the shared /tmp.
+ */
+export async function buildEnv(ctx: AgentRunContext, own: Record<string, string | undefined>, options: AgentCliOptions): Promise<Record<string, string>> {
+  const tmp = join(ctx.home, "tmp");
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
   const env: Record<string, string> = {
     PATH: ctx.server_env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     HOME: ctx.home,
+    TMPDIR: tmp,
     LANG: ctx.server_env.LANG ?? "C.UTF-8",
     TERM: "dumb",
   };

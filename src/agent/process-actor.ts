@@ -6,7 +6,8 @@
  * channel, and reports the exit back to the run machine as `AGENT.EXITED`.
  *
  * `STOP` sends SIGTERM to the whole group and SIGKILL after the grace period.
- * When the main process exits, whatever it left in its group is killed, so
+ * When the main process exits, whatever it left in its group is killed (and
+ * every process carrying the run's OPENRUNNER_RUN_ID, see `orphans.ts`), so
  * nothing a run started outlives it; the actor's cleanup (machine stopped)
  * SIGKILLs the group if it is still there.
  */
@@ -15,6 +16,7 @@ import { fromCallback } from "xstate";
 import type { RunEventInput } from "../run/events.ts";
 import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 import { createLineSplitter } from "./line-splitter.ts";
+import { signalRunProcesses } from "./orphans.ts";
 
 /** Input of the process actor. */
 export interface ProcessActorInput {
@@ -69,7 +71,11 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     stopRequested = true;
     if (pid === undefined || exited) return;
     killProcessGroup(pid, "SIGTERM");
-    killTimer ??= setTimeout(() => pid !== undefined && !exited && killProcessGroup(pid, "SIGKILL"), killGraceMs);
+    signalRunProcesses(ctx.run_id, "SIGTERM");
+    killTimer ??= setTimeout(() => {
+      if (pid !== undefined && !exited) killProcessGroup(pid, "SIGKILL");
+      signalRunProcesses(ctx.run_id, "SIGKILL");
+    }, killGraceMs);
   };
   receive((event) => {
     if (event.type === "STOP") stop();
@@ -131,6 +137,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     child.once("exit", () => {
       exited = true;
       if (pid !== undefined) killProcessGroup(pid, "SIGKILL");
+      signalRunProcesses(ctx.run_id, "SIGKILL"); // tool commands in sessions of their own
     });
     const result = await child;
     await streamsDone;
@@ -151,5 +158,6 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     clearTimeout(killTimer);
     // Only a group whose leader we have not seen exit: after that the id may be reused.
     if (pid !== undefined && !exited) killProcessGroup(pid, "SIGKILL");
+    if (pid !== undefined) signalRunProcesses(ctx.run_id, "SIGKILL");
   };
 });

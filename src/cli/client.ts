@@ -84,7 +84,8 @@ export function resolveServerUrl(ctx: CliContext, server?: string): string {
 
 /**
  * Creates the client for a command.
- * @param opts.server the `--server` flag; `opts.token` overrides every other token source.
+ * @param opts.server the `--server` flag; `opts.token` overrides every other token source
+ *   (`null`: send none, as `login` does).
  */
 export function createApiClient(ctx: CliContext, opts: { server?: string; token?: string | null } = {}): ApiClient {
   const baseUrl = resolveServerUrl(ctx, opts.server);
@@ -116,7 +117,7 @@ export function createApiClient(ctx: CliContext, opts: { server?: string; token?
       if (ro.signal?.aborted) throw err;
       throw new ConnectionError(baseUrl, describeFetchFailure(err));
     }
-    if (!res.ok) throw await readApiError(res, token !== undefined);
+    if (!res.ok) throw await readApiError(res, token === undefined && opts.token !== null);
     return res;
   }
 
@@ -150,7 +151,8 @@ export function describeCliError(err: unknown): { line: string; exitCode: number
   return { line: `error: ${message}`, exitCode: 1 };
 }
 
-async function readApiError(res: Response, hadToken: boolean): Promise<ApiError> {
+/** Reads `{error: {code, message}}`; `hintLogin` adds how to log in to a 401. */
+async function readApiError(res: Response, hintLogin: boolean): Promise<ApiError> {
   let code = `http_${res.status}`;
   let message = res.statusText || "request failed";
   try {
@@ -160,7 +162,7 @@ async function readApiError(res: Response, hadToken: boolean): Promise<ApiError>
   } catch {
     // not JSON: keep the status line
   }
-  if (res.status === 401 && !hadToken) message += " (not logged in: run `openrunner login` or set OPENRUNNER_TOKEN)";
+  if (res.status === 401 && hintLogin) message += " (not logged in: run `openrunner login` or set OPENRUNNER_TOKEN)";
   return new ApiError(res.status, code, message);
 }
 

@@ -8,6 +8,8 @@
 export interface TextOutput {
   write(chunk: string): boolean;
   isTTY?: boolean;
+  /** Terminal width; 0 or absent when unknown. */
+  columns?: number;
 }
 
 /** A readable stream, possibly a terminal (`setRawMode` exists only on a TTY). */

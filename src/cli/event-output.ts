@@ -32,7 +32,9 @@ export function createEventOutput(ctx: CliContext, opts: { json: boolean; spinne
     };
   }
   const renderer = createRenderer({ color: shouldUseColor(ctx) });
-  const useSpinner = opts.spinner && ctx.stdout.isTTY === true && ctx.stderr.isTTY === true && ctx.env.TERM !== "dumb";
+  // nanospinner divides by the width to clear its lines: a terminal of unknown width (0) would loop forever.
+  const useSpinner =
+    opts.spinner && ctx.stdout.isTTY === true && ctx.stderr.isTTY === true && (ctx.stderr.columns ?? 0) > 0 && ctx.env.TERM !== "dumb";
   const spinner: Spinner | undefined = useSpinner
     ? createSpinner("waiting", { stream: ctx.stderr as NodeJS.WriteStream })
     : undefined;

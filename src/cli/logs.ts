@@ -7,7 +7,7 @@ import type { RunEvent } from "../run/events.ts";
 import { createApiClient } from "./client.ts";
 import type { CliContext } from "./context.ts";
 import { createEventOutput } from "./event-output.ts";
-import { followRunEvents } from "./sse.ts";
+import { describeReconnect, followRunEvents } from "./sse.ts";
 
 /** Flags and argument of `logs`. */
 export interface LogsOptions {
@@ -51,7 +51,9 @@ export async function runLogs(ctx: CliContext, opts: LogsOptions): Promise<numbe
       await followRunEvents(client, opts.runId, {
         after,
         onEvent: (ev) => out.print(ev),
-        onReconnect: (n, why) => out.note(`(${why === "lagged" ? "stream lagged" : "connection lost"}; resuming after event ${n})`),
+        onReconnect: (n, why, attempt) => {
+          if (attempt === 1) out.note(describeReconnect(why, n));
+        },
       });
     }
     return 0;

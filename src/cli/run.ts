@@ -8,7 +8,7 @@ import { createApiClient } from "./client.ts";
 import { shouldUseColor, type CliContext } from "./context.ts";
 import { createEventOutput } from "./event-output.ts";
 import { createPaint } from "./format.ts";
-import { followRunEvents } from "./sse.ts";
+import { describeReconnect, followRunEvents } from "./sse.ts";
 
 /** Flags and argument of `run`. */
 export interface RunCommandOptions {
@@ -47,7 +47,9 @@ export async function runRunCommand(ctx: CliContext, opts: RunCommandOptions): P
   try {
     const last = await followRunEvents(client, created.run_id, {
       onEvent: (ev) => out.print(ev),
-      onReconnect: (after, why) => out.note(`(${why === "lagged" ? "stream lagged" : "connection lost"}; resuming after event ${after})`),
+      onReconnect: (after, why, attempt) => {
+        if (attempt === 1) out.note(describeReconnect(why, after));
+      },
     });
     return last.type === "run.completed" ? 0 : 1;
   } finally {

@@ -15,8 +15,11 @@ export interface FollowOptions {
   after?: number;
   /** Called once per event, in id order. */
   onEvent: (event: RunEvent) => void;
-  /** Called before each reconnect, with the last id seen and why. */
-  onReconnect?: (after: number, reason: "lagged" | "disconnected") => void;
+  /**
+   * Called before each reconnect with the last id seen, why, and the attempt
+   * number since the stream last delivered an event (1 for the first).
+   */
+  onReconnect?: (after: number, reason: "lagged" | "disconnected", attempt: number) => void;
   /** Consecutive failed attempts allowed before giving up (default 8). */
   maxRetries?: number;
   /** Reconnect when nothing (not even a heartbeat) arrives for this long, ms (default 45 000). */
@@ -44,13 +47,25 @@ export async function followRunEvents(client: ApiClient, runId: string, opts: Fo
     state.progressed = false;
     const outcome = await connectOnce(client, runId, state, opts);
     if (outcome.kind === "terminal") return outcome.event;
-    if (outcome.kind === "dropped") {
-      failures = state.progressed ? 1 : failures + 1;
-      if (failures > maxRetries) throw new ConnectionError(client.baseUrl, `event stream lost: ${outcome.reason}`);
-      await sleep(delay(failures));
+    if (outcome.kind === "lagged") {
+      failures = 0;
+      opts.onReconnect?.(state.lastId, "lagged", 1);
+      continue;
     }
-    opts.onReconnect?.(state.lastId, outcome.kind === "lagged" ? "lagged" : "disconnected");
+    failures = state.progressed ? 1 : failures + 1;
+    if (failures > maxRetries) {
+      throw new ConnectionError(client.baseUrl, `event stream lost after event ${state.lastId}: ${outcome.reason}`);
+    }
+    opts.onReconnect?.(state.lastId, "disconnected", failures);
+    await sleep(delay(failures));
   }
+}
+
+/** The note shown when the stream reconnects. */
+export function describeReconnect(why: "lagged" | "disconnected", after: number): string {
+  return why === "lagged"
+    ? `(stream lagged; resuming after event ${after})`
+    : `(connection lost; reconnecting after event ${after} …)`;
 }
 
 async function connectOnce(
@@ -117,7 +132,8 @@ async function connectOnce(
   } catch (err) {
     if (outcome) return outcome;
     if (err instanceof ApiError && err.status < 500) throw err;
-    return { kind: "dropped", reason: err instanceof Error ? err.message : String(err) };
+    const reason = err instanceof ConnectionError ? err.reason : err instanceof Error ? err.message : String(err);
+    return { kind: "dropped", reason };
   } finally {
     clearTimeout(idle);
     controller.abort();

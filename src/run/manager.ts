@@ -24,7 +24,7 @@ import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { isTerminalType, statusOfTerminal, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "./events.ts";
 import { runMachine } from "./machine.ts";
-import { killRunOrphans } from "./orphans.ts";
+import { killRunOrphans } from "../agent/orphans.ts";
 import type { CreateRunBody } from "./requests.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
 

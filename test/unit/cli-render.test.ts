@@ -84,7 +84,7 @@ const EXPECTED = [
   "container removed 0123456789ab",
   "✓ completed in 12.3s",
   "✗ failed: agent_crashed: boom (exit 3) after 800ms",
-  "■ cancelled: user request by admin after 1m 01s",
+  "■ cancelled: user request (by admin) after 1m 01s",
   "✗ timed out (limit 5m 00s) after 5m 00s",
   "",
 ].join("\n");
@@ -150,6 +150,13 @@ describe("cli renderer", () => {
       ]),
     );
     assert.equal(shown, "42\nusage: 1 in · 2 out\n✓ completed in 1.5s\n");
+    const shell = renderAll(
+      number([
+        { type: "log", data: { stream: "stdout", text: "42" } },
+        { type: "run.completed", data: { result: "42\n", exit_code: 0, duration_ms: 5 } },
+      ]),
+    );
+    assert.equal(shell, "stdout│ 42\n✓ completed in 5ms\n", "a result that repeats stdout is not printed again");
   });
 
   it("colours on request: reasoning dim, failures red", () => {

@@ -33,7 +33,7 @@ export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv
       if (model) argv.push("--model", model);
       if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
       argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
-      const env = buildEnv(
+      const env = await buildEnv(
         ctx,
         {
           CLAUDE_CONFIG_DIR: configDir,

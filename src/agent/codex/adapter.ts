@@ -78,7 +78,7 @@ export function createCodexAdapter(options: AgentCliOptions = {}, serverEnv: Ser
       const argv = ctx.resume_session_id
         ? [bin, "exec", "resume", ...flags, "--", ctx.resume_session_id, ctx.text]
         : [bin, "exec", ...flags, "-C", ctx.cwd, "--", ctx.text];
-      const env = buildEnv(
+      const env = await buildEnv(
         ctx,
         { CODEX_HOME: codexHome, OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY },
         options,

@@ -45,7 +45,7 @@ export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: Se
       const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
       if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
       argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
-      const env = buildEnv(
+      const env = await buildEnv(
         ctx,
         {
           GEMINI_CLI_HOME: ctx.home,

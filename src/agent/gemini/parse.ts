@@ -30,6 +30,23 @@ function statsUsage(stats: Obj): Usage {
 }
 
 /**
+ * Gemini CLI reports an API failure as `[API Error: {"error":{"code":500,"message":"…","status":"INTERNAL"}}]`:
+ * returns the upstream message (with its status name) and HTTP code, or the text unchanged.
+ */
+export function readableGeminiError(text: string): { message: string; status?: number } {
+  const json = /API Error:\s*(\{.*\})\s*\]?\s*$/s.exec(text)?.[1];
+  if (!json) return { message: text };
+  try {
+    const err = (JSON.parse(json) as { error?: { code?: unknown; message?: unknown; status?: unknown } }).error;
+    if (typeof err?.message !== "string") return { message: text };
+    const message = typeof err.status === "string" ? `${err.message} (${err.status})` : err.message;
+    return typeof err.code === "number" ? { message, status: err.code } : { message };
+  } catch {
+    return { message: text };
+  }
+}
+
+/**
  * Creates a parser for one Gemini CLI run.
  * @example
  * const p = createGeminiParser();
@@ -120,8 +137,8 @@ export function createGeminiParser(): LineParser {
       }
       if (exit.exit_code === 41) return modelFailure(exit, result?.message ?? "authentication failed", 401);
       if (result && result.status !== "success") {
-        const message = result.message ?? "model request failed";
-        return modelFailure(exit, message, statusInMessage(message) ?? statusFromGeminiExit(exit.exit_code));
+        const { message, status } = readableGeminiError(result.message ?? "model request failed");
+        return modelFailure(exit, message, status ?? statusInMessage(message) ?? statusFromGeminiExit(exit.exit_code));
       }
       if (exit.exit_code === 0) return crashed("gemini", exit, "exited 0 without a result event (interrupted?)");
       return crashed("gemini", exit, result ? "non-zero exit after a successful result" : "no result event");

@@ -69,7 +69,7 @@ export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: 
       args.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
       // sh only redirects stdin from the prompt file and execs opencode (same pid).
       const argv = ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", promptFile, bin, ...args];
-      const env = buildEnv(
+      const env = await buildEnv(
         ctx,
         {
           ...dirs,

@@ -30,6 +30,25 @@ export function findRunProcesses(runId: string): number[] {
   return out;
 }
 
+/**
+ * Sends `signal` to every process of `runId`. Agent CLIs start their tool
+ * commands in sessions of their own (claude's Bash, gemini's shell tool,
+ * opencode's bash), out of the run's process group; the environment marker
+ * still finds them. Returns how many were signalled.
+ */
+export function signalRunProcesses(runId: string, signal: NodeJS.Signals): number {
+  let n = 0;
+  for (const pid of findRunProcesses(runId)) {
+    try {
+      process.kill(pid, signal);
+      n++;
+    } catch {
+      // gone already
+    }
+  }
+  return n;
+}
+
 /** SIGKILLs every process of `runId`; returns how many were signalled. */
 export function killRunOrphans(runId: string, log: Log): number {
   const pids = findRunProcesses(runId);
