@@ -121,7 +121,7 @@ describe("openrunner CLI against the real server", () => {
   });
 
   test("logs -f follows a live run until cancel ends it; runs lists it", async () => {
-    const started = runCli(["run", "--agent", "shell", "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 0.5; done"], env);
+    const started = runCli(["run", "--agent", "shell", "for i in $(seq 1 120); do echo tick $i; sleep 0.5; done"], env);
     let runId = "";
     for (let i = 0; i < 100 && !runId; i++) {
       const list = await runCli(["runs", "--status", "running", "--limit", "5"], env);
