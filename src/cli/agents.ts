@@ -6,14 +6,7 @@ import { createApiClient } from "./client.ts";
 import { printLine, type CliContext } from "./context.ts";
 import { formatTable } from "./format.ts";
 
-/** One row of GET /health/agents. */
-export interface AgentHealth {
-  agent: string;
-  available: boolean;
-  version?: string;
-  path?: string;
-  reason?: string;
-}
+import type { AgentHealth } from "../agent/types.ts";
 
 /**
  * Runs `agents`; returns the exit code.

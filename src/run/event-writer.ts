@@ -58,27 +58,49 @@ export class EventWriter {
     return this.#pending.length;
   }
 
+  /** Commits `events` in one transaction with their projections; throws what the store throws. */
+  #commit(events: RunEvent[]): Array<() => void> {
+    let after: Array<() => void> | void = undefined;
+    this.#opts.store.transaction(() => {
+      this.#opts.store.events.insertBatch(events);
+      after = this.#opts.project?.(events);
+    });
+    return (after as Array<() => void> | undefined) ?? [];
+  }
+
+  /** Delivers committed events, then runs the post-commit callbacks (a subscriber opened from a bus handler sees the terminal id). */
+  #deliver(events: RunEvent[], after: Array<() => void>): void {
+    const byRun = groupByRun(events);
+    for (const [runId, list] of byRun) this.#listeners.get(runId)?.onCommitted(list);
+    for (const fn of after) fn();
+    for (const [runId, list] of byRun) {
+      this.#opts.onStored?.(runId, list.length);
+      if (!this.#pending.some((e) => e.run_id === runId)) this.#listeners.delete(runId);
+    }
+  }
+
+  /** Keeps events for a later attempt (a transient store error), retried after 100 ms. */
+  #retryLater(events: RunEvent[]): void {
+    this.#pending = events.concat(this.#pending);
+    this.#retry ??= setTimeout(() => {
+      this.#retry = null;
+      this.flush();
+    }, 100);
+  }
+
+  /** After a constraint error: commits run by run, so one bad run (e.g. deleted) cannot block the others. */
   #commitRunByRun(batch: RunEvent[]): void {
     for (const [runId, events] of groupByRun(batch)) {
-      let after: Array<() => void> | void = undefined;
+      let after: Array<() => void>;
       try {
-        this.#opts.store.transaction(() => {
-          this.#opts.store.events.insertBatch(events);
-          after = this.#opts.project?.(events);
-        });
+        after = this.#commit(events);
       } catch (err) {
-        if (isConstraintError(err)) {
-          this.#opts.onDropped?.(runId, events.length, err);
-          continue;
-        }
-        this.#pending = events.concat(this.#pending);
+        if (isConstraintError(err)) this.#opts.onDropped?.(runId, events.length, err);
+        else this.#retryLater(events);
         continue;
       }
-      this.#listeners.get(runId)?.onCommitted(events);
-      for (const fn of (after as Array<() => void> | undefined) ?? []) fn();
-      this.#opts.onStored?.(runId, events.length);
+      this.#deliver(events, after);
     }
-    if (this.#pending.length > 0) this.#scheduled ??= setImmediate(() => this.flush());
   }
 
   /**
@@ -94,35 +116,16 @@ export class EventWriter {
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
-    let after: Array<() => void> | void = undefined;
+    let after: Array<() => void>;
     try {
-      this.#opts.store.transaction(() => {
-        this.#opts.store.events.insertBatch(batch);
-        after = this.#opts.project?.(batch);
-      });
+      after = this.#commit(batch);
     } catch (err) {
       this.#opts.onError?.(err);
-      if (isConstraintError(err)) {
-        // One run's events violate a constraint (e.g. its row was deleted): commit run by
-        // run so that one bad run cannot block every other run's events forever.
-        this.#commitRunByRun(batch);
-        return;
-      }
-      this.#pending = batch.concat(this.#pending);
-      this.#retry ??= setTimeout(() => {
-        this.#retry = null;
-        this.flush();
-      }, 100);
+      if (isConstraintError(err)) this.#commitRunByRun(batch);
+      else this.#retryLater(batch);
       return;
     }
-    // Deliver first, then notify: a subscriber opened from a bus handler then sees the terminal id.
-    const byRun = groupByRun(batch);
-    for (const [runId, events] of byRun) this.#listeners.get(runId)?.onCommitted(events);
-    for (const fn of (after as Array<() => void> | undefined) ?? []) fn();
-    for (const [runId, events] of byRun) this.#opts.onStored?.(runId, events.length);
-    for (const runId of byRun.keys()) {
-      if (!this.#pending.some((e) => e.run_id === runId)) this.#listeners.delete(runId);
-    }
+    this.#deliver(batch, after);
   }
 }
 

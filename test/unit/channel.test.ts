@@ -670,3 +670,35 @@ describe("RunChannel on the real SQLite store", () => {
     }
   });
 });
+
+describe("EventWriter: a run whose events violate a constraint", () => {
+  test("is dropped alone (onDropped); other runs in the same batch are stored and delivered", async () => {
+    const store = new MemStore();
+    const realInsert = store.events.insertBatch;
+    store.events.insertBatch = (events) => {
+      if (events.some((e) => e.run_id === "run_gone")) throw Object.assign(new Error("FOREIGN KEY constraint failed"), { code: "SQLITE_CONSTRAINT_FOREIGNKEY" });
+      realInsert(events);
+    };
+    const dropped: Array<[string, number]> = [];
+    const errors: unknown[] = [];
+    const writer = new EventWriter({ store, onError: (e) => errors.push(e), onDropped: (runId, n) => dropped.push([runId, n]) });
+    const ok = new RunChannel({ runId: "run_ok", lastStoredId: 0, writer, events: store.events, bufferLimit: 100 });
+    const gone = new RunChannel({ runId: "run_gone", lastStoredId: 0, writer, events: store.events, bufferLimit: 100 });
+    const got: number[] = [];
+    ok.subscribe(0, { write: (c) => (got.push(...c.events.map((e) => e.id)), true), lagged: () => {}, end: () => {} });
+    const goneGot: number[] = [];
+    gone.subscribe(0, { write: (c) => (goneGot.push(...c.events.map((e) => e.id)), true), lagged: () => {}, end: () => {} });
+    ok.append(log("a"));
+    gone.append(log("x"));
+    ok.append(log("b"));
+    await turn();
+    assert.deepEqual(got, [1, 2], "the healthy run is stored and delivered");
+    assert.deepEqual(goneGot, [], "nothing unstored is delivered");
+    assert.deepEqual(dropped, [["run_gone", 1]]);
+    assert.equal(errors.length, 1);
+    assert.equal(writer.pendingCount, 0, "no endless retry of the bad run");
+    ok.append(log("c"));
+    await turn();
+    assert.deepEqual(got, [1, 2, 3]);
+  });
+});
