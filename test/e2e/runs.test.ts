@@ -170,6 +170,24 @@ describe("shell runs end to end", () => {
     rmSync(outside, { recursive: true, force: true });
   });
 
+  test("resume: another user's run 404, another agent 400, a run without an agent session 400", async () => {
+    const shellRun = await createRun(s, token, "echo first");
+    await allEvents(s, token, shellRun);
+    const post = (metadata: Record<string, unknown>, t = token) => s.api("/api/runs", { method: "POST", token: t, json: { input: { text: "again" }, metadata } });
+    const noSession = await post({ agent_type: "shell", resume: shellRun });
+    assert.equal(noSession.status, 400);
+    assert.equal(((await noSession.json()) as { error: { code: string } }).error.code, "resume_no_session");
+    const otherAgent = await post({ agent_type: "codex", resume: shellRun });
+    assert.ok([400, 503].includes(otherAgent.status), `status ${otherAgent.status}`);
+    if (otherAgent.status === 400) assert.equal(((await otherAgent.json()) as { error: { code: string } }).error.code, "resume_agent_mismatch");
+    const unknown = await post({ agent_type: "shell", resume: "run_does_not_exist" });
+    assert.equal(unknown.status, 404);
+    await s.api("/api/users", { method: "POST", token, json: { username: "dave", password: "dave-password-1" } });
+    const dave = await s.login("dave", "dave-password-1");
+    const foreign = await post({ agent_type: "shell", resume: shellRun }, dave);
+    assert.equal(foreign.status, 404);
+  });
+
   test("another user's run answers 404; unauthenticated answers 401", async () => {
     const created = await s.api("/api/users", { method: "POST", token, json: { username: "bob", password: "bob-password-1" } });
     assert.equal(created.status, 201);
