@@ -99,6 +99,7 @@ export function openRawSse(opts: RawSseOptions): { connected: Promise<void>; don
         `Host: ${opts.host}:${opts.port}\r\nAccept: text/event-stream\r\nAuthorization: Bearer ${opts.token}\r\n\r\n`,
     );
   });
+  let chunked = true;
   const done = new Promise<RawSseResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
@@ -131,6 +132,7 @@ export function openRawSse(opts: RawSseOptions): { connected: Promise<void>; don
         if (i === -1) return;
         headerDone = true;
         status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0);
+        chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head.slice(0, i));
         onConnected();
         if (status !== 200) return finish();
         // the leading CRLF of the separator stays in the body, so "\nid: " of the first frame is found
@@ -155,6 +157,8 @@ export function openRawSse(opts: RawSseOptions): { connected: Promise<void>; don
     socket.on("close", () => {
       clearTimeout(timer);
       if (!headerDone) onConnectFail(new Error("socket closed before the response"));
+      // a close-delimited body (no chunked encoding) ends when the server closes the connection
+      if (headerDone && !chunked && status === 200) ended = true;
       resolve({ frames, bytes, ended, status });
     });
   });
