@@ -73,7 +73,7 @@ export function createSilentLogger(): Log {
   return new Logger<ILogObj>({ type: "hidden", minLevel: 6 });
 }
 
-const TOKEN_PARAMS = /([?&](?:access_token|token|api_key|key)=)[^&#]*/gi;
+const TOKEN_PARAMS = /([?&](?:access(?:_|%5f)token|token|api(?:_|%5f)key|key|password)=)[^&#]*/gi;
 
 /** Replaces the values of token-bearing query parameters in a URL or path with `***`. */
 export function redactUrl(url: string): string {

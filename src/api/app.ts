@@ -65,6 +65,7 @@ export function createAppDeps(opts: CreateAppDepsOptions): AppDeps {
     limiter: createLoginLimiter({ maxAttempts: config.login_max_attempts, windowSecs: config.login_window_secs }),
     metrics: createMetrics(bus),
     auth: createAuthMiddleware({ jwt, store, log }) as AppMiddleware,
+    authWithQueryToken: createAuthMiddleware({ jwt, store, log, allowQueryToken: true }) as AppMiddleware,
     startedAt: opts.startedAt ?? Date.now(),
     version: opts.version,
     listAgentHealth: opts.listAgentHealth,

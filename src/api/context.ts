@@ -55,6 +55,8 @@ export interface AppDeps {
    * sets `ctx.state.user` or throws UnauthorizedError (401).
    */
   auth: AppMiddleware;
+  /** Like `auth`, but also accepts `?access_token=` (for SSE, whose EventSource clients cannot send headers). */
+  authWithQueryToken: AppMiddleware;
   /** Process start, epoch milliseconds (for `uptime_s`). */
   startedAt: number;
   /** Server version (package.json), reported by /health and the OpenAPI document. */

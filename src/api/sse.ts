@@ -12,6 +12,8 @@ import type { EventChunk, RunChannel } from "../run/channel.ts";
 export interface SseOptions {
   /** Heartbeat comment interval, ms. */
   heartbeatMs: number;
+  /** A client that reads nothing for this long while writes are pending is disconnected, ms. Default 60 s. */
+  stallTimeoutMs?: number;
   /** Client reconnect delay announced with `retry:`, ms. */
   retryMs?: number;
 }
@@ -38,22 +40,37 @@ export function streamRunEvents(req: IncomingMessage, res: ServerResponse, chann
       if (finished) return;
       finished = true;
       clearInterval(heartbeat);
+      clearTimeout(stallTimer);
       sub?.close();
       if (!res.writableEnded) res.end();
       resolve();
     };
     let sub: ReturnType<RunChannel["subscribe"]> | undefined;
-    const onDrain = () => sub?.resume();
+    let stallTimer: NodeJS.Timeout | undefined;
+    const onDrain = () => {
+      clearTimeout(stallTimer);
+      stallTimer = undefined;
+      try {
+        sub?.resume();
+      } catch {
+        res.destroy(); // never let a replay failure escape an event listener
+      }
+    };
     res.on("drain", onDrain);
     res.once("close", finish);
     sub = channel.subscribe(after, {
       write(chunk: EventChunk): boolean {
         if (finished) return false;
-        return res.write(chunk.bytes());
+        const more = res.write(chunk.bytes());
+        // A client that stops reading is dropped, not held forever (it reconnects with Last-Event-ID).
+        if (!more) stallTimer ??= setTimeout(() => res.destroy(), opts.stallTimeoutMs ?? 60_000);
+        return more;
       },
       lagged(lastId: number) {
         res.write(`event: stream.lagged\ndata: ${JSON.stringify({ last_event_id: lastId })}\n\n`);
         finish();
+        // A lagging socket may never drain: do not wait for it.
+        setTimeout(() => res.destroy(), 5000).unref();
       },
       end: finish,
     });

@@ -33,7 +33,7 @@ export interface AuthMiddlewareOptions {
   jwt: JwtService;
   store: Store;
   log: Log;
-  /** Accept `?access_token=` when no Authorization header is sent. Default true. */
+  /** Accept `?access_token=` when no Authorization header is sent (SSE and the proxy only: EventSource cannot send headers). Default false. */
   allowQueryToken?: boolean;
   /** An API key's `last_used_at` is rewritten at most this often, ms. Default 60000. */
   touchIntervalMs?: number;
@@ -58,7 +58,7 @@ export function createAuthMiddleware(opts: AuthMiddlewareOptions): AuthMiddlewar
     if (!opts?.[name]) throw new TypeError(`createAuthMiddleware: option ${name} is required`);
   }
   const { jwt, store } = opts;
-  const allowQueryToken = opts.allowQueryToken ?? true;
+  const allowQueryToken = opts.allowQueryToken ?? false;
   const touchIntervalMs = opts.touchIntervalMs ?? 60_000;
   if (!Number.isInteger(touchIntervalMs) || touchIntervalMs < 0) {
     throw new TypeError(`createAuthMiddleware: touchIntervalMs must be an integer >= 0, got ${String(touchIntervalMs)}`);

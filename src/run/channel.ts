@@ -34,6 +34,8 @@ export interface EventSink {
 }
 
 const REPLAY_PAGE = 2000;
+/** Most bytes (UTF-16 code units, ~bytes) of frames in one replay chunk: a page of huge events is split. */
+export const MAX_CHUNK_CHARS = 4 * 1024 * 1024;
 
 /**
  * Formats one event as an SSE frame; `data:` is the whole event as JSON, built
@@ -59,6 +61,10 @@ function nowIso(): string {
 function chunkOf(events: RunEvent[]): EventChunk {
   let text = "";
   for (const e of events) text += formatSseFrame(e);
+  return chunkFromText(events, text);
+}
+
+function chunkFromText(events: RunEvent[], text: string): EventChunk {
   let buf: Buffer | undefined;
   return { events, text, bytes: () => (buf ??= Buffer.from(text, "utf8")) };
 }
@@ -112,7 +118,11 @@ export class Subscription {
     this.sink.end();
   }
 
-  /** Replays stored events page by page until caught up or paused. */
+  /**
+   * Replays stored events page by page until caught up or paused. Chunks hold
+   * at most {@link MAX_CHUNK_CHARS} of frames; what a pause leaves of a page is
+   * read again from the store later.
+   */
   pump(): void {
     while (this.#replaying && !this.#paused && !this.#closed) {
       const page = this.channel.readStored(this.cursor, REPLAY_PAGE);
@@ -121,7 +131,16 @@ export class Subscription {
         this.#maybeEnd();
         return;
       }
-      this.#deliver(chunkOf(page));
+      let start = 0;
+      let text = "";
+      for (let i = 0; i < page.length && !this.#paused && !this.#closed; i++) {
+        text += formatSseFrame(page[i]!);
+        if (text.length >= MAX_CHUNK_CHARS || i === page.length - 1) {
+          this.#deliver(chunkFromText(page.slice(start, i + 1), text));
+          start = i + 1;
+          text = "";
+        }
+      }
     }
   }
 
@@ -192,6 +211,11 @@ export class RunChannel {
     this.#nextId = opts.lastStoredId + 1;
     this.terminalId = opts.terminalId ?? null;
     this.#terminalAppended = this.terminalId !== null;
+  }
+
+  /** Id of the last appended event (committed or not); 0 when none. */
+  get lastAppendedId(): number {
+    return this.#nextId - 1;
   }
 
   /** True once a terminal event was appended (even if not yet committed). */

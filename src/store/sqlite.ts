@@ -52,6 +52,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     db.pragma("foreign_keys = ON");
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     applyMigrations(db);
+    restrictFileModes(opts.file);
     let checkpointer: Checkpointer | undefined;
     if (opts.file !== ":memory:" && !opts.file.startsWith("file:") && opts.backgroundCheckpoints !== false) {
       db.pragma("wal_autocheckpoint = 0");
@@ -82,6 +83,18 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
 }
 
 const now = (): string => new Date().toISOString();
+
+/** The database and its WAL/SHM files are readable by the server's user only (0600). */
+function restrictFileModes(file: string): void {
+  if (file === ":memory:" || file.startsWith("file:")) return;
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch {
+      // not created yet
+    }
+  }
+}
 
 function createUserRepo(db: Db, ulid: () => string): UserRepo {
   const cols = "id, username, password_hash, role, created_at";

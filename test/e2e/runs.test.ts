@@ -170,6 +170,25 @@ describe("shell runs end to end", () => {
     rmSync(outside, { recursive: true, force: true });
   });
 
+  test("Last-Event-ID beyond the end: a live run is clamped (nothing skipped), a finished run just ends", async () => {
+    const runId = await createRun(s, token, "echo x; sleep 1; echo y");
+    await readSse(`${s.url}/api/runs/${runId}/events`, { token, stopAfter: (m) => m.event === "log" });
+    const rest = await readSse(`${s.url}/api/runs/${runId}/events`, { token, lastEventId: 999 });
+    assert.ok(rest.ended);
+    const types = rest.messages.map((m) => (JSON.parse(m.data) as Ev).type);
+    assert.deepEqual(types, ["log", "run.completed"], "events after the clamp point are still delivered");
+    const done = await readSse(`${s.url}/api/runs/${runId}/events`, { token, lastEventId: 999 });
+    assert.ok(done.ended);
+    assert.equal(done.messages.length, 0);
+  });
+
+  test("/metrics: runs leave the running gauge when they end", async () => {
+    await allEvents(s, token, await createRun(s, token, "true"));
+    const text = await (await s.api("/metrics")).text();
+    assert.match(text, /^openrunner_runs\{status="running"\} 0$/m);
+    assert.match(text, /^openrunner_runs\{status="completed"\} [1-9]\d*$/m);
+  });
+
   test("resume: another user's run 404, another agent 400, a run without an agent session 400", async () => {
     const shellRun = await createRun(s, token, "echo first");
     await allEvents(s, token, shellRun);

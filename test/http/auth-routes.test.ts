@@ -303,12 +303,13 @@ describe("built-in routes", () => {
     const token = adminToken;
     const bogus = "eyJhbGciOiJub25lIn0.bogus-token-value-123.";
     logLines.length = 0;
-    assert.equal((await request.get(`/api/auth/me?access_token=${token}`)).status, 200);
-    assert.equal((await request.get(`/api/auth/me?x=1&access_token=${bogus}`)).status, 401);
+    assert.equal((await request.get(`/api/auth/me?access_token=${token}`)).status, 401, "query tokens only on SSE routes");
+    assert.equal((await request.get(`/api/auth/me?x=1&access%5Ftoken=${bogus}`)).status, 401);
     assert.equal((await request.get(`/api/nope?access_token=${bogus}&y=2`)).status, 404);
     assert.equal((await request.get("/api/auth/me").set(as(bogus))).status, 401);
     assert.ok(logLines.length >= 4);
     assert.ok(logLines.some((l) => l.includes("access_token=***")), "the access log ran and redacted");
+    assert.ok(logLines.some((l) => l.includes("access%5Ftoken=***")), "percent-encoded parameter names are redacted too");
     for (const line of logLines) {
       assert.equal(line.includes(token), false, `token leaked: ${line}`);
       assert.equal(line.includes("bogus-token-value-123"), false, `token leaked: ${line}`);

@@ -84,13 +84,13 @@ describe("every bad credential answers the same 401", () => {
   const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
   const claims = () => ({ role: "user", username: "alice", sub: userId });
 
-  test("a valid JWT is accepted (control), in the header and as ?access_token=", async () => {
+  test("a valid JWT is accepted (control) in the header; ?access_token= only where allowed (SSE)", async () => {
     const token = deps.jwt.sign({ id: userId, username: "alice", role: "user" });
     const res = await request.get("/api/auth/me").set(bearer(token));
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, { id: userId, username: "alice", role: "user" });
     const viaQuery = await request.get(`/api/auth/me?access_token=${encodeURIComponent(token)}`);
-    assert.equal(viaQuery.status, 200);
+    assert.equal(viaQuery.status, 401, "query tokens are refused on ordinary routes");
   });
 
   test("expired token", async () => {

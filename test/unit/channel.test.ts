@@ -8,7 +8,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { EventWriter } from "../../src/run/event-writer.ts";
-import { RunChannel, formatSseFrame, type EventChunk, type EventSink, type Subscription } from "../../src/run/channel.ts";
+import { MAX_CHUNK_CHARS, RunChannel, formatSseFrame, type EventChunk, type EventSink, type Subscription } from "../../src/run/channel.ts";
 import { isTerminalType, type RunEvent, type RunEventInput, type RunEventType } from "../../src/run/events.ts";
 import type { EventRepo } from "../../src/store/types.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
@@ -700,5 +700,27 @@ describe("EventWriter: a run whose events violate a constraint", () => {
     ok.append(log("c"));
     await turn();
     assert.deepEqual(got, [1, 2, 3]);
+  });
+});
+
+describe("replay of large events", () => {
+  test("a page of huge events is delivered in chunks of bounded size, all events in order", async () => {
+    const { channel } = setup();
+    const big = "x".repeat(1024 * 1024);
+    for (let i = 0; i < 10; i++) channel.append(log(big + i));
+    channel.append(completed);
+    await turn();
+    const sizes: number[] = [];
+    const ids: number[] = [];
+    let ended = false;
+    channel.subscribe(0, {
+      write: (c) => (sizes.push(c.text.length), ids.push(...c.events.map((e) => e.id)), true),
+      lagged: () => {},
+      end: () => (ended = true),
+    });
+    assert.deepEqual(ids, range(1, 11));
+    assert.ok(sizes.length >= 3, `split into ${sizes.length} chunks`);
+    for (const n of sizes) assert.ok(n < MAX_CHUNK_CHARS + 1024 * 1024 + 1000, `chunk of ${n} chars`);
+    assert.equal(ended, true);
   });
 });

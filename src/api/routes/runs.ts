@@ -8,7 +8,7 @@ import { Router } from "@koa/router";
 import { Type } from "@sinclair/typebox";
 import { ValidationError } from "../../errors.ts";
 import type { RunManager } from "../../run/manager.ts";
-import { RUN_STATUSES, isTerminalType, type RunStatus } from "../../run/events.ts";
+import { RUN_STATUSES, dataJsonOf, isTerminalType, type RunEvent, type RunStatus } from "../../run/events.ts";
 import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListResponse, RunView } from "../../run/requests.ts";
 import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
@@ -42,6 +42,18 @@ function readAfter(ctx: AppContext, after: string | undefined): number {
   if (raw === undefined) return 0;
   if (!/^[0-9]{1,15}$/.test(raw.trim())) throw new ValidationError("Last-Event-ID / after must be a non-negative integer", { value: raw }, "invalid_last_event_id");
   return Number(raw.trim());
+}
+
+/** Most bytes of event data in one JSON page; at least one event is always returned. */
+const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+
+function capByBytes(events: RunEvent[], maxBytes: number): RunEvent[] {
+  let total = 0;
+  for (let i = 0; i < events.length; i++) {
+    total += dataJsonOf(events[i]!).length + 100;
+    if (total > maxBytes && i > 0) return events.slice(0, i);
+  }
+  return events;
 }
 
 function boundedLimit(raw: string | undefined, dflt: number, max: number): number {
@@ -93,14 +105,15 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
     ctx.status = 204;
   });
 
-  router.get("/api/runs/:id/events", auth, async (ctx) => {
+  router.get("/api/runs/:id/events", deps.authWithQueryToken, async (ctx) => {
     const q = validateQuery(EventsQuery, ctx.query);
     const run = manager.get(ctx.state.user, ctx.params.id!);
-    const after = readAfter(ctx, q.after);
     const channel = manager.channelFor(run);
+    // An id beyond the last event would skip events still to come: clamp it.
+    const after = Math.min(readAfter(ctx, q.after), channel.lastAppendedId);
     if (ctx.accepts("text/event-stream", "application/json") === "application/json") {
       const limit = boundedLimit(q.limit, 1000, 10000);
-      const events = channel.readStored(after, limit);
+      const events = capByBytes(channel.readStored(after, limit), MAX_PAGE_BYTES);
       const last = events[events.length - 1];
       const done = (last !== undefined && isTerminalType(last.type)) || (events.length === 0 && channel.terminalId !== null && after >= channel.terminalId);
       ctx.body = { events, next_after: last?.id ?? after, done };
