@@ -82,4 +82,4 @@ say "docker engine up: $(docker version --format 'server {{.Server.Version}}, AP
 cd "$repo_root"
 [[ -d node_modules/dockerode ]] || die "node_modules missing: run npm ci first"
 say "building $image (offline)"
-node --import tsx docker/build-image.ts --offline --tag "$image" | grep -E '^(built|Step|Successfully)' || die "image build failed"
+node --import tsx src/main.ts image build --offline --tag "$image" | grep -E '^(built|Step|Successfully)' || die "image build failed"

@@ -16,6 +16,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { runAgents } from "./cli/agents.ts";
 import { runCancel } from "./cli/cancel.ts";
 import { describeCliError } from "./cli/client.ts";
+import { runImageBuild } from "./cli/image.ts";
 import type { CliContext } from "./cli/context.ts";
 import { runLogin } from "./cli/login.ts";
 import { runLogs } from "./cli/logs.ts";
@@ -128,6 +129,14 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .addOption(serverOpt())
     .action(act((o: { server?: string }) => runAgents(ctx, o)));
 
+  const image = program.command("image").description("the agent image for docker runs");
+  image
+    .command("build")
+    .description("build the agent image in the docker engine at DOCKER_HOST (default /var/run/docker.sock)")
+    .option("--offline", "build FROM scratch from this machine's node and busybox (no registry needed)")
+    .option("--tag <name:tag>", "image tag", "openrunner-agent:latest")
+    .action(act((o: { offline?: boolean; tag?: string }) => runImageBuild(ctx, o)));
+
   const users = program.command("users").description("manage users (admin)");
   users
     .command("add")
@@ -208,6 +217,17 @@ function installShutdownHandlers(handle: ServerHandle, log: Log, ctx: CliContext
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Last resort: a bug that escapes every handler is logged, then the server shuts down in
+  // order (runs end with their terminal events, the store is flushed) and exits 1.
+  let crashing = false;
+  const onFatal = (err: unknown, origin: string) => {
+    log.fatal("unexpected error; shutting down", { origin, err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    if (crashing) return;
+    crashing = true;
+    handle.close().finally(() => exitAfterFlush(1));
+  };
+  process.on("uncaughtException", (err) => onFatal(err, "uncaughtException"));
+  process.on("unhandledRejection", (reason) => onFatal(reason, "unhandledRejection"));
 }
 
 /** Exits once stdout and stderr have flushed (process.exit can cut piped output). */

@@ -1,9 +1,11 @@
 /**
  * The server's composition: store, bus, auth, agent registry, event writer,
- * run manager and the Koa app, wired once, plus the ordered, idempotent
- * shutdown. `src/main.ts` (the command line) calls {@link startServer}.
+ * run manager, the container engine client and sweeper, and the Koa app,
+ * wired once, plus the ordered, idempotent shutdown. `src/main.ts` (the
+ * command line) calls {@link startServer}.
  */
-import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -20,6 +22,11 @@ import { ensureFirstAdmin } from "./auth/bootstrap.ts";
 import { Bus } from "./bus/bus.ts";
 import { resolvePaths } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
+import { createDockerClient } from "./container/client.ts";
+import { LABEL } from "./container/labels.ts";
+import { ContainerSweeper } from "./container/sweeper.ts";
+import type { ContainerClient } from "./container/types.ts";
+import { ConfigError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { EventWriter } from "./run/event-writer.ts";
 import { RunManager } from "./run/manager.ts";
@@ -58,6 +65,39 @@ export function parseAddr(addr: string): { host: string; port: number } {
   return { host, port: Number(addr.slice(i + 1)) };
 }
 
+const INSTANCE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * This server's stable instance id (the `openrunner.instance` label of its
+ * containers): read from `<data_dir>/instance-id`, created there once.
+ * @throws ConfigError when the file holds something that is not an id
+ */
+export function ensureInstanceId(dataDir: string): string {
+  const file = path.join(dataDir, "instance-id");
+  let id: string;
+  try {
+    id = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    id = `or-${randomBytes(8).toString("hex")}`;
+    writeFileSync(file, `${id}\n`, { mode: 0o600, flag: "wx" });
+  }
+  if (!INSTANCE_ID.test(id)) throw new ConfigError(file, "1-64 characters [A-Za-z0-9_.-] (delete the file to get a new id)", id);
+  return id;
+}
+
+/** Checks the docker settings that span two values. */
+function checkDockerConfig(d: Config["docker"]): void {
+  for (const [v, max] of [
+    ["memory_mb", "max_memory_mb"],
+    ["cpus", "max_cpus"],
+    ["pids_limit", "max_pids_limit"],
+  ] as const) {
+    if (d[v] > d[max]) throw new ConfigError(`docker.${v}`, `at most docker.${max} (${d[max]})`, d[v]);
+  }
+  if (d.network === "host") throw new ConfigError("docker.network", "a named network or absent (host networking is never used)", d.network);
+}
+
 /**
  * Opens the store (creating the data folder), ends runs a crash left live,
  * creates the first admin if there is none, and listens on `config.addr`.
@@ -69,6 +109,12 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   mkdirSync(paths.data_dir, { recursive: true, mode: 0o700 });
   const homes = path.join(paths.data_dir, "homes");
   mkdirSync(homes, { recursive: true, mode: 0o700 });
+  checkDockerConfig(config.docker);
+  const instance = ensureInstanceId(paths.data_dir);
+  let docker: ContainerClient | undefined;
+  // No engine call until used; a bad DOCKER_HOST fails the boot here.
+  const dockerClient = () => (docker ??= createDockerClient({ ...(opts.env.DOCKER_HOST ? { dockerHost: opts.env.DOCKER_HOST } : {}) }));
+  dockerClient();
   const store = openSqliteStore({ file: path.join(paths.data_dir, "openrunner.db") });
   const bus = new Bus((err, topic) => log.error("bus handler failed", { topic, err: String(err) }));
 
@@ -101,9 +147,31 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     writer,
     dirs: { workspaces: paths.workspaces_dir, homes },
     serverEnv: opts.env,
+    docker: { client: dockerClient, instance },
   });
   const interrupted = manager.recover();
   if (interrupted.length > 0) log.warn("ended runs interrupted by the previous shutdown", { count: interrupted.length });
+
+  // Containers of this instance left by an earlier process: their runs were just ended as interrupted.
+  const sweeper = new ContainerSweeper({
+    client: dockerClient(),
+    instance,
+    idleMs: config.docker.project_idle_secs * 1000,
+    intervalMs: config.docker.sweep_interval_secs * 1000,
+    log: log.getSubLogger({ name: "container.sweeper" }),
+  });
+  try {
+    await dockerClient().ping({ timeoutMs: 3000 });
+    const swept = await sweeper.sweepOrphans({ adopt: (c) => c.labels[LABEL.kind] === "project" && c.state === "running" });
+    if (swept.removed.length > 0) log.info("removed containers of an earlier process", { count: swept.removed.length, instance });
+    sweeper.start();
+  } catch (err) {
+    if (config.docker.default_isolation === "docker") {
+      store.close();
+      throw err;
+    }
+    log.warn("docker engine unavailable: docker runs fail until it answers", { engine: dockerClient().engine, err: err instanceof Error ? err.message : String(err) });
+  }
 
   const admin = await ensureFirstAdmin({ store, ...(config.admin_password ? { password: config.admin_password } : {}), print });
   void admin;
@@ -138,7 +206,8 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const close = () =>
     (closing ??= (async () => {
       log.info("shutting down");
-      await manager.close(); // stop admitting, end runs, flush events, end SSE streams
+      await manager.close(); // stop admitting, end runs (their containers are removed), flush events, end SSE streams
+      await sweeper.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), config.shutdown_grace_ms).unref();
         server.close(() => {

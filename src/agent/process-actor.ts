@@ -10,11 +10,19 @@
  * every process carrying the run's OPENRUNNER_RUN_ID, see `orphans.ts`), so
  * nothing a run started outlives it; the actor's cleanup (machine stopped)
  * SIGKILLs the group if it is still there.
+ *
+ * With `input.container` (a `metadata.isolation: "docker"` run) the same
+ * command runs inside that container instead, through the engine's exec API;
+ * see `container-exec.ts`.
  */
 import { execa } from "execa";
 import { fromCallback } from "xstate";
+import type { RunContainer } from "../container/run-container.ts";
+import type { Log } from "../log.ts";
 import type { RunEventInput } from "../run/events.ts";
+import { startContainerExec, teardownRunContainer, type ContainerExecution } from "./container-exec.ts";
 import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
+import { guardParser } from "./guarded-parser.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import { signalRunProcesses } from "./orphans.ts";
 
@@ -26,6 +34,9 @@ export interface ProcessActorInput {
   emit: (e: RunEventInput) => void;
   /** ms between SIGTERM and SIGKILL of the group on STOP. */
   killGraceMs: number;
+  /** Run the command in this container (from `prepare`) instead of on the host. */
+  container?: RunContainer;
+  log?: Pick<Log, "warn">;
 }
 
 /** Events the actor sends to its parent. */
@@ -60,8 +71,9 @@ export function processGroupAlive(pid: number): boolean {
 
 /** The xstate actor logic; see the module comment. */
 export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(({ input, sendBack, receive }) => {
-  const { adapter, ctx, emit, killGraceMs } = input;
+  const { adapter, ctx, emit, killGraceMs, container } = input;
   let pid: number | undefined;
+  let inContainer: ContainerExecution | undefined;
   let exited = false;
   let stopRequested = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -69,6 +81,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
 
   const stop = () => {
     stopRequested = true;
+    if (inContainer) return inContainer.stop();
     if (pid === undefined || exited) return;
     killProcessGroup(pid, "SIGTERM");
     signalRunProcesses(ctx.run_id, "SIGTERM");
@@ -81,10 +94,13 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     if (event.type === "STOP") stop();
   });
 
-  void runProcess().catch((err: unknown) => {
+  void runProcess().catch(async (err: unknown) => {
     if (disposed) return;
     const message = err instanceof Error ? err.message : String(err);
     const code = (err as { code?: unknown }).code;
+    // Failed before the container execution started: the per-run container still goes, before the outcome.
+    if (container?.perRun && !inContainer) await teardownRunContainer(container, emit, input.log);
+    if (disposed) return;
     sendBack({
       type: "AGENT.EXITED",
       outcome: { kind: "failed", code: typeof code === "string" && /^[a-z_]+$/.test(code) ? code : "spawn_failed", message },
@@ -95,7 +111,16 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
   async function runProcess(): Promise<void> {
     const command = await adapter.command(ctx);
     if (disposed) return;
-    const parser: LineParser = adapter.createParser(ctx);
+    const parser: LineParser = guardParser(adapter.createParser(ctx), (err, where) =>
+      input.log?.warn("agent output parser failed; line kept as a log event", { run_id: ctx.run_id, agent: adapter.name, where, err: String(err) }),
+    );
+    if (container) {
+      inContainer = startContainerExec({ container, command, ctx, agent: adapter.name, parser, emit, killGraceMs, ...(input.log ? { log: input.log } : {}) });
+      if (stopRequested) inContainer.stop();
+      const { outcome, exit } = await inContainer.done;
+      if (!disposed) sendBack({ type: "AGENT.EXITED", outcome, exit });
+      return;
+    }
     const [file, ...args] = command.argv;
     if (!file) throw Object.assign(new Error("adapter returned an empty command"), { code: "spawn_failed" });
     // Everything async happens before the spawn: from here to the stream listeners is synchronous, so no output is missed.
@@ -156,6 +181,8 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
   return () => {
     disposed = true;
     clearTimeout(killTimer);
+    if (inContainer) inContainer.dispose();
+    else if (container?.perRun) void container.handle.remove({ force: true }).catch(() => {});
     // Only a group whose leader we have not seen exit: after that the id may be reused.
     if (pid !== undefined && !exited) killProcessGroup(pid, "SIGKILL");
     if (pid !== undefined) signalRunProcesses(ctx.run_id, "SIGKILL");

@@ -22,6 +22,11 @@ export const ConfigSchema = Type.Object(
     jwt_expires_in_secs: Type.Integer({ minimum: 60, maximum: 2592000, default: 86400 }),
     max_concurrent_runs: Type.Integer({ minimum: 1, maximum: 10000, default: 8 }),
     max_concurrent_runs_per_user: Type.Integer({ minimum: 1, maximum: 10000, default: 4 }),
+    /**
+     * Whether non-admin users may start `shell` runs on the host. Off by default: a host
+     * shell has the server's OS privileges (its data folder, its environment).
+     */
+    allow_shell_for_users: Type.Boolean({ default: false }),
     /** Default run timeout in seconds. */
     default_timeout_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 300 }),
     /** Upper bound a request may ask for with `metadata.timeout_secs`. */
@@ -59,10 +64,41 @@ export const ConfigSchema = Type.Object(
           args: Type.Optional(Type.Array(Type.String())),
           /** Caps the CLI's own HTTP retries where it has a knob (claude, codex, gemini). */
           max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+          /** Image for this agent's docker runs (default `docker.image`). */
+          image: Type.Optional(Type.String({ minLength: 1 })),
+          /** argv[0] inside a container (default: the basename of the host command, looked up in the image's PATH). */
+          container_command: Type.Optional(Type.String({ minLength: 1 })),
         },
         { additionalProperties: false },
       ),
       { default: {} },
+    ),
+    /** Docker isolation (DESIGN.md section 8): image, container user, limits and their admin maxima, network. */
+    docker: Type.Object(
+      {
+        /** Image of per-run containers (`openrunner image build` makes it). */
+        image: Type.String({ minLength: 1, default: "openrunner-agent:latest" }),
+        /** Numeric non-root `uid:gid` the container runs as. */
+        user: Type.String({ pattern: "^[1-9][0-9]{0,9}(:[1-9][0-9]{0,9})?$", default: "1000:1000", description: "a non-root numeric uid:gid" }),
+        /** Default memory limit, MiB (no swap beyond it); a run may ask for up to `max_memory_mb`. */
+        memory_mb: Type.Integer({ minimum: 6, maximum: 1048576, default: 2048 }),
+        max_memory_mb: Type.Integer({ minimum: 6, maximum: 1048576, default: 8192 }),
+        /** Default CPU quota (fractions allowed); a run may ask for up to `max_cpus`. */
+        cpus: Type.Number({ minimum: 0.01, maximum: 1024, default: 2 }),
+        max_cpus: Type.Number({ minimum: 0.01, maximum: 1024, default: 4 }),
+        /** Default process limit; a run may ask for up to `max_pids_limit`. */
+        pids_limit: Type.Integer({ minimum: 1, maximum: 4194304, default: 512 }),
+        max_pids_limit: Type.Integer({ minimum: 1, maximum: 4194304, default: 4096 }),
+        /** Docker network to join; absent: no network at all (`none`). `host` is refused. */
+        network: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        /** Isolation of runs that do not say (`metadata.isolation`). */
+        default_isolation: Type.Union([Type.Literal("none"), Type.Literal("docker")], { default: "none" }),
+        /** How long an unused project container is kept (project containers: not yet implemented). */
+        project_idle_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 600 }),
+        /** Period of the idle-container sweep. */
+        sweep_interval_secs: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+      },
+      { additionalProperties: false, default: {} },
     ),
   },
   { additionalProperties: false },

@@ -411,6 +411,14 @@ class DockerExec implements ExecHandle {
     }
   }
 
+  async running(): Promise<boolean> {
+    try {
+      return (await this.exec.inspect()).Running;
+    } catch {
+      return false;
+    }
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill("KILL").catch(() => 0);
     this.socket.destroy();

@@ -6,51 +6,12 @@
  * docker-modem throw (HTTP status errors with `statusCode`/`json`, socket
  * errors with `code`) onto that set, once, at the client boundary.
  *
- * Proposed for `src/errors.ts` (the closed set): move `ContainerError` there
- * unchanged; this module would then re-export it.
+ * `ContainerError` itself lives in `src/errors.ts` (the closed set); it is
+ * re-exported here.
  */
-import { AppError } from "../errors.ts";
+import { ContainerError } from "../errors.ts";
 
-/** The closed set of container error codes, with their HTTP status. */
-export const CONTAINER_ERROR_STATUS = {
-  /** The engine cannot be reached (socket missing, refused, reset). */
-  engine_unavailable: 503,
-  /** The configured image does not exist in the engine (no registry pull is attempted). */
-  image_not_found: 503,
-  /** The container (or exec) is gone. */
-  container_not_found: 404,
-  /** The container's state forbids the operation (not running, name in use, removal in progress). */
-  container_conflict: 409,
-  /** The engine refused to start a process inside the container. */
-  exec_failed: 500,
-  /** The kernel killed a process of the container for exceeding its memory limit. */
-  oom_killed: 500,
-  /** The image build reported an error. */
-  image_build_failed: 500,
-  /** Any other engine error. */
-  container_failed: 500,
-} as const;
-
-export type ContainerErrorCode = keyof typeof CONTAINER_ERROR_STATUS;
-
-/**
- * An error of the container layer.
- * @example
- * throw new ContainerError("image_not_found", "image openrunner-agent:latest not found; run `openrunner image build --offline`");
- */
-export class ContainerError extends AppError {
-  readonly status: number;
-  override readonly code: ContainerErrorCode;
-  /** 503s name the fault (engine down, image missing) so the operator can fix it; 5xx engine errors stay in the log. */
-  override get expose(): boolean {
-    return this.status < 500 || this.status === 503;
-  }
-  constructor(code: ContainerErrorCode, message: string, options?: { cause?: unknown; details?: unknown }) {
-    super(code, message, options?.details, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.status = CONTAINER_ERROR_STATUS[code];
-  }
-}
+export { CONTAINER_ERROR_STATUS, ContainerError, type ContainerErrorCode } from "../errors.ts";
 
 /** Socket-level error codes meaning "no engine there". */
 const UNREACHABLE = new Set(["ECONNREFUSED", "ENOENT", "EACCES", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "ENETUNREACH", "EAI_AGAIN"]);

@@ -136,6 +136,12 @@ export interface ExecHandle extends AsyncDisposable {
    * none is left (or the container is gone).
    */
   kill(signal?: ExecSignal): Promise<number>;
+  /**
+   * Whether the exec'd process itself still runs (the engine's view). Its output streams stay open
+   * while anything it left behind holds its pipes; this tells the two apart. False once the
+   * process ended, or when the engine cannot tell.
+   */
+  running(): Promise<boolean>;
 }
 
 /** A container owned by the caller. Disposing it removes it (force), ignoring "already gone". */

@@ -6,7 +6,9 @@
  * ```
  *
  * The agent adapter is invoked as the child actor `agent` while `running`;
- * `prepare` (workspace, later the container) runs in `preparing`. Both are
+ * `prepare` (workspace, home, the run's container) runs in `preparing`; its
+ * output ({@link PrepareOutput}: the container, if any) is kept in the context
+ * and handed to the agent with its input. Both are
  * referred to by name so tests can `runMachine.provide({ actors: { agent } })`.
  * The terminal event is emitted by the entry action of the final state, so it
  * is written exactly once whatever the order of CANCEL, timeout and exit.
@@ -18,7 +20,14 @@
 import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import type { AgentOutcome } from "../agent/types.ts";
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/process-actor.ts";
+import type { RunContainer } from "../container/run-container.ts";
 import type { RunEventInput } from "./events.ts";
+
+/** What `prepare` produced for the run. */
+export interface PrepareOutput {
+  /** The container the agent runs in (`metadata.isolation: "docker"`); absent: on the host. */
+  container?: RunContainer;
+}
 
 /** Input of one run machine. Times in ms. */
 export interface RunMachineInput {
@@ -41,6 +50,7 @@ export interface RunMachineContext extends RunMachineInput {
   startedAt: number | null;
   stop: StopReason | null;
   outcome: AgentOutcome | null;
+  prepared: PrepareOutput | null;
 }
 
 /** Events the machine accepts. */
@@ -59,7 +69,7 @@ export const runMachine = setup({
     input: {} as RunMachineInput,
   },
   actors: {
-    prepare: fromPromise<void, { runId: string }>(async () => {}),
+    prepare: fromPromise<PrepareOutput, { runId: string }>(async () => ({})),
     agent: fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => () => {}),
   },
   delays: {
@@ -124,7 +134,7 @@ export const runMachine = setup({
   },
 }).createMachine({
   id: "run",
-  context: ({ input }) => ({ ...input, createdAt: input.now(), startedAt: null, stop: null, outcome: null }),
+  context: ({ input }) => ({ ...input, createdAt: input.now(), startedAt: null, stop: null, outcome: null, prepared: null }),
   initial: "queued",
   states: {
     queued: {
@@ -138,14 +148,19 @@ export const runMachine = setup({
       invoke: {
         src: "prepare",
         input: ({ context }) => ({ runId: context.runId }),
-        onDone: "running",
+        onDone: { target: "running", actions: assign({ prepared: ({ event }) => event.output ?? {} }) },
         onError: "failed",
       },
       after: { runTimeout: { target: "timed_out", actions: "recordTimeout" } },
       on: { CANCEL: { target: "cancelled", actions: "recordCancel" } },
     },
     running: {
-      invoke: { id: "agent", src: "agent", input: ({ context }) => context.agentInput, onError: "#run.failed" },
+      invoke: {
+        id: "agent",
+        src: "agent",
+        input: ({ context }) => (context.prepared?.container ? { ...context.agentInput, container: context.prepared.container } : context.agentInput),
+        onError: "#run.failed",
+      },
       initial: "working",
       states: {
         working: {

@@ -10,6 +10,13 @@
  * run's {@link RunChannel}; the EventWriter commits them and the channel fans
  * them out to SSE subscriptions; the terminal event, committed together with
  * the row's final state, ends the run.
+ *
+ * Docker isolation (`metadata.isolation: "docker"`, or the server's
+ * `docker.default_isolation`): `create()` checks the requested limits against
+ * the admin maxima (400) and that the engine answers (503
+ * `engine_unavailable`); `prepare` creates and starts the run's container
+ * (`src/container/run-container.ts`), which the process actor runs the agent
+ * in and removes at the end.
  */
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
@@ -17,13 +24,15 @@ import { processActor, type ProcessActorInput } from "../agent/process-actor.ts"
 import type { AgentRegistry } from "../agent/registry.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
-import { ForbiddenError, NotFoundError, ShuttingDownError, ValidationError } from "../errors.ts";
+import { createRunContainer, mib } from "../container/run-container.ts";
+import type { ContainerClient, ContainerLimits } from "../container/types.ts";
+import { ForbiddenError, NotFoundError, ShuttingDownError, ValidationError, UnauthorizedError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import type { RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { isTerminalType, statusOfTerminal, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "./events.ts";
-import { runMachine } from "./machine.ts";
+import { runMachine, type PrepareOutput } from "./machine.ts";
 import { killRunOrphans } from "../agent/orphans.ts";
 import type { CreateRunBody } from "./requests.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
@@ -38,8 +47,8 @@ export interface Caller {
 export interface RunManagerDeps {
   config: Pick<
     Config,
-    "max_concurrent_runs" | "max_concurrent_runs_per_user" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
-  >;
+    "max_concurrent_runs" | "max_concurrent_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
+  > & { docker?: Config["docker"]; agents?: Config["agents"] };
   store: Store;
   bus: Bus;
   log: Log;
@@ -49,6 +58,8 @@ export interface RunManagerDeps {
   dirs: { workspaces: string; homes: string };
   /** Environment of the server, handed to adapters read-only. */
   serverEnv: Readonly<Record<string, string | undefined>>;
+  /** The container engine (created on first use) and this server's instance id; absent: docker runs are refused. */
+  docker?: { client: () => ContainerClient; instance: string };
 }
 
 interface ActiveRun {
@@ -59,6 +70,8 @@ interface ActiveRun {
   actor: Actor<typeof runMachine>;
   admitted: boolean;
   usage: Usage | null;
+  /** Runs in a container (removed again as a backstop when the machine ends). */
+  docker: boolean;
 }
 
 const isTerminalStatus = (s: RunStatus) => TERMINAL_STATUSES.includes(s);
@@ -72,6 +85,8 @@ export class RunManager {
   readonly #runningByUser = new Map<string, number>();
   #running = 0;
   #admitting = true;
+  /** Users being deleted: they may start no new run. */
+  readonly #blockedUsers = new Set<string>();
   #closing: Promise<void> | null = null;
 
   constructor(deps: RunManagerDeps) {
@@ -122,12 +137,15 @@ export class RunManager {
    */
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
     if (!this.#admitting) throw new ShuttingDownError();
+    if (this.#blockedUsers.has(caller.id)) throw new UnauthorizedError();
     const md = body.metadata;
     if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
     const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;
     if (timeoutSecs > this.#d.config.max_timeout_secs)
       throw new ValidationError(`metadata.timeout_secs must be at most ${this.#d.config.max_timeout_secs}`, { field: "metadata.timeout_secs", value: timeoutSecs });
+    const limits = this.#containerLimits(md);
     const adapter = await this.#d.registry.require(md.agent_type);
+    if (limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     const id = `run_${ulid()}`;
     let resumed: RunRow | undefined;
     if (md.resume !== undefined) {
@@ -135,6 +153,8 @@ export class RunManager {
       if (resumed.agent !== md.agent_type) throw new ValidationError(`run ${md.resume} used agent ${resumed.agent}, not ${md.agent_type}`, { field: "metadata.resume" }, "resume_agent_mismatch");
       if (!resumed.session_id) throw new ValidationError(`run ${md.resume} has no agent session to resume`, { field: "metadata.resume" }, "resume_no_session");
     }
+    if (adapter.name === "shell" && caller.role !== "admin" && !this.#d.config.allow_shell_for_users && !limits)
+      throw new ForbiddenError("host shell runs are for admins only (use isolation docker, or set allow_shell_for_users)");
     const cwd = resumed ? resumed.cwd : await resolveRunCwd(this.#d.dirs.workspaces, id, md.cwd);
     const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : id;
     if (!this.#admitting) throw new ShuttingDownError();
@@ -144,7 +164,7 @@ export class RunManager {
       agent: adapter.name,
       status: "queued",
       input: { text: body.input.text },
-      metadata: { ...md, timeout_secs: timeoutSecs, home_of: homeKey },
+      metadata: { ...md, timeout_secs: timeoutSecs, home_of: homeKey, isolation: limits ? "docker" : "none" },
       cwd,
       created_at: new Date().toISOString(),
     });
@@ -153,6 +173,7 @@ export class RunManager {
       adapter,
       killGraceMs: this.#d.config.kill_grace_ms,
       emit: (e) => channel.append(e),
+      log: this.#log,
       ctx: {
         run_id: id,
         text: body.input.text,
@@ -167,8 +188,27 @@ export class RunManager {
     const machine = runMachine.provide({
       actors: {
         agent: processActor,
-        prepare: fromPromise(async () => {
+        prepare: fromPromise<PrepareOutput, { runId: string }>(async ({ signal }) => {
           await ensureHome(this.#d.dirs.homes, homeKey);
+          if (!limits) return {};
+          const docker = this.#d.config.docker!;
+          const agentCfg = this.#d.config.agents?.[adapter.name];
+          const container = await createRunContainer({
+            client: this.#d.docker!.client(),
+            instance: this.#d.docker!.instance,
+            runId: id,
+            userId: caller.id,
+            image: agentCfg?.image ?? docker.image,
+            user: docker.user,
+            ...(docker.network ? { network: docker.network } : {}),
+            workspace: cwd,
+            limits,
+            ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
+            emit: (e) => channel.append(e),
+            signal,
+            log: this.#log,
+          });
+          return { container };
         }),
       },
     });
@@ -182,7 +222,7 @@ export class RunManager {
         agentInput,
       },
     });
-    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, usage: null };
+    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, usage: null, docker: limits !== null };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
@@ -234,6 +274,7 @@ export class RunManager {
 
   /** Cancels every live run of a user and waits for their terminal events (before the user is deleted). */
   async cancelUserRuns(userId: string, by: string): Promise<void> {
+    this.#blockedUsers.add(userId); // no new runs while (and after) the user is deleted
     const mine = [...this.#active.values()].filter((a) => a.userId === userId);
     for (const a of mine) this.#cancelActive(a.id, "user deleted", by);
     await Promise.all(mine.map((a) => a.channel.whenTerminal()));
@@ -300,6 +341,30 @@ export class RunManager {
     }
   }
 
+  /**
+   * The container limits of a run, or null when it runs on the host.
+   * @throws ValidationError (400) for limits above the admin maxima, or limits without docker isolation; ServiceUnavailable when docker is not set up
+   */
+  #containerLimits(md: CreateRunBody["metadata"]): ContainerLimits | null {
+    const docker = this.#d.config.docker;
+    const isolation = md.isolation ?? docker?.default_isolation ?? "none";
+    const asked = (["memory_mb", "cpus", "pids_limit"] as const).filter((k) => md[k] !== undefined);
+    if (isolation !== "docker") {
+      if (asked.length) throw new ValidationError(`metadata.${asked[0]} needs metadata.isolation "docker"`, { field: `metadata.${asked[0]}` });
+      return null;
+    }
+    if (!docker || !this.#d.docker) throw new ValidationError("docker isolation is not configured on this server", { field: "metadata.isolation" }, "isolation_unavailable");
+    const over = (field: "memory_mb" | "cpus" | "pids_limit", max: number) => {
+      const v = md[field];
+      if (v !== undefined && v > max) throw new ValidationError(`metadata.${field} must be at most ${max}, got ${v}`, { field: `metadata.${field}`, value: v, max }, "limit_exceeded");
+      return v;
+    };
+    const memoryMb = over("memory_mb", docker.max_memory_mb) ?? docker.memory_mb;
+    const cpus = over("cpus", docker.max_cpus) ?? docker.cpus;
+    const pids = over("pids_limit", docker.max_pids_limit) ?? docker.pids_limit;
+    return { memoryBytes: mib(memoryMb), nanoCpus: Math.round(cpus * 1e9), pidsLimit: pids };
+  }
+
   #newChannel(runId: string, lastStoredId: number, terminalId: number | null = null): RunChannel {
     return new RunChannel({
       runId,
@@ -349,6 +414,11 @@ export class RunManager {
   }
 
   #onMachineDone(active: ActiveRun): void {
+    if (active.docker) {
+      // Backstop: the process actor removes the container on every path it sees; this covers the rest (an agent actor that threw).
+      const c = active.actor.getSnapshot().context.prepared?.container;
+      if (c?.perRun) void c.handle.remove({ force: true }).catch((err: unknown) => this.#log.warn("could not remove a run's container", { run_id: active.id, container_id: c.handle.id, err: String(err) }));
+    }
     if (!active.admitted) return;
     active.admitted = false;
     this.#running--;

@@ -16,7 +16,14 @@ export const CreateRunBody = Type.Object(
         model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
         extra_args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
         resume: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-        isolation: Type.Optional(Type.Literal("none")),
+        /** `docker`: run inside a per-run container (default: the server's `docker.default_isolation`). */
+        isolation: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("docker")])),
+        /** Container memory limit, MiB (docker isolation; at most the admin's `docker.max_memory_mb`). */
+        memory_mb: Type.Optional(Type.Integer({ minimum: 6 })),
+        /** Container CPU quota (docker isolation; at most `docker.max_cpus`). */
+        cpus: Type.Optional(Type.Number({ minimum: 0.01 })),
+        /** Container process limit (docker isolation; at most `docker.max_pids_limit`). */
+        pids_limit: Type.Optional(Type.Integer({ minimum: 1 })),
       },
       { additionalProperties: false },
     ),

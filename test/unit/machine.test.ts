@@ -8,7 +8,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createActor, fromCallback, fromPromise, SimulatedClock } from "xstate";
-import { runMachine, type RunMachineInput } from "../../src/run/machine.ts";
+import { runMachine, type PrepareOutput, type RunMachineInput } from "../../src/run/machine.ts";
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../../src/agent/process-actor.ts";
 import type { AgentOutcome } from "../../src/agent/types.ts";
 import { isTerminalType, type RunEventInput } from "../../src/run/events.ts";
@@ -36,7 +36,7 @@ const OK: AgentOutcome = { kind: "completed", exit_code: 0, result: "all done", 
 const FAILED: AgentOutcome = { kind: "failed", exit_code: 2, code: "exit_nonzero", message: "command exited with code 2" };
 
 /** One machine under test, its fake actors and everything it emitted. */
-function harness(opts: { prepare?: "manual" | "instant" } = {}) {
+function harness(opts: { prepare?: "manual" | "instant"; output?: PrepareOutput } = {}) {
   const clock = new SimulatedClock();
   clock.set(T0);
   const emitted: RunEventInput[] = [];
@@ -46,6 +46,7 @@ function harness(opts: { prepare?: "manual" | "instant" } = {}) {
   const agent = {
     started: 0,
     stops: 0,
+    input: null as ProcessActorInput | null,
     cleanups: 0,
     sendBack: null as ((e: ProcessActorEmitted) => void) | null,
     /** Reports an exit as the real process actor does: last output first, then AGENT.EXITED. */
@@ -57,6 +58,7 @@ function harness(opts: { prepare?: "manual" | "instant" } = {}) {
   };
   const fakeAgent = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(({ input, sendBack, receive }) => {
     agent.started++;
+    agent.input = input;
     agent.sendBack = sendBack;
     input.emit({ type: "run.started", data: { agent: "fake", pid: 4242, cwd: "/ws/run" } });
     receive((e) => {
@@ -69,10 +71,11 @@ function harness(opts: { prepare?: "manual" | "instant" } = {}) {
       agent.cleanups++;
     };
   });
-  const fakePrepare = fromPromise<void, { runId: string }>(async ({ signal }) => {
+  const fakePrepare = fromPromise<PrepareOutput, { runId: string }>(async ({ signal }) => {
     prepareSignal = signal;
-    if (opts.prepare === "instant") return;
+    if (opts.prepare === "instant") return opts.output ?? {};
     await prepare.promise;
+    return opts.output ?? {};
   });
   const machine = runMachine.provide({ actors: { agent: fakeAgent, prepare: fakePrepare } });
   const input: RunMachineInput = {
@@ -258,6 +261,20 @@ describe("run machine: preparing", () => {
     assertNoTerminal(h);
     h.clock.increment(1);
     assert.equal(h.agent.stops, 1, "timeout sends STOP to the agent");
+  });
+});
+
+describe("run machine: prepare output", () => {
+  test("the container prepare produced is handed to the agent with its input; without one the input is unchanged", async () => {
+    const container = { handle: { id: "c1" }, perRun: true, workdir: "/workspace", home: "/home/agent", memoryBytes: 1 } as unknown as NonNullable<PrepareOutput["container"]>;
+    const h = harness({ output: { container } });
+    await h.toRunning();
+    assert.equal(h.agent.input?.container, container);
+    assert.equal(h.agent.input?.killGraceMs, 100, "the rest of the input is kept");
+    assert.deepEqual(h.actor.getSnapshot().context.prepared, { container });
+    const plain = harness();
+    await plain.toRunning();
+    assert.equal(plain.agent.input?.container, undefined);
   });
 });
 
@@ -503,7 +520,7 @@ describe("run machine: agent actor errors", () => {
     const broken = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => {
       throw Object.assign(new Error("adapter blew up"), { code: "internal" });
     });
-    const machine = runMachine.provide({ actors: { agent: broken, prepare: fromPromise(async () => {}) } });
+    const machine = runMachine.provide({ actors: { agent: broken, prepare: fromPromise(async () => ({})) } });
     const actor = createActor(machine, {
       clock,
       input: {

@@ -1,0 +1,138 @@
+/**
+ * The per-run container of a `metadata.isolation: "docker"` run (DESIGN.md
+ * section 8): created and started while the run is `preparing`, handed to the
+ * process actor, which runs the agent in it with `exec` and stops and removes
+ * it when the agent's process ends (`src/agent/container-exec.ts`).
+ *
+ * Lifecycle events go into the run's stream: `container.created` and
+ * `container.started` here, `container.stopped` and `container.removed` before
+ * the terminal event. When the run ends while this is still in flight (cancel
+ * or timeout in `preparing`: the AbortSignal fires), the container is removed
+ * without events, since the terminal event is already written.
+ */
+import { lchown, lstat, readdir } from "node:fs/promises";
+import path from "node:path";
+import type { Log } from "../log.ts";
+import { containerLabels } from "./labels.ts";
+import type { ContainerClient, ContainerHandle, ContainerLimits } from "./types.ts";
+
+/** Where the workspace is mounted inside every container. */
+export const CONTAINER_WORKDIR = "/workspace";
+/** HOME inside the container (a tmpfs owned by the container user). */
+export const CONTAINER_HOME = "/home/agent";
+const MIB = 1024 * 1024;
+
+/** A container event of a run, as emitted into its channel. */
+export type ContainerRunEvent = {
+  type: "container.created" | "container.started" | "container.stopped" | "container.removed";
+  data: { container_id: string };
+};
+
+/** A container a run's agent executes in; what `prepare` hands to the process actor. */
+export interface RunContainer {
+  handle: ContainerHandle;
+  /** Per-run: stopped and removed (with events) when the agent's process ends. */
+  perRun: boolean;
+  /** The workspace inside (`/workspace`). */
+  workdir: string;
+  /** HOME inside. */
+  home: string;
+  /** argv[0] to use inside instead of the basename of the host command. */
+  command?: string;
+  /** The memory limit, bytes (for the `oom_killed` message). */
+  memoryBytes: number;
+}
+
+/** Options of {@link createRunContainer}. */
+export interface RunContainerOptions {
+  client: ContainerClient;
+  /** This server's instance id (label). */
+  instance: string;
+  runId: string;
+  userId: string;
+  image: string;
+  /** Numeric non-root `uid:gid`. */
+  user: string;
+  /** Docker network; absent: none. */
+  network?: string;
+  /** The run's host working directory, bind-mounted at `/workspace`. */
+  workspace: string;
+  limits: ContainerLimits;
+  /** argv[0] inside (see {@link RunContainer.command}). */
+  command?: string;
+  emit: (e: ContainerRunEvent) => void;
+  /** Aborted when the run ends before the container is handed over. */
+  signal?: AbortSignal;
+  log?: Pick<Log, "warn">;
+  /** Whether this process runs as root (default: `process.getuid() === 0`); then the workspace is chowned to `user`. */
+  isRoot?: boolean;
+}
+
+/**
+ * Makes `dir` and everything below it (not following symlinks) owned by
+ * `uid:gid`, so the container user can write the bind-mounted workspace.
+ */
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await lchown(dir, uid, gid);
+  const st = await lstat(dir);
+  if (!st.isDirectory()) return;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(p, uid, gid);
+    else await lchown(p, uid, gid);
+  }
+}
+
+/**
+ * Creates and starts the run's container, emitting `container.created` and
+ * `container.started`.
+ * @throws ContainerError (`engine_unavailable`, `image_not_found`, …); a container created before the failure is removed first (with `container.removed`)
+ * @example
+ * const c = await createRunContainer({ client, instance, runId, userId, image, user: "1000:1000", workspace: cwd, limits, emit, signal });
+ */
+export async function createRunContainer(o: RunContainerOptions): Promise<RunContainer> {
+  const [uid, gid = uid] = o.user.split(":").map(Number) as [number, number?];
+  if (o.isRoot ?? process.getuid?.() === 0) await chownTree(o.workspace, uid, gid);
+  o.signal?.throwIfAborted();
+  const handle = await o.client.create({
+    image: o.image,
+    name: `openrunner-${o.runId}`.toLowerCase(),
+    labels: containerLabels({ instance: o.instance, kind: "run", runId: o.runId, userId: o.userId }),
+    workspace: o.workspace,
+    user: o.user,
+    limits: o.limits,
+    home: CONTAINER_HOME,
+    ...(o.network ? { network: o.network } : {}),
+  });
+  const data = { container_id: handle.id };
+  o.emit({ type: "container.created", data });
+  // The run ended meanwhile: nobody will take the container over; remove it quietly (the terminal event is written).
+  const discard = () => void handle.remove({ force: true }).catch((err: unknown) => o.log?.warn("could not remove the container of an ended run", { run_id: o.runId, container_id: handle.id, err: String(err) }));
+  if (o.signal?.aborted) {
+    discard();
+    o.signal.throwIfAborted();
+  }
+  o.signal?.addEventListener("abort", discard, { once: true });
+  try {
+    await handle.start();
+  } catch (err) {
+    o.signal?.removeEventListener("abort", discard);
+    await handle.remove({ force: true }).then(
+      () => o.emit({ type: "container.removed", data }),
+      (e: unknown) => o.log?.warn("could not remove a container that failed to start", { run_id: o.runId, container_id: handle.id, err: String(e) }),
+    );
+    throw err;
+  }
+  o.emit({ type: "container.started", data });
+  return {
+    handle,
+    perRun: true,
+    workdir: CONTAINER_WORKDIR,
+    home: CONTAINER_HOME,
+    memoryBytes: o.limits.memoryBytes,
+    ...(o.command ? { command: o.command } : {}),
+  };
+}
+
+/** MiB to bytes. */
+export const mib = (n: number) => Math.round(n * MIB);
