@@ -30,6 +30,7 @@ import { ConfigError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { EventWriter } from "./run/event-writer.ts";
 import { RunManager } from "./run/manager.ts";
+import { acquireDataDirLock } from "./store/data-lock.ts";
 import { openSqliteStore } from "./store/sqlite.ts";
 
 export const VERSION = "0.1.0";
@@ -107,6 +108,8 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const { config, log, print } = opts;
   const paths = resolvePaths(config, opts.cwd ?? process.cwd());
   mkdirSync(paths.data_dir, { recursive: true, mode: 0o700 });
+  const lock = acquireDataDirLock(paths.data_dir); // before recovery: never "recover" a live server's runs
+  process.once("exit", () => lock.release());
   const homes = path.join(paths.data_dir, "homes");
   mkdirSync(homes, { recursive: true, mode: 0o700 });
   checkDockerConfig(config.docker);
@@ -218,6 +221,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
       });
       writer.flush();
       store.close();
+      lock.release();
       log.info("stopped");
     })());
   return { url, port: actualPort, manager, close };

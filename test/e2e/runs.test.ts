@@ -192,6 +192,14 @@ describe("shell runs end to end", () => {
     assert.match(text, /^openrunner_runs\{status="completed"\} [1-9]\d*$/m);
   });
 
+  test("a second server on the same data folder refuses to start and leaves the live run alone", async () => {
+    const runId = await createRun(s, token, "echo a; sleep 2; echo b");
+    await readSse(`${s.url}/api/runs/${runId}/events`, { token, stopAfter: (m) => m.event === "log" });
+    await assert.rejects(spawnServer({ dataDir: s.dataDir, timeoutMs: 20_000 }), /in use by another OpenRunner server/);
+    const events = await allEvents(s, token, runId);
+    assert.equal(events.at(-1)!.type, "run.completed");
+  });
+
   test("resume: another user's run 404, another agent 400, a run without an agent session 400", async () => {
     const shellRun = await createRun(s, token, "echo first");
     await allEvents(s, token, shellRun);
