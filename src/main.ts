@@ -17,6 +17,7 @@ import { runAgents } from "./cli/agents.ts";
 import { runCancel } from "./cli/cancel.ts";
 import { describeCliError } from "./cli/client.ts";
 import { runImageBuild } from "./cli/image.ts";
+import { registerTunnelCommands, type Closable } from "./cli/tunnel.ts";
 import type { CliContext } from "./cli/context.ts";
 import { runLogin } from "./cli/login.ts";
 import { runLogs } from "./cli/logs.ts";
@@ -154,6 +155,18 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .argument("<id>", "user id")
     .addOption(serverOpt())
     .action(act((id: string, o: { server?: string }) => runUsersRemove(ctx, { ...o, id })));
+  registerTunnelCommands(
+    program,
+    Object.assign(Object.create(ctx) as CliContext, {
+      // Object.create keeps ctx's lazy getters (stdin)
+      setOutcome: (code: number) => setOutcome(code),
+      keepAlive: (handle: Closable, log: Log) => {
+        installShutdownHandlers(handle, log, ctx);
+        setOutcome("serving");
+      },
+      exit: (code: number) => exitAfterFlush(code),
+    }),
+  );
   return program;
 }
 
@@ -195,7 +208,7 @@ async function serve(ctx: CliContext, flags: ServeFlags): Promise<Outcome> {
  * First SIGINT/SIGTERM: `handle.close()` then exit 0 (1 if closing failed).
  * Second: ignored with a note. Third: exit 1 at once.
  */
-function installShutdownHandlers(handle: ServerHandle, log: Log, ctx: CliContext): void {
+function installShutdownHandlers(handle: Pick<ServerHandle, "close">, log: Log, ctx: CliContext): void {
   let received = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     received += 1;

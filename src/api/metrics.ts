@@ -50,6 +50,8 @@ export function createMetrics(bus: Bus): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const tunnels = new Gauge({ name: "openrunner_tunnel_connections", help: "Registered tunnel control connections (relay: clients; client: this process).", labelNames: ["role"], registers: [registry] });
+  const tunnelPool = new Gauge({ name: "openrunner_tunnel_pool", help: "Relay pool per tunnel client: idle, requested, waiting and active proxy connections.", labelNames: ["client_id", "state"], registers: [registry] });
   const unsubscribe = [
     bus.on("run.status", (e) => {
       // The last status seen per run is the one to decrement (publishers may not know `prev`).
@@ -61,6 +63,11 @@ export function createMetrics(bus: Bus): Metrics {
     }),
     bus.on("run.events.stored", (e) => eventsStored.inc(e.count)),
     bus.on("sse.subscribers", (e) => sse.inc(e.delta)),
+    bus.on("tunnel.connected", (e) => tunnels.inc({ role: e.role })),
+    bus.on("tunnel.disconnected", (e) => tunnels.dec({ role: e.role })),
+    bus.on("tunnel.pool", (e) => {
+      for (const state of ["idle", "requested", "waiting", "active"] as const) tunnelPool.set({ client_id: e.client_id, state }, e[state]);
+    }),
   ];
   return {
     registry,

@@ -6,10 +6,11 @@
  * "go" frame; then the client connects to `localAddr:localPort` and pipes raw
  * bytes both ways.
  *
- * Heartbeats: a Ping every `heartbeatMs`; a relay silent for `deadAfterMs` is
- * dead. On any loss the client reconnects after a jittered exponential backoff
- * (between half and all of `min(backoffMaxMs, backoffBaseMs * 2^attempt)`) and
- * registers again. Durations are ms.
+ * Heartbeats: a Ping every `heartbeatMs`; a relay silent for `deadAfterMs` (at
+ * least three of the relay's announced heartbeat intervals) is dead. On any
+ * loss the client reconnects after a jittered exponential backoff (between half
+ * and all of `min(backoffMaxMs, backoffBaseMs * 2^attempt)`) and registers
+ * again. Durations are ms.
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -19,7 +20,7 @@ import { createSilentLogger, type Log } from "../log.ts";
 import { defaultClientId } from "./client-id.ts";
 import { typedPublisher, type TunnelPublish, type TypedTunnelPublish } from "./events.ts";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder, PROTOCOL_VERSION, type TunnelMessage } from "./frame.ts";
-import { pipeBoth, tuneSocket } from "./pipe.ts";
+import { DEFAULT_SOCKET_BUFFER_BYTES, pipeBoth, tuneSocket } from "./pipe.ts";
 
 /** Client options. */
 export interface TunnelClientOptions {
@@ -50,6 +51,8 @@ export interface TunnelClientOptions {
   /** Default 10000. */
   backoffMaxMs?: number;
   maxFrameBytes?: number;
+  /** Stream buffer (read and write high-water mark) of each plain-TCP socket, bytes. Default 256 KiB. */
+  socketBufferBytes?: number;
   log?: Log;
   publish?: TunnelPublish;
 }
@@ -83,6 +86,7 @@ export class TunnelClient extends EventEmitter {
   #beatTimer: NodeJS.Timeout | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
   #lastSeen = 0;
+  #deadAfterMs: number;
   /** Proxy connections not yet paired ("go" not received). */
   readonly #idle = new Map<Socket, { lastSeen: number }>();
   /** Every socket this client owns (control, proxy, local). */
@@ -93,9 +97,10 @@ export class TunnelClient extends EventEmitter {
 
   constructor(opts: TunnelClientOptions) {
     super();
-    this.#o = { controlPort: 17001, localAddr: "127.0.0.1", heartbeatMs: 5000, deadAfterMs: 15000, connectTimeoutMs: 10000, backoffBaseMs: 250, backoffMaxMs: 10000, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...opts };
+    this.#o = { controlPort: 17001, localAddr: "127.0.0.1", heartbeatMs: 5000, deadAfterMs: 15000, connectTimeoutMs: 10000, backoffBaseMs: 250, backoffMaxMs: 10000, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, socketBufferBytes: DEFAULT_SOCKET_BUFFER_BYTES, ...opts };
     this.clientId = opts.clientId ?? defaultClientId();
     this.#clientKey = opts.clientKey ?? randomBytes(24).toString("base64url");
+    this.#deadAfterMs = this.#o.deadAfterMs;
     this.#log = opts.log ?? createSilentLogger();
     this.#publish = typedPublisher(opts.publish);
   }
@@ -133,7 +138,7 @@ export class TunnelClient extends EventEmitter {
   /** Connects to the relay; `allowHalfOpen` for proxy connections (they carry half-closes later). */
   #dial(port: number, allowHalfOpen: boolean): Socket {
     const t = this.#o.tls;
-    const s = t ? tls.connect({ ...(t === true ? {} : t), host: this.#o.host, port, allowHalfOpen } as tls.ConnectionOptions) : net.connect({ host: this.#o.host, port, allowHalfOpen });
+    const s = t ? tls.connect({ ...(t === true ? {} : t), host: this.#o.host, port, allowHalfOpen } as tls.ConnectionOptions) : net.connect({ host: this.#o.host, port, allowHalfOpen, highWaterMark: this.#o.socketBufferBytes } as net.NetConnectOpts); // highWaterMark: Node >= 18.17, not in @types/node 20
     this.#track(s);
     return s;
   }
@@ -193,6 +198,8 @@ export class TunnelClient extends EventEmitter {
           return;
         }
         this.#proxyPort = this.#o.proxyPort ?? m.proxy_port ?? 0;
+        // Never call the relay dead sooner than three of its own heartbeat intervals.
+        this.#deadAfterMs = Math.max(this.#o.deadAfterMs, 3 * (m.heartbeat_ms ?? 0));
         this.#state = "registered";
         this.#attempt = 0;
         this.registrations += 1;
@@ -205,7 +212,10 @@ export class TunnelClient extends EventEmitter {
         this.#send({ type: "Pong", ts: m.ts });
         return;
       case "RequestNewProxyConn":
-        if (this.#state === "registered") this.#openProxy(m.conn_id);
+        // One event-loop turn later: bytes of connections already paired go first.
+        setImmediate(() => {
+          if (this.#state === "registered" && this.#control === s) this.#openProxy(m.conn_id);
+        });
         return;
       default:
         return;
@@ -214,13 +224,13 @@ export class TunnelClient extends EventEmitter {
 
   #tick(): void {
     const now = Date.now();
-    if (now - this.#lastSeen > this.#o.deadAfterMs) {
+    if (now - this.#lastSeen > this.#deadAfterMs) {
       this.#log.warn("tunnel relay silent; reconnecting", { client_id: this.clientId, silent_ms: now - this.#lastSeen });
       this.#control?.destroy();
       return;
     }
     this.#send({ type: "Ping", ts: now });
-    for (const [sock, info] of this.#idle) if (now - info.lastSeen > this.#o.deadAfterMs) sock.destroy();
+    for (const [sock, info] of this.#idle) if (now - info.lastSeen > this.#deadAfterMs) sock.destroy();
   }
 
   #onControlClosed(s: Socket): void {
@@ -287,7 +297,7 @@ export class TunnelClient extends EventEmitter {
 
   /** "go": connects to the local service and pipes; `head` holds raw bytes that came with the go frame. */
   #startLocal(proxy: Socket, head: Buffer): void {
-    const local = net.connect({ host: this.#o.localAddr, port: this.#o.localPort, allowHalfOpen: true });
+    const local = net.connect({ host: this.#o.localAddr, port: this.#o.localPort, allowHalfOpen: true, highWaterMark: this.#o.socketBufferBytes } as net.NetConnectOpts);
     this.#track(local);
     local.once("connect", () => pipeBoth(proxy, local, { head }));
     local.once("error", (err) => {

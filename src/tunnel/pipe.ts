@@ -7,6 +7,13 @@
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 
+/**
+ * Default stream buffer of a tunnel socket, bytes: Node's 16 KiB write
+ * high-water mark pauses the source after every 64 KiB read; 256 KiB keeps
+ * bulk copies streaming while bounding memory per connection (about 4x this).
+ */
+export const DEFAULT_SOCKET_BUFFER_BYTES = 256 * 1024;
+
 /** TCP_NODELAY and keep-alive on a TCP or TLS socket. */
 export function tuneSocket(s: Socket): void {
   s.setNoDelay(true);

@@ -21,7 +21,7 @@ import { createSilentLogger, type Log } from "../log.ts";
 import { checkClientSecret, safeEqual, type TunnelAuth } from "./auth.ts";
 import { typedPublisher, type TunnelPublish, type TypedTunnelPublish } from "./events.ts";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder, type TunnelMessage } from "./frame.ts";
-import { remoteOf, tuneSocket } from "./pipe.ts";
+import { DEFAULT_SOCKET_BUFFER_BYTES, remoteOf, tuneSocket } from "./pipe.ts";
 import { findHeadEnd, MAX_HEAD_BYTES, routeHttpHead } from "./routing.ts";
 import { ClientSession, rejectPublic, type SessionContext } from "./session.ts";
 
@@ -55,6 +55,8 @@ export interface TunnelServerOptions {
   tcpPorts?: Record<string, number>;
   /** TLS for the control and proxy ports: PEM certificate chain and key. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Stream buffer (read and write high-water mark) of each plain-TCP socket, bytes. Default 256 KiB. */
+  socketBufferBytes?: number;
   log?: Log;
   publish?: TunnelPublish;
 }
@@ -96,6 +98,7 @@ export class TunnelServer {
       pairingTimeoutMs: 5000,
       handshakeTimeoutMs: 5000,
       maxWaiting: 256,
+      socketBufferBytes: DEFAULT_SOCKET_BUFFER_BYTES,
       routeHeader: "x-openrunner-client",
       ...opts,
     };
@@ -168,7 +171,7 @@ export class TunnelServer {
         tuneSocket(s);
         onConn(s);
       };
-      const server = secure && o.tls ? tls.createServer({ cert: o.tls.cert, key: o.tls.key, allowHalfOpen: true }, track) : net.createServer({ allowHalfOpen: true, noDelay: true }, track);
+      const server = secure && o.tls ? tls.createServer({ cert: o.tls.cert, key: o.tls.key, allowHalfOpen: true }, track) : net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: o.socketBufferBytes }, track);
       server.on("error", (err) => this.#log.warn("tunnel listener error", { err: String(err) }));
       this.#servers.push(server);
       return server;
