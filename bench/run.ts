@@ -15,13 +15,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { benchAdmission } from "./admission.ts";
+import { benchAgents } from "./agents.ts";
+import { benchTunnel } from "./tunnel.ts";
 import { benchFanout } from "./fanout.ts";
 import { benchLatency } from "./latency.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { killAllTracked } from "./lib/procs.ts";
 import { formatTable, writeResult, type BenchResult } from "./lib/result.ts";
 
-const NAMES = ["pipeline", "latency", "admission", "fanout"] as const;
+const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "tunnel"] as const;
 type Name = (typeof NAMES)[number];
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -60,6 +62,10 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchAdmission({ ...base, runs: o.quick ? 30 : 200, warmup: o.quick ? 3 : 10 });
     case "fanout":
       return benchFanout({ ...base, subscribers: o.quick ? 100 : 1_000, events: 1_000, workers: 2, pacedLinesPer10ms: 2 });
+    case "agents":
+      return benchAgents({ runs: o.quick ? 3 : 20, agents: ["claude_code", "codex", "opencode", "gemini"], quick: o.quick });
+    case "tunnel":
+      return benchTunnel({ quick: o.quick, repeats: o.repeats });
   }
 }
 
