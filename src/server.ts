@@ -5,11 +5,12 @@
  * command line) calls {@link startServer}.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { AgentRegistry } from "./agent/registry.ts";
+import { resolveRunAs } from "./agent/run-as.ts";
 import { createClaudeCodeAdapter } from "./agent/claude-code/adapter.ts";
 import { createCodexAdapter } from "./agent/codex/adapter.ts";
 import { createGeminiAdapter } from "./agent/gemini/adapter.ts";
@@ -112,6 +113,13 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   process.once("exit", () => lock.release());
   const homes = path.join(paths.data_dir, "homes");
   mkdirSync(homes, { recursive: true, mode: 0o700 });
+  const runAs = resolveRunAs(config.host_run_user, process.getuid?.());
+  if (runAs) {
+    // The run's user may pass through (not list) the data folder to its own workspace and home;
+    // everything else in it (database, JWT secret, lock) stays 0600 root.
+    chmodSync(paths.data_dir, 0o711);
+    chmodSync(homes, 0o711);
+  }
   checkDockerConfig(config.docker);
   const instance = ensureInstanceId(paths.data_dir);
   let docker: ContainerClient | undefined;
@@ -151,6 +159,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     dirs: { workspaces: paths.workspaces_dir, homes },
     serverEnv: opts.env,
     docker: { client: dockerClient, instance },
+    ...(runAs ? { runAs } : {}),
   });
   const interrupted = manager.recover();
   if (interrupted.length > 0) log.warn("ended runs interrupted by the previous shutdown", { count: interrupted.length });

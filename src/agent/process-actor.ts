@@ -23,6 +23,7 @@ import type { RunEventInput } from "../run/events.ts";
 import { startContainerExec, teardownRunContainer, type ContainerExecution } from "./container-exec.ts";
 import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 import { guardParser } from "./guarded-parser.ts";
+import { chownTree, type RunAs } from "./run-as.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import { signalRunProcesses } from "./orphans.ts";
 
@@ -36,6 +37,8 @@ export interface ProcessActorInput {
   killGraceMs: number;
   /** Run the command in this container (from `prepare`) instead of on the host. */
   container?: RunContainer;
+  /** On the host, run as this unprivileged user; the run's cwd and home are given to it first. */
+  runAs?: RunAs;
   log?: Pick<Log, "warn">;
 }
 
@@ -123,6 +126,11 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     }
     const [file, ...args] = command.argv;
     if (!file) throw Object.assign(new Error("adapter returned an empty command"), { code: "spawn_failed" });
+    if (input.runAs) {
+      // The adapter wrote its config into the home as the server: hand both directories to the run's user.
+      await chownTree(ctx.home, input.runAs);
+      await chownTree(command.cwd, input.runAs);
+    }
     // Everything async happens before the spawn: from here to the stream listeners is synchronous, so no output is missed.
     const version = (await adapter.detect().catch(() => undefined))?.version;
     if (disposed) return;
@@ -132,6 +140,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
       env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id },
       extendEnv: false,
       detached: true,
+      ...(input.runAs ? { uid: input.runAs.uid, gid: input.runAs.gid } : {}),
       stdin: "ignore",
       buffer: false,
       reject: false,

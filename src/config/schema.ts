@@ -27,6 +27,11 @@ export const ConfigSchema = Type.Object(
      * shell has the server's OS privileges (its data folder, its environment).
      */
     allow_shell_for_users: Type.Boolean({ default: false }),
+    /**
+     * OS user for host runs, `"uid:gid"`, or `"none"` for the server's own user. Unset: 65534:65534
+     * (nobody) when the server runs as root, so agents cannot read the data folder or the server's environment.
+     */
+    host_run_user: Type.Optional(Type.String({ pattern: "^(none|[0-9]+:[0-9]+)$", description: '"uid:gid" or "none"' })),
     /** Default run timeout in seconds. */
     default_timeout_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 300 }),
     /** Upper bound a request may ask for with `metadata.timeout_secs`. */

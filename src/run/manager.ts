@@ -21,6 +21,7 @@
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
 import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
+import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
@@ -60,6 +61,8 @@ export interface RunManagerDeps {
   serverEnv: Readonly<Record<string, string | undefined>>;
   /** The container engine (created on first use) and this server's instance id; absent: docker runs are refused. */
   docker?: { client: () => ContainerClient; instance: string };
+  /** Host runs drop to this unprivileged user (see `src/agent/run-as.ts`); absent: the server's user. */
+  runAs?: RunAs;
 }
 
 interface ActiveRun {
@@ -174,6 +177,7 @@ export class RunManager {
       killGraceMs: this.#d.config.kill_grace_ms,
       emit: (e) => channel.append(e),
       log: this.#log,
+      ...(this.#d.runAs ? { runAs: this.#d.runAs } : {}),
       ctx: {
         run_id: id,
         text: body.input.text,

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, symlinkSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
@@ -198,6 +198,18 @@ describe("shell runs end to end", () => {
     await assert.rejects(spawnServer({ dataDir: s.dataDir, timeoutMs: 20_000 }), /in use by another OpenRunner server/);
     const events = await allEvents(s, token, runId);
     assert.equal(events.at(-1)!.type, "run.completed");
+  });
+
+  test("host runs drop to an unprivileged user: no data-folder secrets, no server environment", { skip: process.getuid?.() !== 0 ? "the server can switch users only as root" : false }, async () => {
+    const runId = await createRun(s, token, "id -u; echo hi > made.txt; cat ../../jwt-secret || echo NO-SECRET; tr '\\0' '\\n' < /proc/$PPID/environ || echo NO-ENVIRON");
+    const events = await allEvents(s, token, runId);
+    const out = events.filter((e) => e.type === "log").map((e) => String(e.data.text));
+    assert.equal(out[0], "65534");
+    assert.ok(out.includes("NO-SECRET"), out.join("\n"));
+    assert.ok(out.includes("NO-ENVIRON"), out.join("\n"));
+    assert.ok(!out.some((l) => l.includes("OPENRUNNER_ADMIN_PASSWORD")), "the server environment is not readable");
+    const run = (await (await s.api(`/api/runs/${runId}`, { token })).json()) as { cwd: string };
+    assert.equal(readFileSync(path.join(run.cwd, "made.txt"), "utf8"), "hi\n");
   });
 
   test("resume: another user's run 404, another agent 400, a run without an agent session 400", async () => {
