@@ -39,6 +39,9 @@ interface ServeFlags {
   addr?: string;
   dataDir?: string;
   logLevel?: string;
+  tunnelServer?: string;
+  tunnelClientId?: string;
+  tunnelSecretFile?: string;
 }
 
 /** Parses a positive integer option value, or fails as a usage error (exit 2). */
@@ -75,6 +78,9 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .option("--addr <host:port>", "address to listen on")
     .option("--data-dir <dir>", "data folder")
     .option("--log-level <level>", `log level (${Object.keys(LOG_LEVELS).join(", ")})`)
+    .option("--tunnel-server <host[:port]>", "expose this server through a tunnel relay (control port default 17001)")
+    .option("--tunnel-client-id <id>", "tunnel client id (default: stable id of this machine)")
+    .option("--tunnel-secret-file <file>", "file holding the tunnel secret (or set OPENRUNNER_TUNNEL_SECRET)")
     .action(act((flags: ServeFlags) => serve(ctx, flags)));
 
   program
@@ -200,8 +206,44 @@ async function serve(ctx: CliContext, flags: ServeFlags): Promise<Outcome> {
     ctx.stderr.write(`error: cannot start the server: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
-  installShutdownHandlers(handle, log, ctx);
+  if (flags.tunnelServer === undefined) {
+    installShutdownHandlers(handle, log, ctx);
+    return "serving";
+  }
+  // `serve --tunnel-server`: the server's own API, reachable through a public relay.
+  let tunnel: { close(): Promise<void> };
+  try {
+    tunnel = await startServeTunnel(ctx, flags, handle, log);
+  } catch (err) {
+    ctx.stderr.write(`error: cannot start the tunnel client: ${err instanceof Error ? err.message : String(err)}\n`);
+    await handle.close();
+    return err instanceof ConfigError ? 2 : 1;
+  }
+  const server = handle;
+  installShutdownHandlers({ close: async () => (await tunnel.close(), await server.close()) }, log, ctx);
   return "serving";
+}
+
+/** Starts the tunnel client that exposes `handle` through the relay named by `--tunnel-server`. */
+async function startServeTunnel(ctx: CliContext, flags: ServeFlags, handle: ServerHandle, log: Log): Promise<{ close(): Promise<void> }> {
+  const { startTunnelClient } = await import("./tunnel/client.ts");
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(flags.tunnelServer ?? "");
+  if (!m) throw new ConfigError("--tunnel-server", "host or host:port", flags.tunnelServer);
+  const secret = flags.tunnelSecretFile !== undefined ? readFileSync(flags.tunnelSecretFile, "utf8").trim() : ctx.env.OPENRUNNER_TUNNEL_SECRET;
+  if (!secret) throw new ConfigError("OPENRUNNER_TUNNEL_SECRET", "a tunnel secret (or --tunnel-secret-file)", "");
+  const local = new URL(handle.url);
+  const client = startTunnelClient({
+    host: m[1]!.replace(/^\[(.*)\]$/, "$1"),
+    controlPort: m[2] !== undefined ? Number(m[2]) : 17001,
+    secret,
+    ...(flags.tunnelClientId !== undefined ? { clientId: flags.tunnelClientId } : {}),
+    localAddr: local.hostname.replace(/^\[(.*)\]$/, "$1"),
+    localPort: handle.port,
+    publish: handle.bus.publish.bind(handle.bus),
+    log: log.getSubLogger({ name: "tunnel.client" }),
+  });
+  ctx.stdout.write(`tunnel client ${client.clientId} connecting to ${flags.tunnelServer}\n`);
+  return client;
 }
 
 /**

@@ -41,6 +41,8 @@ export interface ServerHandle {
   url: string;
   port: number;
   manager: RunManager;
+  /** The server's bus (tunnel and proxy actors publish their state here). */
+  bus: Bus;
   close(): Promise<void>;
 }
 
@@ -233,5 +235,5 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
       lock.release();
       log.info("stopped");
     })());
-  return { url, port: actualPort, manager, close };
+  return { url, port: actualPort, manager, bus, close };
 }

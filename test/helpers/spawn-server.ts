@@ -34,12 +34,14 @@ export interface SpawnOptions {
   /** Reuse a data folder (restart tests). */
   dataDir?: string;
   timeoutMs?: number;
+  /** Extra arguments after `serve`. */
+  args?: string[];
 }
 
 /** Spawns the server and resolves when it listens. */
 export async function spawnServer(opts: SpawnOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "openrunner-test-"));
-  const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/main.ts"), "serve"], {
+  const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/main.ts"), "serve", ...(opts.args ?? [])], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
