@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { AgentUnavailableError } from "../errors.ts";
 import type { RunEventInput } from "../run/events.ts";
-import type { AgentHealth, AgentOutcome, AgentRunContext, ProcessExit } from "./types.ts";
+import type { AgentAdapter, AgentCommand, AgentHealth, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 
 /** `agents.<name>` from the configuration, plus test-only knobs. */
 export interface AgentCliOptions {
@@ -223,3 +223,37 @@ export function planEvent(todos: unknown, raw?: unknown): RunEventInput | undefi
 export function tokens(value: unknown): number {
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
 }
+
+/** What an adapter's `build` returns: the argv and the agent's own environment variables (undefined ones are left out). */
+export interface CliInvocation {
+  argv: string[];
+  env: Record<string, string | undefined>;
+}
+
+/**
+ * Builds an {@link AgentAdapter} for a CLI from its per-run `build` step: detection,
+ * binary resolution (config `command`, PATH, `.agents/bin`) and the complete,
+ * isolated environment ({@link buildEnv}) are the same for every CLI.
+ * @param spec.bin the executable's name; `spec.build` gets its resolved path and writes the run's config files
+ * @throws (from `command()`) AgentUnavailableError when the binary is missing
+ */
+export function defineCliAdapter(spec: {
+  name: string;
+  bin: string;
+  options: AgentCliOptions;
+  serverEnv: ServerEnv;
+  build(bin: string, ctx: AgentRunContext): Promise<CliInvocation>;
+  createParser(): LineParser;
+}): AgentAdapter {
+  return {
+    name: spec.name,
+    detect: createDetector(spec.name, spec.bin, spec.options, spec.serverEnv),
+    async command(ctx: AgentRunContext): Promise<AgentCommand> {
+      const bin = await requireBinary(spec.name, spec.bin, spec.options, spec.serverEnv);
+      const { argv, env } = await spec.build(bin, ctx);
+      return { argv, env: await buildEnv(ctx, env, spec.options), cwd: ctx.cwd };
+    },
+    createParser: spec.createParser,
+  };
+}
+

@@ -6,8 +6,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
-import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
+import type { AgentAdapter, AgentRunContext } from "../types.ts";
+import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createClaudeCodeParser } from "./parse.ts";
 
 /**
@@ -19,13 +19,12 @@ import { createClaudeCodeParser } from "./parse.ts";
  * const cmd = await claude.command(ctx); // argv, complete env, cwd
  */
 export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  const name = "claude_code";
-  const detect = createDetector(name, "claude", options, serverEnv);
-  return {
-    name,
-    detect,
-    async command(ctx: AgentRunContext): Promise<AgentCommand> {
-      const bin = await requireBinary(name, "claude", options, serverEnv);
+  return defineCliAdapter({
+    name: "claude_code",
+    bin: "claude",
+    options,
+    serverEnv,
+    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
       const configDir = join(ctx.home, ".claude");
       await mkdir(configDir, { recursive: true });
       const model = ctx.model ?? options.model;
@@ -33,9 +32,7 @@ export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv
       if (model) argv.push("--model", model);
       if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
       argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
-      const env = await buildEnv(
-        ctx,
-        {
+      return { argv, env: {
           CLAUDE_CONFIG_DIR: configDir,
           ANTHROPIC_BASE_URL: options.base_url ?? serverEnv.ANTHROPIC_BASE_URL,
           ANTHROPIC_API_KEY: options.api_key ?? serverEnv.ANTHROPIC_API_KEY,
@@ -46,11 +43,8 @@ export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv
           DISABLE_BUG_COMMAND: "1",
           CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
           CLAUDE_CODE_MAX_RETRIES: options.max_retries === undefined ? undefined : String(options.max_retries),
-        },
-        options,
-      );
-      return { argv, env, cwd: ctx.cwd };
+        } };
     },
     createParser: () => createClaudeCodeParser(),
-  };
+  });
 }

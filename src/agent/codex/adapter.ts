@@ -6,8 +6,8 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
-import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
+import type { AgentAdapter, AgentRunContext } from "../types.ts";
+import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createCodexParser } from "./parse.ts";
 
 /** The name of the generated model provider in config.toml. */
@@ -57,13 +57,12 @@ export function renderCodexConfig(opts: { base_url: string; model?: string; max_
  * const codex = createCodexAdapter({ base_url: "http://127.0.0.1:8080/v1", model: "gpt-5.5" }, process.env);
  */
 export function createCodexAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  const name = "codex";
-  const detect = createDetector(name, "codex", options, serverEnv);
-  return {
-    name,
-    detect,
-    async command(ctx: AgentRunContext): Promise<AgentCommand> {
-      const bin = await requireBinary(name, "codex", options, serverEnv);
+  return defineCliAdapter({
+    name: "codex",
+    bin: "codex",
+    options,
+    serverEnv,
+    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
       const codexHome = join(ctx.home, ".codex");
       await mkdir(codexHome, { recursive: true });
       const base_url = options.base_url ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
@@ -78,13 +77,8 @@ export function createCodexAdapter(options: AgentCliOptions = {}, serverEnv: Ser
       const argv = ctx.resume_session_id
         ? [bin, "exec", "resume", ...flags, "--", ctx.resume_session_id, ctx.text]
         : [bin, "exec", ...flags, "-C", ctx.cwd, "--", ctx.text];
-      const env = await buildEnv(
-        ctx,
-        { CODEX_HOME: codexHome, OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY },
-        options,
-      );
-      return { argv, env, cwd: ctx.cwd };
+      return { argv, env: { CODEX_HOME: codexHome, OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY } };
     },
     createParser: () => createCodexParser(),
-  };
+  });
 }

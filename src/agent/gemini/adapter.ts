@@ -7,8 +7,8 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
-import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
+import type { AgentAdapter, AgentRunContext } from "../types.ts";
+import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createGeminiParser } from "./parse.ts";
 
 /** The isolated `settings.json`; `maxAttempts` (retries + 1, at most 10) only when retries are capped. */
@@ -31,13 +31,12 @@ export function renderGeminiSettings(opts: { max_retries?: number }): Record<str
  * const gemini = createGeminiAdapter({ base_url: "http://127.0.0.1:8080", model: "gemini-2.5-flash" }, process.env);
  */
 export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  const name = "gemini";
-  const detect = createDetector(name, "gemini", options, serverEnv);
-  return {
-    name,
-    detect,
-    async command(ctx: AgentRunContext): Promise<AgentCommand> {
-      const bin = await requireBinary(name, "gemini", options, serverEnv);
+  return defineCliAdapter({
+    name: "gemini",
+    bin: "gemini",
+    options,
+    serverEnv,
+    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
       const dotGemini = join(ctx.home, ".gemini");
       await mkdir(dotGemini, { recursive: true });
       const settings = renderGeminiSettings(options.max_retries === undefined ? {} : { max_retries: options.max_retries });
@@ -45,20 +44,15 @@ export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: Se
       const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
       if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
       argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
-      const env = await buildEnv(
-        ctx,
-        {
+      return { argv, env: {
           GEMINI_CLI_HOME: ctx.home,
           GEMINI_API_KEY: options.api_key ?? serverEnv.GEMINI_API_KEY,
           GOOGLE_GEMINI_BASE_URL: options.base_url ?? serverEnv.GOOGLE_GEMINI_BASE_URL,
           GEMINI_MODEL: ctx.model ?? options.model,
           GEMINI_CLI_TRUST_WORKSPACE: "true",
           GEMINI_CLI_NO_RELAUNCH: "true",
-        },
-        options,
-      );
-      return { argv, env, cwd: ctx.cwd };
+        } };
     },
     createParser: () => createGeminiParser(),
-  };
+  });
 }

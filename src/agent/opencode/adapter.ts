@@ -8,8 +8,8 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { AgentAdapter, AgentCommand, AgentRunContext } from "../types.ts";
-import { buildEnv, createDetector, requireBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
+import type { AgentAdapter, AgentRunContext } from "../types.ts";
+import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createOpencodeParser } from "./parse.ts";
 
 /** The provider id in the generated opencode.json. */
@@ -43,13 +43,12 @@ export function renderOpencodeConfig(opts: { base_url?: string; model: string })
  * const opencode = createOpencodeAdapter({ base_url: "http://127.0.0.1:8080/v1", model: "fake-model" }, process.env);
  */
 export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  const name = "opencode";
-  const detect = createDetector(name, "opencode", options, serverEnv);
-  return {
-    name,
-    detect,
-    async command(ctx: AgentRunContext): Promise<AgentCommand> {
-      const bin = await requireBinary(name, "opencode", options, serverEnv);
+  return defineCliAdapter({
+    name: "opencode",
+    bin: "opencode",
+    options,
+    serverEnv,
+    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
       const dirs = {
         XDG_CONFIG_HOME: join(ctx.home, ".config"),
         XDG_DATA_HOME: join(ctx.home, ".local", "share"),
@@ -69,9 +68,7 @@ export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: 
       args.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
       // sh only redirects stdin from the prompt file and execs opencode (same pid).
       const argv = ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", promptFile, bin, ...args];
-      const env = await buildEnv(
-        ctx,
-        {
+      return { argv, env: {
           ...dirs,
           OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY,
           OPENCODE_DISABLE_AUTOUPDATE: "1",
@@ -81,11 +78,8 @@ export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: 
           OPENCODE_DISABLE_SHARE: "1",
           OPENCODE_DISABLE_CLAUDE_CODE: "1",
           OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
-        },
-        options,
-      );
-      return { argv, env, cwd: ctx.cwd };
+        } };
     },
     createParser: () => createOpencodeParser(),
-  };
+  });
 }
