@@ -27,6 +27,8 @@ export const ConfigSchema = Type.Object(
      * shell has the server's OS privileges (its data folder, its environment).
      */
     allow_shell_for_users: Type.Boolean({ default: false }),
+    /** Runs one user may have waiting in the queue; past it POST /api/runs answers 429. */
+    max_queued_runs_per_user: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
     /**
      * OS user for host runs, `"uid:gid"`, or `"none"` for the server's own user. Unset: 65534:65534
      * (nobody) when the server runs as root, so agents cannot read the data folder or the server's environment.

@@ -27,7 +27,7 @@ import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import { createRunContainer, mib } from "../container/run-container.ts";
 import type { ContainerClient, ContainerLimits } from "../container/types.ts";
-import { ForbiddenError, NotFoundError, ShuttingDownError, ValidationError, UnauthorizedError } from "../errors.ts";
+import { ForbiddenError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError, UnauthorizedError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import type { RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
@@ -48,7 +48,7 @@ export interface Caller {
 export interface RunManagerDeps {
   config: Pick<
     Config,
-    "max_concurrent_runs" | "max_concurrent_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
+    "max_concurrent_runs" | "max_concurrent_runs_per_user" | "max_queued_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
   > & { docker?: Config["docker"]; agents?: Config["agents"] };
   store: Store;
   bus: Bus;
@@ -141,6 +141,8 @@ export class RunManager {
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
     if (!this.#admitting) throw new ShuttingDownError();
     if (this.#blockedUsers.has(caller.id)) throw new UnauthorizedError();
+    const queued = this.#queue.reduce((n, id) => n + (this.#active.get(id)?.userId === caller.id ? 1 : 0), 0);
+    if (queued >= this.#d.config.max_queued_runs_per_user) throw new TooManyRequestsError(5);
     const md = body.metadata;
     if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
     const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;

@@ -249,6 +249,29 @@ describe("shell runs end to end", () => {
   });
 });
 
+describe("queue limit per user", () => {
+  test("past max_queued_runs_per_user POST /api/runs answers 429 with Retry-After; cancelled queued runs free the queue", async () => {
+    const s = await spawnServer({ env: { OPENRUNNER_MAX_CONCURRENT_RUNS: "1", OPENRUNNER_MAX_QUEUED_RUNS_PER_USER: "2" } });
+    try {
+      const token = await s.login();
+      const running = await createRun(s, token, "sleep 30");
+      const q1 = await createRun(s, token, "true");
+      const q2 = await createRun(s, token, "true");
+      const over = await s.api("/api/runs", { method: "POST", token, json: { input: { text: "true" }, metadata: { agent_type: "shell" } } });
+      assert.equal(over.status, 429);
+      assert.equal(((await over.json()) as { error: { code: string } }).error.code, "rate_limited");
+      assert.ok(over.headers.get("retry-after"));
+      assert.equal((await s.api(`/api/runs/${q1}/cancel`, { method: "POST", token })).status, 202);
+      const q3 = await createRun(s, token, "true");
+      for (const id of [running, q2, q3]) await s.api(`/api/runs/${id}/cancel`, { method: "POST", token });
+      for (const id of [running, q1, q2, q3]) assert.equal((await allEvents(s, token, id)).at(-1)!.type, "run.cancelled");
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
+
 describe("deleting a user with a live run", () => {
   test("the run is cancelled first, the user and runs are gone, other runs are unaffected", async () => {
     const s = await spawnServer({ env: { OPENRUNNER_ALLOW_SHELL_FOR_USERS: "true" } });
