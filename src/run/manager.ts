@@ -18,6 +18,7 @@
  * (`src/container/run-container.ts`), which the process actor runs the agent
  * in and removes at the end.
  */
+import path from "node:path";
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
 import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
@@ -160,7 +161,8 @@ export class RunManager {
     }
     if (adapter.name === "shell" && caller.role !== "admin" && !this.#d.config.allow_shell_for_users && !limits)
       throw new ForbiddenError("host shell runs are for admins only (use isolation docker, or set allow_shell_for_users)");
-    const cwd = resumed ? resumed.cwd : await resolveRunCwd(this.#d.dirs.workspaces, id, md.cwd);
+    // Each user has a root of their own: a cwd can never name another user's workspace.
+    const cwd = resumed ? resumed.cwd : await resolveRunCwd(path.join(this.#d.dirs.workspaces, caller.id), id, md.cwd);
     const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : id;
     if (!this.#admitting) throw new ShuttingDownError();
     const row = this.#d.store.runs.insert({

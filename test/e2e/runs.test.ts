@@ -157,7 +157,8 @@ describe("shell runs end to end", () => {
     ];
     // a symlink inside the workspaces root that points outside it
     const outside = mkdtempSync(path.join(os.tmpdir(), "openrunner-outside-"));
-    const root = path.join(s.dataDir, "workspaces");
+    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
+    const root = path.join(s.dataDir, "workspaces", me.id); // each user's own workspaces root
     mkdirSync(root, { recursive: true });
     symlinkSync(outside, path.join(root, "escape"));
     cases.push([JSON.stringify({ input: { text: "x" }, metadata: { agent_type: "shell", cwd: "escape/sub" } }), 400, "cwd_outside_workspace"]);
@@ -279,6 +280,17 @@ describe("deleting a user with a live run", () => {
       const admin = await s.login();
       assert.equal((await s.api("/api/users", { method: "POST", token: admin, json: { username: "carol", password: "carol-password-1" } })).status, 201);
       const carol = await s.login("carol", "carol-password-1");
+      // Workspaces are per user: carol cannot name the admin's run directory as her cwd.
+      const adminRun = await createRun(s, admin, "echo secret > notes.txt");
+      await allEvents(s, admin, adminRun);
+      const adminCwd = ((await (await s.api(`/api/runs/${adminRun}`, { token: admin })).json()) as { cwd: string }).cwd;
+      const peek = await s.api("/api/runs", {
+        method: "POST",
+        token: carol,
+        json: { input: { text: "cat notes.txt" }, metadata: { agent_type: "shell", cwd: `../${path.basename(path.dirname(adminCwd))}/${path.basename(adminCwd)}` } },
+      });
+      assert.equal(peek.status, 400);
+      assert.equal(((await peek.json()) as { error: { code: string } }).error.code, "cwd_outside_workspace");
       const carolRun = await createRun(s, carol, "echo start; sleep 300");
       const live = await readSse(`${s.url}/api/runs/${carolRun}/events`, { token: carol, stopAfter: (m) => m.event === "run.started" });
       const pid = (JSON.parse(live.messages.at(-1)!.data) as Ev).data.pid as number;
