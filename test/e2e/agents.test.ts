@@ -176,7 +176,9 @@ describe("real agent CLIs end to end", () => {
     });
     token = await s.login();
     dataDir = s.dataDir;
-    workspaces = path.join(realpathSync(dataDir), "workspaces");
+    // Workspaces are per user: <data>/workspaces/<user id>/…
+    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
+    workspaces = path.join(realpathSync(dataDir), "workspaces", me.id);
   });
 
   after(async () => {
