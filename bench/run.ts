@@ -17,13 +17,14 @@ import { parseArgs } from "node:util";
 import { benchAdmission } from "./admission.ts";
 import { benchAgents } from "./agents.ts";
 import { benchTunnel } from "./tunnel.ts";
+import { benchProxy } from "./proxy.ts";
 import { benchFanout } from "./fanout.ts";
 import { benchLatency } from "./latency.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { killAllTracked } from "./lib/procs.ts";
 import { formatTable, writeResult, type BenchResult } from "./lib/result.ts";
 
-const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "tunnel"] as const;
+const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "tunnel", "proxy"] as const;
 type Name = (typeof NAMES)[number];
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -66,6 +67,8 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchAgents({ runs: o.quick ? 3 : 20, agents: ["claude_code", "codex", "opencode", "gemini"], quick: o.quick });
     case "tunnel":
       return benchTunnel({ quick: o.quick, repeats: o.repeats });
+    case "proxy":
+      return benchProxy({ quick: o.quick, repeats: o.repeats });
   }
 }
 

@@ -18,9 +18,11 @@ import { createOpencodeAdapter } from "./agent/opencode/adapter.ts";
 import { createShellAdapter } from "./agent/shell/adapter.ts";
 import type { AgentAdapter } from "./agent/types.ts";
 import { createApp, createAppDeps } from "./api/app.ts";
+import { createProxyRoutes } from "./api/routes/proxy.ts";
 import { createRunRoutes } from "./api/routes/runs.ts";
+import { loadOrCreateJwtSecret } from "./auth/secret.ts";
 import { ensureFirstAdmin } from "./auth/bootstrap.ts";
-import { Bus } from "./bus/bus.ts";
+import { Bus, type BusEvents } from "./bus/bus.ts";
 import { resolvePaths } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { createDockerClient } from "./container/client.ts";
@@ -200,8 +202,16 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     listAgentHealth: () => registry.health(),
     beforeUserDelete: (userId) => manager.cancelUserRuns(userId, "admin"),
   });
-  const app = createApp(deps, [createRunRoutes(deps, manager)]);
-  const server = http.createServer(app.callback());
+  // Proxy paths are dispatched before Koa, so proxied bodies stream untouched (no body parser).
+  const proxy = createProxyRoutes(deps, { runs: manager, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), publish: (topic, payload) => bus.publish(topic, payload as BusEvents[typeof topic]) });
+  const app = createApp(deps, [createRunRoutes(deps, manager), proxy]);
+  const koa = app.callback();
+  const server = http.createServer((req, res) => {
+    if (!proxy.handleRequest(req, res)) void koa(req, res);
+  });
+  server.on("upgrade", (req, socket, head) => {
+    if (!proxy.handleUpgrade(req, socket, head)) socket.destroy();
+  });
   server.keepAliveTimeout = 65_000;
   const { host, port } = parseAddr(config.addr);
   await new Promise<void>((resolve, reject) => {
@@ -222,6 +232,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
       log.info("shutting down");
       await manager.close(); // stop admitting, end runs (their containers are removed), flush events, end SSE streams
       await sweeper.close();
+      proxy.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), config.shutdown_grace_ms).unref();
         server.close(() => {

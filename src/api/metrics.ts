@@ -52,6 +52,8 @@ export function createMetrics(bus: Bus): Metrics {
   });
   const tunnels = new Gauge({ name: "openrunner_tunnel_connections", help: "Registered tunnel control connections (relay: clients; client: this process).", labelNames: ["role"], registers: [registry] });
   const tunnelPool = new Gauge({ name: "openrunner_tunnel_pool", help: "Relay pool per tunnel client: idle, requested, waiting and active proxy connections.", labelNames: ["client_id", "state"], registers: [registry] });
+  const proxyReqs = new Counter({ name: "openrunner_proxy_requests_total", help: "Proxied requests by route and status.", labelNames: ["route", "status", "upgrade"], registers: [registry] });
+  const proxyErrs = new Counter({ name: "openrunner_proxy_errors_total", help: "Proxy upstream errors by code.", labelNames: ["route", "code"], registers: [registry] });
   const unsubscribe = [
     bus.on("run.status", (e) => {
       // The last status seen per run is the one to decrement (publishers may not know `prev`).
@@ -63,6 +65,8 @@ export function createMetrics(bus: Bus): Metrics {
     }),
     bus.on("run.events.stored", (e) => eventsStored.inc(e.count)),
     bus.on("sse.subscribers", (e) => sse.inc(e.delta)),
+    bus.on("proxy.request", (e) => proxyReqs.inc({ route: e.route, status: String(e.status), upgrade: String(e.upgrade) })),
+    bus.on("proxy.error", (e) => proxyErrs.inc({ route: e.route, code: e.code })),
     bus.on("tunnel.connected", (e) => tunnels.inc({ role: e.role })),
     bus.on("tunnel.disconnected", (e) => tunnels.dec({ role: e.role })),
     bus.on("tunnel.pool", (e) => {

@@ -6,10 +6,11 @@
  * the others.
  */
 import type { RunStatus } from "../run/events.ts";
+import type { ProxyBusEvents } from "../proxy/events.ts";
 import type { TunnelBusEvents } from "../tunnel/events.ts";
 
 /** The system events and their payloads. Extend this map to add a topic. */
-export interface BusEvents extends TunnelBusEvents {
+export interface BusEvents extends TunnelBusEvents, ProxyBusEvents {
   /** A run changed status; `prev` is null for a new run. */
   "run.status": { run_id: string; user_id: string; agent: string; status: RunStatus; prev: RunStatus | null };
   /** `count` events of one run were committed to the store. */

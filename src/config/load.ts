@@ -90,6 +90,12 @@ export function loadConfig(opts: LoadConfigOptions): Config {
     values[s.key] = coerceValue(raw, PROPERTIES[s.key]!, s.env, "env");
     sources.set(s.key, { kind: "env" });
   }
+  // The one nested setting with an environment name: the proxy's allowlist, kept as a string.
+  const proxyPorts = opts.env.OPENRUNNER_PROXY_ALLOWED_PORTS;
+  if (proxyPorts !== undefined && proxyPorts !== "") {
+    values.proxy = { ...((values.proxy as Record<string, unknown> | undefined) ?? {}), allowed_ports: proxyPorts };
+    sources.set("proxy", { kind: "env" });
+  }
   for (const [name, raw] of Object.entries(opts.flags ?? {})) {
     const key = toSnakeCase(name);
     if (raw === undefined || !(key in PROPERTIES)) continue;

@@ -5,6 +5,7 @@
  * environment (`OPENRUNNER_*`) < CLI flags. See `load.ts`.
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { ProxyConfigSchema } from "./proxy-schema.ts";
 
 export const ConfigSchema = Type.Object(
   {
@@ -58,6 +59,8 @@ export const ConfigSchema = Type.Object(
     /** Login attempts allowed per username and per address in `login_window_secs`. */
     login_max_attempts: Type.Integer({ minimum: 1, maximum: 100000, default: 10 }),
     login_window_secs: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
+    /** The port proxy (`/proxy/:port/*`, `/api/runs/:id/proxy/:port/*`); off until `allowed_ports` names ports. */
+    proxy: ProxyConfigSchema,
     /** Per-agent settings, keyed by agent name (`claude_code`, `codex`, …). */
     agents: Type.Record(
       Type.String(),

@@ -38,7 +38,7 @@ export function createPreviewTokens(opts: { secret?: string | Buffer; now?: () =
   const key = opts.secret === undefined
     ? crypto.randomBytes(32)
     : Buffer.from(crypto.hkdfSync("sha256", opts.secret, "openrunner", "openrunner proxy preview link v1", 32));
-  const now = opts.now ?? Date.now;
+  const now = opts.now ?? (() => Date.now());
   const mac = (payload: string) => crypto.createHmac("sha256", key).update(`preview.v1.${payload}`).digest();
   return {
     issue(g) {
