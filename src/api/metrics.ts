@@ -39,7 +39,6 @@ export function createMetrics(bus: Bus): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const runs = new Gauge({ name: "openrunner_runs", help: "Runs by status (transitions seen since start).", labelNames: ["status"], registers: [registry] });
-  const current = new Map<string, string>(); // run id -> last non-terminal status
   for (const s of RUN_STATUSES) runs.set({ status: s }, 0);
   const eventsStored = new Counter({ name: "openrunner_run_events_stored_total", help: "Run events committed to the store.", registers: [registry] });
   const sse = new Gauge({ name: "openrunner_sse_subscribers", help: "Open SSE subscriptions.", registers: [registry] });
@@ -56,12 +55,8 @@ export function createMetrics(bus: Bus): Metrics {
   const proxyErrs = new Counter({ name: "openrunner_proxy_errors_total", help: "Proxy upstream errors by code.", labelNames: ["route", "code"], registers: [registry] });
   const unsubscribe = [
     bus.on("run.status", (e) => {
-      // The last status seen per run is the one to decrement (publishers may not know `prev`).
-      const prev = current.get(e.run_id) ?? e.prev;
-      if (prev) runs.dec({ status: prev });
+      if (e.prev) runs.dec({ status: e.prev });
       runs.inc({ status: e.status });
-      if (["completed", "failed", "cancelled", "timed_out"].includes(e.status)) current.delete(e.run_id);
-      else current.set(e.run_id, e.status);
     }),
     bus.on("run.events.stored", (e) => eventsStored.inc(e.count)),
     bus.on("sse.subscribers", (e) => sse.inc(e.delta)),

@@ -25,7 +25,9 @@ import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import Docker from "dockerode";
 import { ValidationError } from "../errors.ts";
+import { collectBuildOutput } from "./build-output.ts";
 import { demuxDockerStream } from "./demux.ts";
+import { KILL_SCRIPT, MARKER_ENV, OOM_SCRIPT } from "./exec-scripts.ts";
 import { ContainerError, toContainerError } from "./errors.ts";
 import { checkExecUser, createOptions, parseDockerHost } from "./spec.ts";
 import type {
@@ -45,7 +47,6 @@ import type {
 export type * from "./types.ts";
 export { createOptions, parseDockerHost } from "./spec.ts";
 
-const MARKER_ENV = "OPENRUNNER_EXEC_ID";
 /** How the engine's own exec start errors begin (written on the exec's stdout). */
 const START_ERROR_PREFIX = "OCI runtime exec failed";
 const MIB = 1024 * 1024;
@@ -88,17 +89,6 @@ function summaryOf(c: Docker.ContainerInfo): ContainerSummary {
   };
 }
 
-/** Sends `$1` to every process whose environment holds `OPENRUNNER_EXEC_ID=$2`; prints how many. */
-const KILL_SCRIPT = `sig="$1"; m="${MARKER_ENV}=$2"; n=0
-for d in /proc/[0-9]*; do
-  p="\${d#/proc/}"
-  [ "$p" = "$$" ] && continue
-  if tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -s "$sig" "$p" 2>/dev/null && n=$((n+1)); fi
-done
-echo "$n"`;
-
-/** Prints the memory cgroup's `oom_kill N` line (cgroup v2, then v1). */
-const OOM_SCRIPT = "cat /sys/fs/cgroup/memory.events 2>/dev/null || cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null";
 
 class DockerClient implements ContainerClient {
   constructor(
@@ -165,34 +155,8 @@ class DockerClient implements ContainerClient {
     } catch (err) {
       throw toContainerError(err, { op: "build", image: opts.tag, engine: this.engine });
     }
-    const errors: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      let buf = "";
-      const onLine = (line: string) => {
-        if (!line.trim()) return;
-        let msg: { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } };
-        try {
-          msg = JSON.parse(line) as typeof msg;
-        } catch {
-          return opts.onProgress?.(line);
-        }
-        if (msg.error || msg.errorDetail) errors.push(msg.errorDetail?.message ?? msg.error ?? "unknown build error");
-        const text = (msg.stream ?? msg.status ?? msg.error ?? "").replace(/\n$/, "");
-        if (text) opts.onProgress?.(text);
-      };
-      out.on("data", (chunk: Buffer | string) => {
-        buf += chunk.toString();
-        let i: number;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          onLine(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-      out.once("end", () => {
-        onLine(buf);
-        resolve();
-      });
-      out.once("error", (err: Error) => reject(toContainerError(err, { op: "build", image: opts.tag, engine: this.engine })));
+    const errors = await new Promise<string[]>((resolve, reject) => {
+      collectBuildOutput(out, opts.onProgress).then(resolve, (err: Error) => reject(toContainerError(err, { op: "build", image: opts.tag, engine: this.engine })));
       context.once("error", (err: Error) => reject(new ContainerError("image_build_failed", `build context for ${opts.tag} failed: ${err.message}`, { cause: err })));
     });
     if (errors.length) throw new ContainerError("image_build_failed", `building ${opts.tag} failed: ${errors.join("; ")}`);

@@ -26,16 +26,19 @@ import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
-import { createRunContainer, mib } from "../container/run-container.ts";
-import type { ContainerClient, ContainerLimits } from "../container/types.ts";
+import { createRunContainer } from "../container/run-container.ts";
+import type { ContainerClient } from "../container/types.ts";
 import { ForbiddenError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError, UnauthorizedError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import type { RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
-import { isTerminalType, statusOfTerminal, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "./events.ts";
+import { AdmissionQueue } from "./admission.ts";
+import { resolveContainerLimits } from "./container-limits.ts";
+import { isTerminalType, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "./events.ts";
+import { addUsage, terminalPatch } from "./projection.ts";
+import { recoverInterruptedRuns } from "./recovery.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
-import { killRunOrphans } from "../agent/orphans.ts";
 import type { CreateRunBody } from "./requests.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
 
@@ -73,6 +76,8 @@ interface ActiveRun {
   channel: RunChannel;
   actor: Actor<typeof runMachine>;
   admitted: boolean;
+  /** Last status published for the run (the `prev` of the next change). */
+  status: RunStatus | null;
   usage: Usage | null;
   /** Runs in a container (removed again as a backstop when the machine ends). */
   docker: boolean;
@@ -85,9 +90,7 @@ export class RunManager {
   readonly #d: RunManagerDeps;
   readonly #log: Log;
   readonly #active = new Map<string, ActiveRun>();
-  readonly #queue: string[] = [];
-  readonly #runningByUser = new Map<string, number>();
-  #running = 0;
+  readonly #admission: AdmissionQueue;
   #admitting = true;
   /** Users being deleted: they may start no new run. */
   readonly #blockedUsers = new Set<string>();
@@ -96,11 +99,12 @@ export class RunManager {
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
     this.#log = deps.log.getSubLogger({ name: "run.manager" });
+    this.#admission = new AdmissionQueue({ maxRunning: deps.config.max_concurrent_runs, maxRunningPerUser: deps.config.max_concurrent_runs_per_user });
   }
 
   /** Number of admitted (preparing or running) runs. */
   get runningCount(): number {
-    return this.#running;
+    return this.#admission.running;
   }
 
   /** Row projections, called by the EventWriter inside its commit transaction. */
@@ -110,25 +114,15 @@ export class RunManager {
       const active = this.#active.get(e.run_id);
       if (e.type === "run.started") {
         this.#d.store.runs.update(e.run_id, { status: "running", started_at: e.ts });
-        if (active) after.push(() => this.#publish(active, "running", "preparing"));
+        if (active) after.push(() => this.#publish(active, "running"));
       } else if (e.type === "agent.session") {
         this.#d.store.runs.update(e.run_id, { session_id: e.data.session_id });
       } else if (e.type === "usage" && active) {
         active.usage = addUsage(active.usage, e.data);
       } else if (isTerminalType(e.type)) {
-        const status = statusOfTerminal(e.type);
-        const d = e.data as Record<string, unknown>;
-        const usage = (d.usage as Usage | undefined) ?? active?.usage ?? null;
-        this.#d.store.runs.update(e.run_id, {
-          status,
-          ended_at: e.ts,
-          last_event_id: e.id,
-          result: typeof d.result === "string" ? d.result : null,
-          error: (d.error as RunRow["error"]) ?? null,
-          exit_code: typeof d.exit_code === "number" ? d.exit_code : null,
-          usage,
-        });
-        if (active) after.push(() => this.#publish(active, status, null));
+        const patch = terminalPatch(e as RunEvent & { type: typeof e.type }, active?.usage ?? null);
+        this.#d.store.runs.update(e.run_id, patch);
+        if (active) after.push(() => this.#publish(active, patch.status!));
       }
     }
     return after;
@@ -142,14 +136,13 @@ export class RunManager {
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
     if (!this.#admitting) throw new ShuttingDownError();
     if (this.#blockedUsers.has(caller.id)) throw new UnauthorizedError();
-    const queued = this.#queue.reduce((n, id) => n + (this.#active.get(id)?.userId === caller.id ? 1 : 0), 0);
-    if (queued >= this.#d.config.max_queued_runs_per_user) throw new TooManyRequestsError(5);
+    if (this.#admission.queuedFor(caller.id) >= this.#d.config.max_queued_runs_per_user) throw new TooManyRequestsError(5);
     const md = body.metadata;
     if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
     const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;
     if (timeoutSecs > this.#d.config.max_timeout_secs)
       throw new ValidationError(`metadata.timeout_secs must be at most ${this.#d.config.max_timeout_secs}`, { field: "metadata.timeout_secs", value: timeoutSecs });
-    const limits = this.#containerLimits(md);
+    const limits = resolveContainerLimits(md, this.#d.config.docker, this.#d.docker !== undefined);
     const adapter = await this.#d.registry.require(md.agent_type);
     if (limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     const id = `run_${ulid()}`;
@@ -230,7 +223,7 @@ export class RunManager {
         agentInput,
       },
     });
-    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, usage: null, docker: limits !== null };
+    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: limits !== null };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
@@ -242,9 +235,9 @@ export class RunManager {
       },
     });
     actor.start();
-    channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position: this.#queue.length } });
-    this.#queue.push(id);
-    this.#publish(active, "queued", null);
+    const position = this.#admission.enqueue(id, caller.id);
+    channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
+    this.#publish(active, "queued");
     void channel.whenTerminal().then(() => this.#active.delete(id));
     this.#pump();
     return row;
@@ -305,24 +298,11 @@ export class RunManager {
   }
 
   /**
-   * Ends runs left non-terminal by a previous process (crash, SIGKILL): kills
-   * processes still carrying their run id, then appends `run.failed` with code
-   * `interrupted` after the last stored event. Returns the run ids.
+   * Ends runs left non-terminal by a previous process (see `recovery.ts`).
+   * Returns the run ids.
    */
   recover(): string[] {
-    const rows = this.#d.store.runs.listNonTerminal();
-    for (const row of rows) {
-      killRunOrphans(row.id, this.#log);
-      const channel = this.#newChannel(row.id, this.#d.store.events.lastId(row.id));
-      const startedMs = Date.parse(row.started_at ?? row.created_at);
-      channel.append({
-        type: "run.failed",
-        data: { error: { code: "interrupted", message: "the server stopped while the run was live" }, duration_ms: Math.max(0, Date.now() - startedMs) },
-      });
-      this.#log.warn("run interrupted by a previous shutdown", { run_id: row.id });
-    }
-    this.#d.writer.flush();
-    return rows.map((r) => r.id);
+    return recoverInterruptedRuns({ store: this.#d.store, writer: this.#d.writer, log: this.#log, channelOf: (id, last) => this.#newChannel(id, last) });
   }
 
   /**
@@ -337,7 +317,7 @@ export class RunManager {
 
   async #close(): Promise<void> {
     this.#admitting = false;
-    for (const id of this.#queue.splice(0)) this.#cancelActive(id, "server shutdown", "server");
+    for (const id of this.#admission.drain()) this.#cancelActive(id, "server shutdown", "server");
     const all = () => Promise.all([...this.#active.values()].map((a) => a.channel.whenTerminal()));
     if (this.#d.config.shutdown_runs === "wait") await withTimeout(all(), this.#d.config.shutdown_grace_ms);
     for (const id of [...this.#active.keys()]) this.#cancelActive(id, "server shutdown", "server");
@@ -347,30 +327,6 @@ export class RunManager {
       a.actor.stop();
       a.channel.closeAll();
     }
-  }
-
-  /**
-   * The container limits of a run, or null when it runs on the host.
-   * @throws ValidationError (400) for limits above the admin maxima, or limits without docker isolation; ServiceUnavailable when docker is not set up
-   */
-  #containerLimits(md: CreateRunBody["metadata"]): ContainerLimits | null {
-    const docker = this.#d.config.docker;
-    const isolation = md.isolation ?? docker?.default_isolation ?? "none";
-    const asked = (["memory_mb", "cpus", "pids_limit"] as const).filter((k) => md[k] !== undefined);
-    if (isolation !== "docker") {
-      if (asked.length) throw new ValidationError(`metadata.${asked[0]} needs metadata.isolation "docker"`, { field: `metadata.${asked[0]}` });
-      return null;
-    }
-    if (!docker || !this.#d.docker) throw new ValidationError("docker isolation is not configured on this server", { field: "metadata.isolation" }, "isolation_unavailable");
-    const over = (field: "memory_mb" | "cpus" | "pids_limit", max: number) => {
-      const v = md[field];
-      if (v !== undefined && v > max) throw new ValidationError(`metadata.${field} must be at most ${max}, got ${v}`, { field: `metadata.${field}`, value: v, max }, "limit_exceeded");
-      return v;
-    };
-    const memoryMb = over("memory_mb", docker.max_memory_mb) ?? docker.memory_mb;
-    const cpus = over("cpus", docker.max_cpus) ?? docker.cpus;
-    const pids = over("pids_limit", docker.max_pids_limit) ?? docker.pids_limit;
-    return { memoryBytes: mib(memoryMb), nanoCpus: Math.round(cpus * 1e9), pidsLimit: pids };
   }
 
   #newChannel(runId: string, lastStoredId: number, terminalId: number | null = null): RunChannel {
@@ -388,36 +344,23 @@ export class RunManager {
   #cancelActive(runId: string, reason: string, by: string): void {
     const active = this.#active.get(runId);
     if (!active) return;
-    const qi = this.#queue.indexOf(runId);
-    if (qi !== -1) this.#queue.splice(qi, 1);
+    this.#admission.remove(runId);
     active.actor.send({ type: "CANCEL", reason, by });
   }
 
   #pump(): void {
     if (!this.#admitting) return;
-    const { max_concurrent_runs: max, max_concurrent_runs_per_user: perUser } = this.#d.config;
-    for (let i = 0; i < this.#queue.length && this.#running < max; ) {
-      const id = this.#queue[i]!;
+    for (const { id, userId } of this.#admission.admit()) {
       const active = this.#active.get(id);
-      if (!active) {
-        this.#queue.splice(i, 1);
-        continue;
-      }
-      if ((this.#runningByUser.get(active.userId) ?? 0) >= perUser) {
-        i++;
-        continue;
-      }
-      this.#queue.splice(i, 1);
-      this.#admit(active);
+      if (active) this.#admit(active);
+      else this.#admission.release(userId);
     }
   }
 
   #admit(active: ActiveRun): void {
     active.admitted = true;
-    this.#running++;
-    this.#runningByUser.set(active.userId, (this.#runningByUser.get(active.userId) ?? 0) + 1);
     this.#d.store.runs.update(active.id, { status: "preparing" });
-    this.#publish(active, "preparing", "queued");
+    this.#publish(active, "preparing");
     active.actor.send({ type: "START" });
   }
 
@@ -429,30 +372,17 @@ export class RunManager {
     }
     if (!active.admitted) return;
     active.admitted = false;
-    this.#running--;
-    const n = (this.#runningByUser.get(active.userId) ?? 1) - 1;
-    if (n <= 0) this.#runningByUser.delete(active.userId);
-    else this.#runningByUser.set(active.userId, n);
+    this.#admission.release(active.userId);
     queueMicrotask(() => this.#pump());
   }
 
-  #publish(active: ActiveRun, status: RunStatus, prev: RunStatus | null): void {
+  #publish(active: ActiveRun, status: RunStatus): void {
+    const prev = active.status;
+    active.status = status;
     this.#d.bus.publish("run.status", { run_id: active.id, user_id: active.userId, agent: active.agent, status, prev });
   }
 }
 
-function addUsage(a: Usage | null, b: Usage): Usage {
-  if (!a) return { ...b };
-  const sum = (x?: number, y?: number) => (x === undefined && y === undefined ? undefined : (x ?? 0) + (y ?? 0));
-  const out: Usage = { input_tokens: a.input_tokens + b.input_tokens, output_tokens: a.output_tokens + b.output_tokens };
-  const cr = sum(a.cache_read_tokens, b.cache_read_tokens);
-  const cw = sum(a.cache_write_tokens, b.cache_write_tokens);
-  const cost = sum(a.cost_usd, b.cost_usd);
-  if (cr !== undefined) out.cache_read_tokens = cr;
-  if (cw !== undefined) out.cache_write_tokens = cw;
-  if (cost !== undefined) out.cost_usd = cost;
-  return out;
-}
 
 async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

@@ -12,7 +12,7 @@ test("metrics follow the bus: run statuses move between gauges; tunnel connectio
   bus.publish("run.status", { ...base, status: "running", prev: "preparing" });
   let text = await m.registry.metrics();
   assert.match(text, /^openrunner_runs\{status="running"\} 1$/m);
-  bus.publish("run.status", { ...base, status: "completed", prev: null });
+  bus.publish("run.status", { ...base, status: "completed", prev: "running" });
   bus.publish("tunnel.connected", { role: "relay", client_id: "c1", remote: "127.0.0.1:1" });
   bus.publish("tunnel.pool", { client_id: "c1", idle: 2, requested: 0, waiting: 1, active: 3, target: 2 });
   text = await m.registry.metrics();
