@@ -36,12 +36,14 @@ export interface SpawnOptions {
   timeoutMs?: number;
   /** Extra arguments after `serve`. */
   args?: string[];
+  /** Extra Node options before the script (e.g. `--cpu-prof`, `--import probe.ts`). */
+  nodeArgs?: string[];
 }
 
 /** Spawns the server and resolves when it listens. */
 export async function spawnServer(opts: SpawnOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "openrunner-test-"));
-  const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/main.ts"), "serve", ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, ["--import", "tsx", ...(opts.nodeArgs ?? []), path.join(ROOT, "src/main.ts"), "serve", ...(opts.args ?? [])], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
