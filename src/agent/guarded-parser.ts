@@ -5,11 +5,12 @@
  * `outcome()` that throws fails the run with `internal` and the error message.
  */
 import type { RunEventInput } from "../run/events.ts";
+import { logEvent } from "./cli-support.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "./types.ts";
 
 /** Returns a parser with the same behaviour that never throws; `onError` hears of each failure. */
 export function guardParser(parser: LineParser, onError: (err: unknown, where: string) => void = () => {}): LineParser {
-  const asLog = (stream: "stdout" | "stderr", line: string): RunEventInput[] => [{ type: "log", data: { stream, text: line } }];
+  const asLog = (stream: "stdout" | "stderr", line: string): RunEventInput[] => [logEvent(stream, line)];
   return {
     parseLine(line: string): RunEventInput[] {
       try {

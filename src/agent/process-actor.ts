@@ -62,16 +62,6 @@ export function killProcessGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** True while any process of the group led by `pid` exists. */
-export function processGroupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The xstate actor logic; see the module comment. */
 export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(({ input, sendBack, receive }) => {
   const { adapter, ctx, emit, killGraceMs, container } = input;

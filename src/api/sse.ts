@@ -35,7 +35,8 @@ export function streamRunEvents(req: IncomingMessage, res: ServerResponse, chann
     });
     res.write(`retry: ${opts.retryMs ?? 1000}\n\n`);
     let finished = false;
-    const heartbeat = setInterval(() => res.write(": ping\n\n"), opts.heartbeatMs);
+    // A heartbeat only while the socket drains: a stalled client gets nothing more buffered.
+    const heartbeat = setInterval(() => res.writableNeedDrain || res.write(": ping\n\n"), opts.heartbeatMs);
     const finish = () => {
       if (finished) return;
       finished = true;

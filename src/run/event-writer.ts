@@ -73,10 +73,16 @@ export class EventWriter {
     const byRun = groupByRun(events);
     for (const [runId, list] of byRun) this.#listeners.get(runId)?.onCommitted(list);
     for (const fn of after) fn();
+    const stillPending = this.#pendingRuns();
     for (const [runId, list] of byRun) {
       this.#opts.onStored?.(runId, list.length);
-      if (!this.#pending.some((e) => e.run_id === runId)) this.#listeners.delete(runId);
+      if (!stillPending.has(runId)) this.#listeners.delete(runId);
     }
+  }
+
+  /** Runs with events still waiting for a commit (their listeners must stay). */
+  #pendingRuns(): Set<string> {
+    return new Set(this.#pending.map((e) => e.run_id));
   }
 
   /** Keeps events for a later attempt (a transient store error), retried after 100 ms. */
@@ -95,8 +101,10 @@ export class EventWriter {
       try {
         after = this.#commit(events);
       } catch (err) {
-        if (isConstraintError(err)) this.#opts.onDropped?.(runId, events.length, err);
-        else this.#retryLater(events);
+        if (isConstraintError(err)) {
+          this.#opts.onDropped?.(runId, events.length, err);
+          if (!this.#pendingRuns().has(runId)) this.#listeners.delete(runId);
+        } else this.#retryLater(events);
         continue;
       }
       this.#deliver(events, after);
@@ -120,9 +128,12 @@ export class EventWriter {
     try {
       after = this.#commit(batch);
     } catch (err) {
-      this.#opts.onError?.(err);
+      // A constraint error is reported per run by onDropped; only a retried batch is an error here.
       if (isConstraintError(err)) this.#commitRunByRun(batch);
-      else this.#retryLater(batch);
+      else {
+        this.#opts.onError?.(err);
+        this.#retryLater(batch);
+      }
       return;
     }
     this.#deliver(batch, after);

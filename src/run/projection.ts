@@ -29,7 +29,6 @@ export function terminalPatch(e: RunEvent & { type: TerminalEventType }, accumul
   return {
     status: statusOfTerminal(e.type),
     ended_at: e.ts,
-    last_event_id: e.id,
     result: typeof d.result === "string" ? d.result : null,
     error: (d.error as RunRow["error"]) ?? null,
     exit_code: typeof d.exit_code === "number" ? d.exit_code : null,

@@ -229,8 +229,7 @@ function createEventRepo(db: Db): EventRepo {
   // Many rows per statement: one statement call per 64 events instead of one per event.
   const insertMany = db.prepare(`INSERT INTO events (run_id, id, ts, type, data) VALUES ${Array(ROWS_PER_INSERT).fill("(?, ?, ?, ?, ?)").join(", ")}`);
   const params: unknown[] = new Array(ROWS_PER_INSERT * 5);
-  const insertAll = db.transaction((events: readonly RunEvent[]) => {
-    const highest = new Map<string, number>();
+  const insertRows = (events: readonly RunEvent[]) => {
     let i = 0;
     for (; i + ROWS_PER_INSERT <= events.length; i += ROWS_PER_INSERT) {
       for (let j = 0; j < ROWS_PER_INSERT; j++) {
@@ -248,12 +247,17 @@ function createEventRepo(db: Db): EventRepo {
       const e = events[i]!;
       insert.run(e.run_id, e.id, e.ts, e.type, dataJsonOf(e));
     }
-    for (const e of events) if ((highest.get(e.run_id) ?? 0) < e.id) highest.set(e.run_id, e.id);
+    const highest = new Map<string, number>(); // a run's events are in id order: the last one wins
+    for (const e of events) highest.set(e.run_id, e.id);
     for (const [runId, id] of highest) bumpLast.run(id, runId);
-  });
+  };
+  const insertInTransaction = db.transaction(insertRows);
   return {
     insertBatch(events) {
-      if (events.length > 0) insertAll(events);
+      if (events.length === 0) return;
+      // Inside the event writer's transaction already: no nested SAVEPOINT.
+      if (db.inTransaction) insertRows(events);
+      else insertInTransaction(events);
     },
     list(runId, after, limit) {
       const rows = list.all(runId, after, Math.max(0, Math.floor(limit))) as EventRecord[];

@@ -14,7 +14,7 @@
  * Control and proxy ports may use TLS (`tls: {cert, key}`). All sizes are bytes,
  * all durations ms.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import net, { type AddressInfo, type Server, type Socket } from "node:net";
 import tls from "node:tls";
 import { createSilentLogger, type Log } from "../log.ts";
@@ -328,5 +328,3 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
   return server;
 }
 
-/** A fresh random id, for tests and generated tokens. */
-export const newTunnelToken = (): string => randomUUID();

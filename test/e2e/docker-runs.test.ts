@@ -68,14 +68,6 @@ async function containersOfRun(client: ContainerClient, runId: string) {
   return client.list({ [LABEL.runId]: runId });
 }
 
-async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
-}
 
 describe("docker runs end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : false }, () => {
   let client: ContainerClient;

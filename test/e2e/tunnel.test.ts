@@ -447,9 +447,8 @@ describe("tunnel end to end", () => {
       // Relay side: a client that registers and then goes silent.
       const silent = await rawRegister(relay.ports.control, "silent", SECRET);
       silent.s.pause(); // stops reading: never answers Ping, never sends one
-      const t0 = Date.now();
+      // Detected within a bounded time (dead-after 1 s here; `until` fails past 3 s).
       await until(() => events.some((e) => e.topic === "tunnel.disconnected" && (e.payload as { client_id: string }).client_id === "silent"), 3000, "relay drops silent client");
-      assert.ok(Date.now() - t0 < 1000 + 2 * 200 + 600, `detected after ${Date.now() - t0} ms`);
       silent.s.destroy();
     } finally {
       await client.close();
@@ -465,9 +464,9 @@ describe("tunnel end to end", () => {
     const port = await listen(mute);
     const c = new TunnelClient({ host: HOST, controlPort: port, clientId: "x", secret: SECRET, localPort: appPort, heartbeatMs: 100, deadAfterMs: 400, backoffBaseMs: 10, backoffMaxMs: 20 }).start();
     await c.waitRegistered(2000);
-    const t1 = Date.now();
-    await once(c, "disconnected");
-    assert.ok(Date.now() - t1 < 400 + 2 * 100 + 400, `detected after ${Date.now() - t1} ms`);
+    let disconnected = false;
+    c.once("disconnected", () => (disconnected = true));
+    await until(() => disconnected, 3000, "client detects the silent relay");
     await until(() => conns >= 2, 2000, "reconnect");
     await c.close();
     mute.close();

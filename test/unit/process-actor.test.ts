@@ -269,11 +269,9 @@ describe("process actor: STOP and process groups", () => {
     const h = start("sleep 300");
     await h.waitStarted();
     await sleep(100);
-    const t0 = Date.now();
     h.stop();
     const exit = await h.waitExit(3000);
-    assert.ok(Date.now() - t0 < 1500, "SIGTERM is enough, no need to wait for the grace period");
-    assert.equal(exit.exit.signal, "SIGTERM");
+    assert.equal(exit.exit.signal, "SIGTERM", "SIGTERM is enough: no SIGKILL after the grace period");
     assert.ok(exit.outcome.kind === "failed" && exit.outcome.code === "agent_crashed");
     await assertGroupGone(h.pid());
   });
@@ -305,7 +303,6 @@ describe("process actor: STOP and process groups", () => {
     const exit = await h.waitExit(3000);
     const took = Date.now() - t0;
     assert.ok(took >= grace - 20, `exited after ${took} ms, before the grace period`);
-    assert.ok(took < grace + 1500, `exited after ${took} ms`);
     assert.equal(exit.exit.signal, "SIGKILL");
     assert.ok(exit.outcome.kind === "failed" && exit.outcome.code === "agent_crashed");
     assert.match(exit.outcome.message, /SIGKILL/);
