@@ -5,7 +5,7 @@
  * publish order; a throwing handler is reported to `onError` and does not stop
  * the others.
  */
-import type { RunStatus } from "../run/events.ts";
+import type { RunEvent, RunStatus } from "../run/events.ts";
 import type { ProxyBusEvents } from "../proxy/events.ts";
 import type { TunnelBusEvents } from "../tunnel/events.ts";
 
@@ -13,6 +13,11 @@ import type { TunnelBusEvents } from "../tunnel/events.ts";
 export interface BusEvents extends TunnelBusEvents, ProxyBusEvents {
   /** A run changed status; `prev` is null for a new run. */
   "run.status": { run_id: string; user_id: string; agent: string; status: RunStatus; prev: RunStatus | null };
+  /**
+   * A committed event somebody outside the run may want to hear about (webhooks):
+   * `permission.request`, `permission.decision` and the terminal events. Published after the commit.
+   */
+  "run.event": { user_id: string; event: RunEvent };
   /** `count` events of one run were committed to the store. */
   "run.events.stored": { run_id: string; count: number };
   /** An SSE subscriber attached (+1) or left (-1). */

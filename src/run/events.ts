@@ -152,8 +152,11 @@ export type RunEventInput = {
   [T in RunEventType]: { type: T; data: RunEventData<T> };
 }[RunEventType];
 
-/** The run statuses (DESIGN.md section 3); `run.*` terminal events map to the last four. */
-export const RUN_STATUSES = ["queued", "preparing", "running", "completed", "failed", "cancelled", "timed_out"] as const;
+/**
+ * The run statuses (DESIGN.md section 3); `run.*` terminal events map to the last four.
+ * `waiting`: running, but blocked on a `permission.request` nobody has answered yet.
+ */
+export const RUN_STATUSES = ["queued", "preparing", "running", "waiting", "completed", "failed", "cancelled", "timed_out"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly RunStatus[] = ["completed", "failed", "cancelled", "timed_out"];
 

@@ -81,7 +81,12 @@ interface ActiveRun {
   usage: Usage | null;
   /** Runs in a container (removed again as a backstop when the machine ends). */
   docker: boolean;
+  /** `permission.request` events not yet followed by their `permission.decision`. */
+  pendingPermissions: number;
 }
+
+/** Committed event types republished on the bus as `run.event` (for webhooks). */
+const NOTIFY_TYPES: ReadonlySet<string> = new Set(["permission.request", "permission.decision", "run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
 
 const isTerminalStatus = (s: RunStatus) => TERMINAL_STATUSES.includes(s);
 
@@ -119,11 +124,23 @@ export class RunManager {
         this.#d.store.runs.update(e.run_id, { session_id: e.data.session_id });
       } else if (e.type === "usage" && active) {
         active.usage = addUsage(active.usage, e.data);
+      } else if (e.type === "permission.request" && active) {
+        // Blocked on a person: `waiting` until every open request is decided.
+        if (active.pendingPermissions++ === 0) {
+          this.#d.store.runs.update(e.run_id, { status: "waiting" });
+          after.push(() => this.#publish(active, "waiting"));
+        }
+      } else if (e.type === "permission.decision" && active && active.pendingPermissions > 0) {
+        if (--active.pendingPermissions === 0) {
+          this.#d.store.runs.update(e.run_id, { status: "running" });
+          after.push(() => this.#publish(active, "running"));
+        }
       } else if (isTerminalType(e.type)) {
         const patch = terminalPatch(e as RunEvent & { type: typeof e.type }, active?.usage ?? null);
         this.#d.store.runs.update(e.run_id, patch);
         if (active) after.push(() => this.#publish(active, patch.status!));
       }
+      if (active && NOTIFY_TYPES.has(e.type)) after.push(() => this.#d.bus.publish("run.event", { user_id: active.userId, event: e }));
     }
     return after;
   }
@@ -223,7 +240,7 @@ export class RunManager {
         agentInput,
       },
     });
-    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: limits !== null };
+    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: limits !== null, pendingPermissions: 0 };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
