@@ -1,7 +1,8 @@
 /**
  * Port proxy benchmark (issue 6): requests/s and p50/p99 latency for a 1 KB
  * response at 1 and 50 connections, with the same load loop (node:http,
- * keep-alive agent) for every row: direct to the target, through nginx
+ * keep-alive agent) for every row, the rows interleaved in 500 ms slices
+ * (see {@link loadInterleaved}): direct to the target, through nginx
  * (`worker_processes 1`, upstream keep-alive; started here with its own
  * config in a temp dir, stopped by PID), and through OpenRunner's proxy
  * (a child process running the real app with the proxy's front door). Also
@@ -63,13 +64,16 @@ async function runProxy(targetPort: number): Promise<void> {
   const server = http.createServer((req, res) => proxy.handleRequest(req, res) || void koa(req, res));
   server.keepAliveTimeout = 60_000;
   server.on("upgrade", (req, socket, head) => proxy.handleUpgrade(req, socket, head) || socket.destroy());
+  process.once("SIGTERM", () => process.exit(0)); // a clean exit writes the --cpu-prof profile
   const token = deps.jwt.sign({ id: user.id, role: "user", username: "bench" });
   server.listen(0, HOST, () => process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port, token })}\n`));
 }
 
 /** Starts this file as a child; resolves with the JSON line it prints. */
 async function startChild(args: string[]): Promise<{ child: ChildProcess; info: { port: number; token?: string } }> {
-  const child = spawn(process.execPath, ["--import", "tsx", SELF, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  // BENCH_PROXY_PROF=<dir>: V8 CPU profile of the proxy child (read it with bench/profile-top.ts).
+  const prof = args[1] === "proxy" && process.env.BENCH_PROXY_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROXY_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", SELF, ...args], { stdio: ["ignore", "pipe", "inherit"] });
   let buf = "";
   const info = await new Promise<{ port: number; token?: string }>((resolve, reject) => {
     child.stdout!.on("data", (d: Buffer) => {
@@ -91,7 +95,7 @@ async function stopPid(child: ChildProcess): Promise<void> {
 
 // ------------------------------------------------------------------ nginx
 
-function findNginx(): string | null {
+export function findNginx(): string | null {
   for (const p of ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]) if (existsSync(p)) return p;
   return null;
 }
@@ -106,7 +110,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts nginx (one worker, upstream keep-alive) in a temp dir; returns its port and a stop function (by PID). */
-async function startNginx(bin: string, targetPort: number): Promise<{ port: number; stop: () => Promise<void> }> {
+export async function startNginx(bin: string, targetPort: number): Promise<{ port: number; stop: () => Promise<void> }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "openrunner-nginx-"));
   const port = await freePort();
   const conf = `
@@ -169,38 +173,60 @@ interface LoadResult {
   requests: number;
 }
 
-/** `connections` loops of sequential GETs over one keep-alive agent for `ms`. */
-async function load(port: number, pathname: string, connections: number, ms: number, headers: Record<string, string>): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
-  const one = () =>
-    new Promise<number>((resolve) => {
-      const t0 = process.hrtime.bigint();
-      const req = http.request({ host: HOST, port, path: pathname, headers, agent }, (res) => {
-        res.on("data", () => {});
-        res.on("end", () => resolve(res.statusCode === 200 ? Number(process.hrtime.bigint() - t0) / 1e6 : -1));
+/** One target of the load: where, and with which headers. */
+interface LoadRow {
+  name: string;
+  port: number;
+  path: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * `connections` loops of sequential GETs over one keep-alive agent per row.
+ * The rows take turns in slices of `sliceMs` until each had `ms` in total, so
+ * background load on this shared machine (other processes come and go) falls
+ * on every row alike and the ratios between rows stay fair.
+ */
+async function loadInterleaved(rows: readonly LoadRow[], connections: number, ms: number, sliceMs: number): Promise<Record<string, LoadResult>> {
+  const state = rows.map((row) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+    const one = () =>
+      new Promise<number>((resolve) => {
+        const t0 = process.hrtime.bigint();
+        const req = http.request({ host: HOST, port: row.port, path: row.path, headers: row.headers, agent }, (res) => {
+          res.on("data", () => {});
+          res.on("end", () => resolve(res.statusCode === 200 ? Number(process.hrtime.bigint() - t0) / 1e6 : -1));
+        });
+        req.on("error", () => resolve(-1));
+        req.end();
       });
-      req.on("error", () => resolve(-1));
-      req.end();
-    });
-  // Warm-up.
-  await Promise.all(Array.from({ length: connections }, () => one()));
-  const lat: number[] = [];
-  let errors = 0;
-  const start = performance.now();
-  const deadline = start + ms;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < deadline) {
-        const l = await one();
-        if (l < 0) errors++;
-        else lat.push(l);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - start) / 1000;
-  agent.destroy();
-  const s = summarize(lat);
-  return { rps: round(lat.length / elapsed, 0), p50_ms: round(s.p50, 3), p99_ms: round(s.p99, 3), errors, requests: lat.length };
+    return { row, agent, one, lat: [] as number[], errors: 0, elapsedMs: 0 };
+  });
+  // Warm-up: open every connection of every row.
+  for (const st of state) await Promise.all(Array.from({ length: connections }, () => st.one()));
+  for (let done = 0; done < ms; done += sliceMs) {
+    for (const st of state) {
+      const start = performance.now();
+      const deadline = start + Math.min(sliceMs, ms - done);
+      await Promise.all(
+        Array.from({ length: connections }, async () => {
+          while (performance.now() < deadline) {
+            const l = await st.one();
+            if (l < 0) st.errors++;
+            else st.lat.push(l);
+          }
+        }),
+      );
+      st.elapsedMs += performance.now() - start;
+    }
+  }
+  const out: Record<string, LoadResult> = {};
+  for (const st of state) {
+    st.agent.destroy();
+    const s = summarize(st.lat);
+    out[st.row.name] = { rps: round(st.lat.length / (st.elapsedMs / 1000), 0), p50_ms: round(s.p50, 3), p99_ms: round(s.p99, 3), errors: st.errors, requests: st.lat.length };
+  }
+  return out;
 }
 
 /** Upgrade handshake time (request written -> 101 read), ms, sequential. */
@@ -237,7 +263,7 @@ export async function benchProxy(opts: { quick: boolean; repeats: number }): Pro
     const nginx = bin ? await startNginx(bin, tport) : null;
     if (nginx) started.push(nginx.stop);
 
-    const rows: Array<{ name: string; port: number; path: string; headers: Record<string, string> }> = [
+    const rows: LoadRow[] = [
       { name: "direct", port: tport, path: "/x", headers: {} },
       ...(nginx ? [{ name: "nginx", port: nginx.port, path: `/proxy/${tport}/x`, headers: {} }] : []),
       { name: "openrunner", port: proxy.info.port, path: `/proxy/${tport}/x`, headers: auth },
@@ -245,7 +271,8 @@ export async function benchProxy(opts: { quick: boolean; repeats: number }): Pro
     for (let rep = 0; rep < opts.repeats; rep++) {
       const d: Record<string, unknown> = {};
       for (const c of [1, 50]) {
-        for (const row of rows) d[`${row.name}_c${c}`] = await load(row.port, row.path, c, ms, row.headers);
+        const r = await loadInterleaved(rows, c, ms, 500);
+        for (const row of rows) d[`${row.name}_c${c}`] = r[row.name];
       }
       const n = opts.quick ? 50 : 200;
       d.ws_upgrade_direct_ms = summarize(await upgradeTimes(tport, "/ws", n, {}));

@@ -12,7 +12,7 @@
  * process (as sshd and ssh do), the load loop in this one; every child is
  * stopped by PID. Writes bench/results/tunnel.json.
  *
- *   node --import tsx bench/tunnel.ts [--quick]
+ *   node --import tsx bench/tunnel.ts [--quick] [--repeats N]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -76,7 +76,9 @@ async function runClients(controlPort: number, targets: Record<string, number>, 
 
 /** Starts this file in a role; resolves with its first stdout line. */
 async function startChild(args: string[]): Promise<{ child: ChildProcess; line: string }> {
-  const child = track(spawn(process.execPath, ["--import", "tsx", SELF, ...args], { stdio: ["ignore", "pipe", "inherit"] }));
+  // BENCH_TUNNEL_PROF=<dir>: V8 CPU profiles of the relay and client children (bench/profile-top.ts reads them).
+  const prof = process.env.BENCH_TUNNEL_PROF && (args[0] === "relay" || args[0] === "clients") ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_TUNNEL_PROF}`] : [];
+  const child = track(spawn(process.execPath, [...prof, "--import", "tsx", SELF, ...args], { stdio: ["ignore", "pipe", "inherit"] }));
   let buf = "";
   const line = await new Promise<string>((resolve, reject) => {
     child.stdout!.on("data", (c: Buffer) => {
@@ -309,6 +311,9 @@ export async function benchTunnel(opts: { quick: boolean; repeats: number }): Pr
   for (const c of [1, 50]) {
     const sshRps = best(`http c=${c} ssh req/s`, "higher");
     figures.push(figure(`http c=${c} direct req/s`, "req/s", "higher", v(`http c=${c} direct req/s`)));
+    // The limit for the tunnel's latency too: at c=50, p50 >= 50 / req/s (Little's law), whatever the tunnel does.
+    figures.push(figure(`http c=${c} direct p50`, "ms", "lower", v(`http c=${c} direct p50`)));
+    figures.push(figure(`http c=${c} direct p99`, "ms", "lower", v(`http c=${c} direct p99`)));
     if (v(`http c=${c} ssh req/s`).length) figures.push(figure(`http c=${c} ssh -R req/s`, "req/s", "higher", v(`http c=${c} ssh req/s`)));
     figures.push(figure(`http c=${c} tunnel req/s`, "req/s", "higher", v(`http c=${c} tunnel req/s`), Number.isFinite(sshRps) ? { op: ">=", value: round(1.5 * sshRps, 0) } : undefined));
     if (v(`http c=${c} ssh p99`).length) figures.push(figure(`http c=${c} ssh -R p99`, "ms", "lower", v(`http c=${c} ssh p99`)));
@@ -329,6 +334,8 @@ export async function benchTunnel(opts: { quick: boolean; repeats: number }): Pr
 // ---------------------------------------------------------------- entry
 
 const [role, ...rest] = process.argv.slice(2);
+// A clean exit on SIGTERM writes the --cpu-prof profile of a child role.
+if (role === "origin" || role === "relay" || role === "clients") process.once("SIGTERM", () => process.exit(0));
 if (role === "origin") await runOrigin();
 else if (role === "relay") await runRelay(Number(rest[0]), rest[1] ? Number(rest[1]) : undefined);
 else if (role === "clients") await runClients(Number(rest[0]), JSON.parse(rest[1]!) as Record<string, number>, rest[2] ? Number(rest[2]) : undefined);
@@ -341,7 +348,9 @@ else if (process.argv[1] === SELF) {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    const result = await benchTunnel({ quick, repeats: 1 });
+    const i = process.argv.indexOf("--repeats");
+    const repeats = i > 0 ? Number(process.argv[i + 1]) : 1;
+    const result = await benchTunnel({ quick, repeats: Number.isInteger(repeats) && repeats > 0 ? repeats : 1 });
     const file = writeResult(RESULTS, result);
     for (const f of result.figures) console.log(`${f.metric.padEnd(36)} ${String(f.best).padStart(10)} ${f.unit}${f.target ? `  target ${f.target} ${f.pass ? "ok" : "MISSED"}` : ""}`);
     console.log(`wrote ${file}`);

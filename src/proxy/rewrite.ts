@@ -17,19 +17,29 @@ const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authe
 /**
  * Deletes hop-by-hop headers from `headers` in place (and those the
  * Connection header lists). `keep` names headers to leave (for an upgrade:
- * `connection`, `upgrade`). Returns whether the sender asked to close (`Connection: close`).
+ * `connection`, `upgrade`; a caller that overwrites `connection` keeps it, as
+ * deleting a property makes V8 slow the object down). Returns whether the
+ * sender asked to close (`Connection: close`).
  */
 export function stripHopByHop(headers: IncomingHttpHeaders | OutgoingHttpHeaders, keep: readonly string[] = []): boolean {
   const connection = headers.connection;
   let close = false;
   if (connection !== undefined) {
-    for (const token of String(connection).toLowerCase().split(",")) {
-      const name = token.trim();
-      if (name === "close") close = true;
-      else if (name !== "" && !keep.includes(name) && name !== "keep-alive") delete headers[name];
+    const value = typeof connection === "string" ? connection.toLowerCase() : String(connection).toLowerCase();
+    // The two values nearly every request and response carry, without a split (this runs twice per proxied request).
+    if (value === "close") close = true;
+    else if (value !== "keep-alive") {
+      for (const token of value.split(",")) {
+        const name = token.trim();
+        if (name === "close") close = true;
+        else if (name !== "" && !keep.includes(name) && name !== "keep-alive") delete headers[name];
+      }
     }
   }
-  for (const name of HOP_BY_HOP) if (!keep.includes(name) && headers[name] !== undefined) delete headers[name];
+  for (let i = 0; i < HOP_BY_HOP.length; i++) {
+    const name = HOP_BY_HOP[i]!;
+    if (headers[name] !== undefined && !keep.includes(name)) delete headers[name];
+  }
   return close;
 }
 

@@ -20,7 +20,7 @@ import { createSilentLogger, type Log } from "../log.ts";
 import { defaultClientId } from "./client-id.ts";
 import { typedPublisher, type TunnelPublish, type TypedTunnelPublish } from "./events.ts";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder, PROTOCOL_VERSION, type TunnelMessage } from "./frame.ts";
-import { DEFAULT_SOCKET_BUFFER_BYTES, pipeBoth, tuneSocket } from "./pipe.ts";
+import { DEFAULT_SOCKET_BUFFER_BYTES, pipeBoth, tuneSocket, UserBufferReader } from "./pipe.ts";
 
 /** Client options. */
 export interface TunnelClientOptions {
@@ -135,10 +135,12 @@ export class TunnelClient extends EventEmitter {
     });
   }
 
-  /** Connects to the relay; `allowHalfOpen` for proxy connections (they carry half-closes later). */
-  #dial(port: number, allowHalfOpen: boolean): Socket {
+  /** Connects to the relay; `allowHalfOpen` for proxy connections (they carry half-closes later). `reader`: plain TCP only. */
+  #dial(port: number, allowHalfOpen: boolean, reader?: UserBufferReader): Socket {
     const t = this.#o.tls;
-    const s = t ? tls.connect({ ...(t === true ? {} : t), host: this.#o.host, port, allowHalfOpen } as tls.ConnectionOptions) : net.connect({ host: this.#o.host, port, allowHalfOpen, highWaterMark: this.#o.socketBufferBytes } as net.NetConnectOpts); // highWaterMark: Node >= 18.17, not in @types/node 20
+    const s = t
+      ? tls.connect({ ...(t === true ? {} : t), host: this.#o.host, port, allowHalfOpen } as tls.ConnectionOptions)
+      : net.connect({ host: this.#o.host, port, allowHalfOpen, highWaterMark: this.#o.socketBufferBytes, ...(reader ? { onread: reader.onread } : {}) } as net.NetConnectOpts); // highWaterMark: Node >= 18.17, not in @types/node 20
     this.#track(s);
     return s;
   }
@@ -259,7 +261,8 @@ export class TunnelClient extends EventEmitter {
   }
 
   #openProxy(connId: string): void {
-    const s = this.#dial(this.#proxyPort, true);
+    const reader = this.#o.tls ? undefined : new UserBufferReader(this.#o.socketBufferBytes);
+    const s = this.#dial(this.#proxyPort, true, reader);
     const info = { lastSeen: Date.now() };
     this.#idle.set(s, info);
     const decoder = new FrameDecoder(this.#o.maxFrameBytes);
@@ -275,11 +278,12 @@ export class TunnelClient extends EventEmitter {
           const m = msgs[0]!;
           if (m.type === "Ping") s.write(encodeFrame({ type: "Pong", ts: m.ts }));
           else if (m.type === "NewProxyConn" && m.conn_id === connId) {
-            s.removeListener("data", onData);
+            if (reader) reader.handler = () => true;
+            else s.removeListener("data", onData);
             s.removeListener("end", onEnd);
             s.pause();
             this.#idle.delete(s);
-            this.#startLocal(s, decoder.takeRest());
+            this.#startLocal(s, decoder.takeRest(), reader);
             return;
           } else throw new Error(`unexpected ${m.type} on a proxy connection`);
           msgs = decoder.push(Buffer.alloc(0), 1);
@@ -290,16 +294,22 @@ export class TunnelClient extends EventEmitter {
       }
     };
     const onEnd = () => s.destroy(); // the relay dropped it before "go"
-    s.on("data", onData);
+    // The reader's buffer is reused: the decoder gets a copy (frames are small and rare).
+    if (reader) reader.handler = (chunk) => (onData(Buffer.from(chunk)), true);
+    else s.on("data", onData);
     s.once("end", onEnd);
     s.once("close", () => this.#idle.delete(s));
   }
 
   /** "go": connects to the local service and pipes; `head` holds raw bytes that came with the go frame. */
-  #startLocal(proxy: Socket, head: Buffer): void {
-    const local = net.connect({ host: this.#o.localAddr, port: this.#o.localPort, allowHalfOpen: true, highWaterMark: this.#o.socketBufferBytes } as net.NetConnectOpts);
+  #startLocal(proxy: Socket, head: Buffer, proxyReader: UserBufferReader | undefined): void {
+    const size = this.#o.socketBufferBytes;
+    const localReader = new UserBufferReader(size, size);
+    const local = net.connect({ host: this.#o.localAddr, port: this.#o.localPort, allowHalfOpen: true, highWaterMark: size, onread: localReader.onread } as net.NetConnectOpts);
     this.#track(local);
-    local.once("connect", () => pipeBoth(proxy, local, { head }));
+    // Piped at once: what the relay sends is queued by the connecting socket and goes out
+    // with the connect, one event-loop turn sooner than waiting for "connect" to pipe.
+    pipeBoth(proxy, local, { head, readers: { a: proxyReader, b: localReader } });
     local.once("error", (err) => {
       this.#log.warn("local service unreachable", { local: `${this.#o.localAddr}:${this.#o.localPort}`, err: String(err) });
       proxy.destroy();

@@ -15,8 +15,11 @@ import type { Socket } from "node:net";
 import type { Log } from "../log.ts";
 import type { TypedTunnelPublish } from "./events.ts";
 import { encodeFrame, FrameDecoder, FrameError, type TunnelMessage } from "./frame.ts";
-import { pipeBoth } from "./pipe.ts";
+import { pipeBoth, type UserBufferReader } from "./pipe.ts";
 import { httpErrorResponse } from "./routing.ts";
+
+/** Delay of a pool refill while idle connections remain, ms (see {@link ClientSession.dispatch}). */
+export const REFILL_DELAY_MS = 5;
 
 /** What a session needs from its relay. */
 export interface SessionContext {
@@ -51,6 +54,7 @@ interface IdleConn {
 interface Waiter {
   socket: Socket;
   head: Buffer;
+  reader: UserBufferReader | undefined;
   http: boolean;
   timer: NodeJS.Timeout;
   onClose: () => void;
@@ -64,6 +68,7 @@ export class ClientSession {
   #active = 0;
   #lastSeen = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #refillTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #decoder: FrameDecoder;
 
@@ -154,6 +159,15 @@ export class ClientSession {
     this.#publishPool();
   }
 
+  /** {@link #refill} after {@link REFILL_DELAY_MS}, coalesced; cancelled by close. */
+  #refillSoon(): void {
+    if (this.#refillTimer !== undefined || this.#closed) return;
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      this.#refill();
+    }, REFILL_DELAY_MS);
+  }
+
   /** A pending id expired unanswered. */
   pendingExpired(): void {
     this.#requested = Math.max(0, this.#requested - 1);
@@ -175,7 +189,7 @@ export class ClientSession {
     if (waiter) {
       clearTimeout(waiter.timer);
       waiter.socket.removeListener("close", waiter.onClose);
-      this.#pair(conn, waiter.socket, waiter.head);
+      this.#pair(conn, waiter.socket, waiter.head, waiter.reader);
     } else {
       conn.onData = (chunk: Buffer) => this.#onIdleData(conn, chunk);
       conn.onEnd = () => socket.destroy(); // the client dropped it while idle
@@ -211,20 +225,26 @@ export class ClientSession {
   /**
    * Hands a public connection to this client: paired at once with an idle proxy
    * connection, or queued until one arrives or `pairingTimeoutMs` passes.
-   * `head` holds bytes already read from it; `http` selects 50x answers on failure.
+   * `head` holds bytes already read from it; `http` selects 50x answers on failure;
+   * `reader`: the socket is read through it (see `adoptWithReader`).
    */
-  dispatch(socket: Socket, head: Buffer, http: boolean): void {
+  dispatch(socket: Socket, head: Buffer, http: boolean, reader?: UserBufferReader): void {
     if (this.#closed) return rejectPublic(socket, http, 502, "tunnel client disconnected");
     const conn = this.#idle.shift();
     if (conn) {
-      this.#pair(conn, socket, head);
-      this.#refill();
+      this.#pair(conn, socket, head, reader);
+      // Pool not empty: refill after this connection's first bytes went through, so the
+      // new proxy connection (a frame to the client, its connect, its handshake here) does
+      // not compete with them for the CPU. Empty: at once.
+      if (this.#idle.length > 0) this.#refillSoon();
+      else this.#refill();
       return;
     }
     if (this.#waiting.length >= this.ctx.maxWaiting) return rejectPublic(socket, http, 503, "tunnel busy");
     const waiter: Waiter = {
       socket,
       head,
+      reader,
       http,
       timer: setTimeout(() => {
         this.#removeWaiter(waiter);
@@ -246,7 +266,7 @@ export class ClientSession {
   }
 
   /** Sends "go" down `conn`, skips Pongs still in flight, then pipes raw bytes both ways. */
-  #pair(conn: IdleConn, pub: Socket, head: Buffer): void {
+  #pair(conn: IdleConn, pub: Socket, head: Buffer, reader: UserBufferReader | undefined): void {
     const proxy = conn.socket;
     proxy.pause();
     proxy.removeListener("data", conn.onData);
@@ -257,19 +277,27 @@ export class ClientSession {
       return;
     }
     this.#active += 1;
+    const immediate = conn.pingAt === undefined && conn.decoder.buffered === 0;
+    // "go" and the bytes already read from the public side (HTTP head) leave in one write.
+    if (immediate) proxy.cork();
     proxy.write(encodeFrame({ type: "NewProxyConn", conn_id: conn.connId, client_id: this.clientId }));
     const start = () => {
       const rest = conn.decoder.takeRest();
       if (rest.length > 0) pub.write(rest);
       pipeBoth(pub, proxy, {
         head,
+        readers: { a: reader },
         onClose: () => {
           this.#active -= 1;
           this.#publishPool();
         },
       });
     };
-    if (conn.pingAt === undefined && conn.decoder.buffered === 0) return start();
+    if (immediate) {
+      start(); // writes the head
+      proxy.uncork();
+      return;
+    }
     // The client answers every Ping it read before "go"; consume that Pong first.
     let pending = conn.pingAt === undefined ? 0 : 1;
     const onData = (chunk: Buffer) => {
@@ -299,7 +327,8 @@ export class ClientSession {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#timer = undefined;
+    clearTimeout(this.#refillTimer);
+    this.#timer = this.#refillTimer = undefined;
     this.control.destroy();
     for (const c of this.#idle.splice(0)) c.socket.destroy();
     for (const w of this.#waiting.splice(0)) {

@@ -27,6 +27,7 @@ import { ConfigError, NotFoundError } from "../../src/errors.ts";
 import { createSilentLogger } from "../../src/log.ts";
 import type { ProxyBusEvents } from "../../src/proxy/events.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
+import { generateApiKey } from "../../src/auth/api-keys.ts";
 import type { RunRow, Store } from "../../src/store/types.ts";
 import { acceptEchoUpgrade, openWs } from "../helpers/ws-frames.ts";
 
@@ -348,6 +349,8 @@ describe("port proxy", () => {
     const ws = await openWs(port, `/proxy/${tport}/ws?access_token=${aliceToken}`);
     try {
       assert.equal(ws.response.status, 101, ws.response.headers);
+      // The 101 response's cookies are moved under the prefix too.
+      assert.match(ws.response.headers, new RegExp(`set-cookie: ws=1; Path=/proxy/${tport}/`, "i"));
       assert.equal(await ws.roundTrip("hello"), "hello");
       assert.equal(await ws.roundTrip("x".repeat(2000)), "x".repeat(2000));
       const up = seen.filter((s) => s.method === "UPGRADE").pop()!;
@@ -543,6 +546,49 @@ describe("port proxy", () => {
     }
     const fresh = await request(port, `/api/runs/${hostRun}/proxy/${tport}/echo`, { headers: { cookie } });
     assert.equal(fresh.status, 200);
+  });
+
+  test("verified credentials are cached briefly: a revoked API key stops working within the cache TTL", async () => {
+    const TTL_MS = 300;
+    const runs = { get: () => { throw new NotFoundError("run"); } };
+    const cached = createProxyRoutes(deps, { runs, settings: { allowed_ports: String(tport), timeout_ms: TIMEOUT_MS }, authCacheMs: TTL_MS });
+    const s = http.createServer((req, res) => void cached.handleRequest(req, res));
+    const p = await listen(s);
+    try {
+      const gen = generateApiKey();
+      const row = store.apiKeys.create({ user_id: aliceId, name: "proxy-cache", prefix: gen.prefix, key_hash: gen.hash });
+      const first = await request(p, `/proxy/${tport}/echo`, { headers: bearer(gen.key) });
+      assert.equal(first.status, 200);
+      assert.equal(lastSeen().headers.authorization, undefined, "the key never reaches the target");
+      assert.ok(store.apiKeys.revoke(row.id, aliceId));
+      // Within the TTL the cached verification may still answer (by design, documented);
+      // once it has passed, the revocation holds.
+      await sleep(TTL_MS + 100);
+      const after = await request(p, `/proxy/${tport}/echo`, { headers: bearer(gen.key) });
+      assert.equal(after.status, 401);
+      // A wrong token is never served from the cache, whatever was verified before.
+      const wrong = await request(p, `/proxy/${tport}/echo`, { headers: bearer(`${aliceToken}x`) });
+      assert.equal(wrong.status, 401);
+      // With the cache off, revocation is immediate.
+      const gen2 = generateApiKey();
+      const row2 = store.apiKeys.create({ user_id: aliceId, name: "proxy-nocache", prefix: gen2.prefix, key_hash: gen2.hash });
+      const off = createProxyRoutes(deps, { runs, settings: { allowed_ports: String(tport), timeout_ms: TIMEOUT_MS }, authCacheMs: 0 });
+      const s2 = http.createServer((req, res) => void off.handleRequest(req, res));
+      const p2 = await listen(s2);
+      try {
+        assert.equal((await request(p2, `/proxy/${tport}/echo`, { headers: bearer(gen2.key) })).status, 200);
+        assert.ok(store.apiKeys.revoke(row2.id, aliceId));
+        assert.equal((await request(p2, `/proxy/${tport}/echo`, { headers: bearer(gen2.key) })).status, 401);
+      } finally {
+        off.close();
+        s2.closeAllConnections();
+        await new Promise((r) => s2.close(r));
+      }
+    } finally {
+      cached.close();
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
   });
 
   test("the Koa fallback routes serve proxy paths too (methods without a body)", async () => {

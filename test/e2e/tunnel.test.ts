@@ -299,6 +299,66 @@ describe("tunnel end to end", () => {
     }
   });
 
+  test("raw TCP bytes arrive intact both ways under backpressure (64 MB each way, SHA-256 compared)", async () => {
+    // The relay's public TCP sockets and the client's sockets are read into reused
+    // buffers (pipe.ts UserBufferReader): a slow reader on either end forces the
+    // buffer swaps that keep pending writes from being overwritten.
+    const SIZE = 64 * 1024 * 1024;
+    const up = randomBytes(SIZE);
+    const down = randomBytes(SIZE);
+    const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    const origin = net.createServer({ allowHalfOpen: true }, (c) => {
+      const h = createHash("sha256");
+      let n = 0;
+      // A slow consumer: pauses every 4 MB for a moment, so the tunnel backs up.
+      c.on("data", (d: Buffer) => {
+        h.update(d);
+        const before = n;
+        n += d.length;
+        if (Math.floor(n / 4_194_304) !== Math.floor(before / 4_194_304)) {
+          c.pause();
+          setTimeout(() => c.resume(), 5);
+        }
+      });
+      c.on("end", () => {
+        c.write(`${h.digest("hex")}\n`);
+        c.end(down);
+      });
+      c.on("error", () => c.destroy());
+    });
+    origin.listen(0, HOST);
+    await once(origin, "listening");
+    const { relay, client } = await startPair((origin.address() as AddressInfo).port, { tcpPorts: { app: 0 } });
+    try {
+      const s = net.connect({ host: HOST, port: relay.ports.tcp.app!, allowHalfOpen: true });
+      const chunks: Buffer[] = [];
+      let got = 0;
+      s.on("data", (c: Buffer) => {
+        chunks.push(c);
+        const before = got;
+        got += c.length;
+        if (Math.floor(got / 8_388_608) !== Math.floor(before / 8_388_608)) {
+          s.pause();
+          setTimeout(() => s.resume(), 5);
+        }
+      });
+      await once(s, "connect");
+      s.end(up);
+      await once(s, "end");
+      const all = Buffer.concat(chunks);
+      const nl = all.indexOf(0x0a);
+      assert.equal(all.subarray(0, nl).toString(), sha(up), "upload digest");
+      const back = all.subarray(nl + 1);
+      assert.equal(back.length, SIZE);
+      assert.equal(sha(back), sha(down), "download digest");
+      s.destroy();
+    } finally {
+      await client.close();
+      await relay.close();
+      origin.close();
+    }
+  });
+
   test("200 MB streamed down and 64 MB up with bounded memory", async () => {
     const { relay, client } = await startPair(appPort);
     try {

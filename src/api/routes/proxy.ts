@@ -18,6 +18,8 @@ import { Type } from "@sinclair/typebox";
 import { normalizeAllowedPorts } from "../../config/proxy-schema.ts";
 import { UnauthorizedError, ValidationError } from "../../errors.ts";
 import type { ProxyPublish } from "../../proxy/events.ts";
+import { isApiKey } from "../../auth/api-keys.ts";
+import { createAuthCache, jwtExpiryMs, type AuthCache } from "../../proxy/auth-cache.ts";
 import { createForwarder } from "../../proxy/forwarder.ts";
 import { createProxyGateway, ProxyUnavailableError, type ProxyRunView } from "../../proxy/gateway.ts";
 import { createPreviewTokens } from "../../proxy/preview.ts";
@@ -45,6 +47,12 @@ export interface ProxyRouteOptions {
   previewSecret?: string;
   /** Default: `deps.bus.publish` once the bus lists the proxy topics; else events are dropped. */
   publish?: ProxyPublish;
+  /**
+   * A verified Bearer / `access_token` credential is trusted this long, ms
+   * (`src/proxy/auth-cache.ts`); 0 re-checks every request. Default 5000: revoking
+   * an API key or deleting a user takes effect on the proxy within this time.
+   */
+  authCacheMs?: number;
 }
 
 /** The route module plus the entry points server.ts attaches. */
@@ -90,6 +98,7 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
   const defaultTtl = settings.preview_ttl_secs ?? 3600;
   const publish: ProxyPublish = opts.publish ?? ((topic, payload) => (deps.bus.publish as (t: string, p: unknown) => void)(topic, payload));
   const forwarder = createForwarder({ timeoutMs: settings.timeout_ms, maxIdleSockets: settings.max_idle_sockets ?? 256, log: deps.log, publish });
+  const authCache = createAuthCache({ ttlMs: opts.authCacheMs ?? 5000 });
   const previews = createPreviewTokens(opts.previewSecret === undefined ? {} : { secret: opts.previewSecret });
 
   const gateway = createProxyGateway({
@@ -103,7 +112,7 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
       const u = deps.store.users.getById(id);
       return u ? { id: u.id, username: u.username, role: u.role } : undefined;
     },
-    authenticate: (req, query) => authenticateWith(deps, req, query),
+    authenticate: (req, query) => authenticateCached(deps, authCache, req, query),
   });
 
   const router = new Router<AppState>();
@@ -138,7 +147,27 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
   };
 }
 
-/** Runs the app's `authWithQueryToken` middleware against a bare request (the proxy is served outside Koa). */
+const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
+
+/**
+ * Authenticates a bare request (the proxy is served outside Koa): a token
+ * verified less than the cache's TTL ago answers from `cache`; otherwise the
+ * app's `authWithQueryToken` middleware decides (same rules and errors as the
+ * API), and a success is cached.
+ */
+async function authenticateCached(deps: AppDeps, cache: AuthCache, req: http.IncomingMessage, query: string): Promise<AuthUser> {
+  const header = req.headers.authorization;
+  const token = header ? BEARER.exec(header)?.[1] : readQueryParam(query, "access_token") || undefined;
+  if (token !== undefined) {
+    const hit = cache.get(token, req.socket);
+    if (hit) return hit;
+  }
+  const user = await authenticateWith(deps, req, query);
+  if (token !== undefined) cache.set(token, user, isApiKey(token) ? undefined : jwtExpiryMs(token), req.socket);
+  return user;
+}
+
+/** Runs the app's `authWithQueryToken` middleware against a bare request. */
 async function authenticateWith(deps: AppDeps, req: http.IncomingMessage, query: string): Promise<AuthUser> {
   const accessToken = readQueryParam(query, "access_token");
   const ctx = {
