@@ -62,7 +62,7 @@ function agentOptions(model: ModelServer, agent: BenchAgent): AgentCliOptions {
 }
 
 /** Reads a run's SSE stream; each event's arrival time (wall ms). Rejects on run failure. */
-function readRun(server: BenchServer, runId: string): Promise<Array<{ type: string; at: number; data: Record<string, unknown> }>> {
+export function readRun(server: BenchServer, runId: string): Promise<Array<{ type: string; at: number; data: Record<string, unknown> }>> {
   return new Promise((resolve, reject) => {
     const seen: Array<{ type: string; at: number; data: Record<string, unknown> }> = [];
     let buf = "";

@@ -16,6 +16,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { benchAdmission } from "./admission.ts";
 import { benchAgents } from "./agents.ts";
+import { benchAcp } from "./acp.ts";
+import { benchDocker } from "./docker.ts";
 import { benchTunnel } from "./tunnel.ts";
 import { benchProxy } from "./proxy.ts";
 import { benchFanout } from "./fanout.ts";
@@ -24,7 +26,7 @@ import { benchPipeline } from "./pipeline.ts";
 import { killAllTracked } from "./lib/procs.ts";
 import { formatTable, writeResult, type BenchResult } from "./lib/result.ts";
 
-const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "tunnel", "proxy"] as const;
+const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker"] as const;
 type Name = (typeof NAMES)[number];
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -65,10 +67,14 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchFanout({ ...base, subscribers: o.quick ? 100 : 1_000, events: 1_000, workers: 2, pacedLinesPer10ms: 2 });
     case "agents":
       return benchAgents({ runs: o.quick ? 3 : 20, agents: ["claude_code", "codex", "opencode", "gemini"], quick: o.quick });
+    case "acp":
+      return benchAcp({ runs: o.quick ? 3 : 20, quick: o.quick });
     case "tunnel":
       return benchTunnel({ quick: o.quick, repeats: o.repeats });
     case "proxy":
       return benchProxy({ quick: o.quick, repeats: o.repeats });
+    case "docker":
+      return benchDocker({ runs: o.quick ? 8 : 30, warmup: 2, repeats: o.repeats, quick: o.quick });
   }
 }
 

@@ -3,13 +3,14 @@
 #
 #   scripts/install-agents.sh                 # all four: claude-code, codex, opencode, gemini
 #   scripts/install-agents.sh --codex --gemini
-#   scripts/install-agents.sh --acp           # also @zed-industries/claude-code-acp
+#   scripts/install-agents.sh --acp           # also the ACP adapters @zed-industries/claude-code-acp and codex-acp
 #   scripts/install-agents.sh --prefix /opt/agents
 #
 # Prefix: --prefix, else $OPENRUNNER_AGENTS_PREFIX, else <repo>/.agents (git-ignored).
 # Binaries land in <prefix>/bin, where the adapters look after config and PATH.
 # Idempotent: a package already installed in the prefix (at the pinned version when a pin is
-# given, at any version otherwise) is skipped. Pin with e.g. CLAUDE_CODE_VERSION=2.1.197.
+# given, at any version otherwise) is skipped. Pin with e.g. CLAUDE_CODE_VERSION=2.1.197
+# (also CODEX_VERSION, OPENCODE_VERSION, GEMINI_CLI_VERSION, CLAUDE_CODE_ACP_VERSION, CODEX_ACP_VERSION).
 set -euo pipefail
 
 script_path="${BASH_SOURCE[0]}"
@@ -18,7 +19,7 @@ repo_root="$(cd "${script_path%/*}/.." && pwd)"
 prefix="${OPENRUNNER_AGENTS_PREFIX:-$repo_root/.agents}"
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 selected=()
@@ -49,7 +50,7 @@ if [[ ${#selected[@]} -eq 0 ]]; then
   selected=(claude-code codex opencode gemini)
 fi
 if [[ $with_acp -eq 1 ]]; then
-  selected+=(acp)
+  selected+=(claude-code-acp codex-acp)
 fi
 
 # name -> npm package and optional version pin (environment variable).
@@ -59,7 +60,8 @@ package_of() {
     codex) echo "@openai/codex" ;;
     opencode) echo "opencode-ai" ;;
     gemini) echo "@google/gemini-cli" ;;
-    acp) echo "@zed-industries/claude-code-acp" ;;
+    claude-code-acp) echo "@zed-industries/claude-code-acp" ;;
+    codex-acp) echo "@zed-industries/codex-acp" ;;
   esac
 }
 pin_of() {
@@ -68,7 +70,8 @@ pin_of() {
     codex) echo "${CODEX_VERSION:-}" ;;
     opencode) echo "${OPENCODE_VERSION:-}" ;;
     gemini) echo "${GEMINI_CLI_VERSION:-}" ;;
-    acp) echo "${CLAUDE_CODE_ACP_VERSION:-}" ;;
+    claude-code-acp) echo "${CLAUDE_CODE_ACP_VERSION:-}" ;;
+    codex-acp) echo "${CODEX_ACP_VERSION:-}" ;;
   esac
 }
 

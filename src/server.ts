@@ -16,10 +16,14 @@ import { createCodexAdapter } from "./agent/codex/adapter.ts";
 import { createGeminiAdapter } from "./agent/gemini/adapter.ts";
 import { createOpencodeAdapter } from "./agent/opencode/adapter.ts";
 import { createShellAdapter } from "./agent/shell/adapter.ts";
+import { createTaskAdapter } from "./agent/task/adapter.ts";
+import { createAcpAdapter } from "./agent/acp/adapter.ts";
 import type { AgentAdapter } from "./agent/types.ts";
 import { createApp, createAppDeps } from "./api/app.ts";
 import { createProxyRoutes } from "./api/routes/proxy.ts";
 import { createRunRoutes } from "./api/routes/runs.ts";
+import { createArtifactRoutes } from "./api/routes/artifacts.ts";
+import { createWebhookRoutes } from "./api/routes/webhooks.ts";
 import { loadOrCreateJwtSecret } from "./auth/secret.ts";
 import { ensureFirstAdmin } from "./auth/bootstrap.ts";
 import { Bus, type BusEvents } from "./bus/bus.ts";
@@ -28,11 +32,15 @@ import type { Config } from "./config/schema.ts";
 import { createDockerClient } from "./container/client.ts";
 import { LABEL } from "./container/labels.ts";
 import { ContainerSweeper } from "./container/sweeper.ts";
+import { WarmPool } from "./container/pool.ts";
+import { ProjectContainers } from "./container/projects.ts";
+import { createContainerRoutes } from "./api/routes/containers.ts";
 import type { ContainerClient } from "./container/types.ts";
 import { ConfigError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { EventWriter } from "./run/event-writer.ts";
 import { RunManager } from "./run/manager.ts";
+import { WebhookDispatcher } from "./webhooks/dispatcher.ts";
 import { acquireDataDirLock } from "./store/data-lock.ts";
 import { openSqliteStore } from "./store/sqlite.ts";
 
@@ -142,6 +150,8 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     createCodexAdapter(agentOpts("codex"), opts.env),
     createOpencodeAdapter(agentOpts("opencode"), opts.env),
     createGeminiAdapter(agentOpts("gemini"), opts.env),
+    createTaskAdapter({ client: dockerClient, docker: config.docker }),
+    createAcpAdapter(config.acp_agents, opts.env),
     ...(opts.adapters ?? []),
   ]);
 
@@ -153,6 +163,29 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     onError: (err) => log.error("event commit failed", { err: String(err) }),
     onDropped: (run_id, count, err) => log.error("events of a deleted run dropped", { run_id, count, err: String(err) }),
   });
+  // Containers of this instance left by an earlier process are swept below (their runs are ended as interrupted by recover()).
+  const sweeper = new ContainerSweeper({
+    client: dockerClient(),
+    instance,
+    idleMs: config.docker.project_idle_secs * 1000,
+    intervalMs: config.docker.sweep_interval_secs * 1000,
+    log: log.getSubLogger({ name: "container.sweeper" }),
+  });
+  const projects = new ProjectContainers({ client: dockerClient, instance, workspacesRoot: paths.workspaces_dir, docker: config.docker, sweeper, log: log.getSubLogger({ name: "container.projects" }) });
+  const pool =
+    config.docker.warm_pool > 0
+      ? new WarmPool({
+          client: dockerClient,
+          instance,
+          workspacesRoot: paths.workspaces_dir,
+          images: [config.docker.image, ...Object.values(config.agents).flatMap((a) => (a.image ? [a.image] : []))],
+          size: config.docker.warm_pool,
+          limits: projects.defaultLimits,
+          user: config.docker.user,
+          ...(config.docker.network ? { network: config.docker.network } : {}),
+          log: log.getSubLogger({ name: "container.pool" }),
+        })
+      : undefined;
   manager = new RunManager({
     config,
     store,
@@ -162,23 +195,18 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     writer,
     dirs: { workspaces: paths.workspaces_dir, homes },
     serverEnv: opts.env,
-    docker: { client: dockerClient, instance },
+    docker: { client: dockerClient, instance, projects, ...(pool ? { pool } : {}) },
     ...(runAs ? { runAs } : {}),
   });
   const interrupted = manager.recover();
   if (interrupted.length > 0) log.warn("ended runs interrupted by the previous shutdown", { count: interrupted.length });
 
-  // Containers of this instance left by an earlier process: their runs were just ended as interrupted.
-  const sweeper = new ContainerSweeper({
-    client: dockerClient(),
-    instance,
-    idleMs: config.docker.project_idle_secs * 1000,
-    intervalMs: config.docker.sweep_interval_secs * 1000,
-    log: log.getSubLogger({ name: "container.sweeper" }),
-  });
   try {
     await dockerClient().ping({ timeoutMs: 3000 });
     const swept = await sweeper.sweepOrphans({ adopt: (c) => c.labels[LABEL.kind] === "project" && c.state === "running" });
+    // Running project containers are kept; processes of their runs that were in flight are killed.
+    await projects.adopt(swept.adopted, interrupted.flatMap((id) => store.runs.get(id) ?? []));
+    await pool?.start();
     if (swept.removed.length > 0) log.info("removed containers of an earlier process", { count: swept.removed.length, instance });
     sweeper.start();
   } catch (err) {
@@ -200,11 +228,19 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     dataDir: paths.data_dir,
     version: VERSION,
     listAgentHealth: () => registry.health(),
-    beforeUserDelete: (userId) => manager.cancelUserRuns(userId, "admin"),
+    beforeUserDelete: async (userId) => {
+      await manager.cancelUserRuns(userId, "admin");
+      // Their project containers go too (engine down: the idle sweep removes them later).
+      await projects.removeAllOf(userId).catch((err: unknown) => log.warn("could not remove a deleted user's project containers", { user_id: userId, err: String(err) }));
+    },
   });
   // Proxy paths are dispatched before Koa, so proxied bodies stream untouched (no body parser).
   const proxy = createProxyRoutes(deps, { runs: manager, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), publish: (topic, payload) => bus.publish(topic, payload as BusEvents[typeof topic]) });
-  const app = createApp(deps, [createRunRoutes(deps, manager), proxy]);
+  const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
+  // Webhooks hear committed run events on the bus and deliver off the run's path.
+  const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: deps.metrics.registry, version: VERSION });
+  webhooks.start();
+  const app = createApp(deps, [createRunRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
     if (!proxy.handleRequest(req, res)) void koa(req, res);
@@ -231,6 +267,8 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     (closing ??= (async () => {
       log.info("shutting down");
       await manager.close(); // stop admitting, end runs (their containers are removed), flush events, end SSE streams
+      await webhooks.close(); // attempts in flight finish (bounded by webhooks.timeout_ms); the rest is marked abandoned
+      await pool?.close(); // warm containers not handed out; project containers stay (adopted at the next start)
       await sweeper.close();
       proxy.close();
       await new Promise<void>((resolve) => {

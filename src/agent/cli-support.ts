@@ -18,6 +18,8 @@ export interface AgentCliOptions {
   command?: string;
   /** Model API base URL (vendor default env var otherwise). */
   base_url?: string;
+  /** Model API base URL for runs inside a container (`docker.network`'s view of the model endpoint); default `base_url`. */
+  container_base_url?: string;
   /** API key (vendor default env var otherwise). Never put in argv. */
   api_key?: string;
   /** Default model when the run names none. */
@@ -151,6 +153,11 @@ export async function requireBinary(agent: string, binName: string, options: Age
   const path = await findBinary(binName, options.command, env);
   if (!path) throw new AgentUnavailableError(agent, `${options.command ?? binName} not found on PATH or in .agents/bin (run scripts/install-agents.sh)`);
   return path;
+}
+
+/** The configured base URL for this run: `container_base_url` inside a container (when set), else `base_url`. */
+export function baseUrlOf(options: AgentCliOptions, ctx: Pick<AgentRunContext, "in_container">): string | undefined {
+  return (ctx.in_container ? options.container_base_url : undefined) ?? options.base_url;
 }
 
 /** A `log` event; `raw` (the parsed line) only when given. */

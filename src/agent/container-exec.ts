@@ -16,17 +16,19 @@
  *   the leftovers are killed, as on the host.
  * - A process killed with 137 while the container's memory cgroup counted a
  *   new OOM kill ends the run `failed` with `oom_killed`.
+ * - A failed run whose workspace filesystem is full ends with `disk_full` (see `disk-full.ts`).
  * - A per-run container is stopped and removed, with `container.stopped` and
  *   `container.removed`, before the outcome is reported, so the terminal event
- *   stays last.
+ *   stays last. A project container (`perRun: false`) stays: only the run's
+ *   own exec'd processes (its marker) are killed, also those left behind.
  */
 import path from "node:path";
 import type { Readable } from "node:stream";
 import type { ContainerRunEvent, RunContainer } from "../container/run-container.ts";
 import type { ExecHandle, ExecSpec } from "../container/types.ts";
-import { ContainerError } from "../errors.ts";
+import { explainDiskFull } from "../container/disk-full.ts";
 import type { Log } from "../log.ts";
-import type { RunEventInput } from "../run/events.ts";
+import { failureCode, type RunEventInput, type RunFailureCode } from "../run/events.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import type { AgentCommand, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 
@@ -90,7 +92,8 @@ export function toContainerExec(command: AgentCommand, ctx: Pick<AgentRunContext
   env.HOME = c.home;
   env.OPENRUNNER_RUN_ID = ctx.run_id;
   const cwd = mapPath(command.cwd);
-  return { argv: [c.command ?? path.posix.basename(file), ...args.map(mapPath)], env, cwd: cwd.startsWith("/") && cwd !== command.cwd ? cwd : c.workdir };
+  const argv0 = command.container_native ? file : (c.command ?? path.posix.basename(file));
+  return { argv: [argv0, ...args.map(mapPath)], env, cwd: cwd.startsWith("/") && cwd !== command.cwd ? cwd : c.workdir };
 }
 
 /** Stops and removes a per-run container, emitting `container.stopped` and `container.removed`; never throws. */
@@ -117,9 +120,9 @@ const ended = (s: Readable) =>
     s.once("close", resolve);
   });
 
-const failedFrom = (err: unknown, fallback: string): AgentOutcome => ({
+const failedFrom = (err: unknown, fallback: RunFailureCode): AgentOutcome => ({
   kind: "failed",
-  code: err instanceof ContainerError ? err.code : fallback,
+  code: failureCode(err, fallback),
   message: err instanceof Error ? err.message : String(err),
 });
 
@@ -172,6 +175,9 @@ export function startContainerExec(o: ContainerExecOptions): ContainerExecution 
     if (c.perRun && !disposed && !removing) {
       removing = true;
       await teardownRunContainer(c, emit, o.log);
+    } else if (!c.perRun && exec) {
+      // A shared (project) container stays; whatever this run left behind in it (daemons that let go of its pipes) goes.
+      await exec.kill("KILL").catch((err: unknown) => warn("could not kill the run's leftover processes", err));
     }
     return r;
   };
@@ -183,8 +189,9 @@ export function startContainerExec(o: ContainerExecOptions): ContainerExecution 
     } catch (err) {
       return finish({ outcome: failedFrom(err, "spawn_failed"), exit: { stderr_tail: "" } });
     }
-    // A fresh per-run container has counted no OOM kill yet; a shared one is read first.
-    const oomBefore = c.perRun ? 0 : await c.handle.oomKills().catch(() => null);
+    // A fresh per-run container has counted no OOM kill yet; a shared one's counter is read alongside the exec's
+    // start (one engine round trip less before every project run; an OOM kill in the very first milliseconds could be missed).
+    const oomBeforeP = c.perRun ? Promise.resolve(0) : c.handle.oomKills().catch(() => null);
     try {
       exec = await c.handle.exec(spec);
     } catch (err) {
@@ -236,12 +243,13 @@ export function startContainerExec(o: ContainerExecOptions): ContainerExecution 
     else exit = { ...(code !== null ? { exit_code: code } : {}), stderr_tail: stderrTail };
     if (code === 137 && !stopRequested) {
       const oomAfter = await c.handle.oomKills().catch(() => null);
+      const oomBefore = await oomBeforeP;
       if (oomAfter !== null && oomAfter > (oomBefore ?? 0)) {
         const limit = Math.round(c.memoryBytes / (1024 * 1024));
         return finish({ outcome: { kind: "failed", exit_code: 137, code: "oom_killed", message: `the agent's process was killed for exceeding the container's memory limit (${limit} MiB)` }, exit });
       }
     }
-    return finish({ outcome: parser.outcome(exit), exit });
+    return finish({ outcome: await explainDiskFull(parser.outcome(exit), o.ctx.cwd), exit });
   };
 
   const done = run().catch(async (err: unknown) => finish({ outcome: failedFrom(err, "internal"), exit: { stderr_tail: "" } }));

@@ -19,9 +19,10 @@ import { execa } from "execa";
 import { fromCallback } from "xstate";
 import type { RunContainer } from "../container/run-container.ts";
 import type { Log } from "../log.ts";
-import type { RunEventInput } from "../run/events.ts";
+import { failureCode, type RunEventInput } from "../run/events.ts";
 import { startContainerExec, teardownRunContainer, type ContainerExecution } from "./container-exec.ts";
 import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
+import type { PermissionGate } from "./permissions.ts";
 import { guardParser } from "./guarded-parser.ts";
 import { chownTree, type RunAs } from "./run-as.ts";
 import { createLineSplitter } from "./line-splitter.ts";
@@ -40,6 +41,8 @@ export interface ProcessActorInput {
   /** On the host, run as this unprivileged user; the run's cwd and home are given to it first. */
   runAs?: RunAs;
   log?: Pick<Log, "warn">;
+  /** Decides the agent's permission requests (actors of agents that ask, e.g. ACP); the run's policy is inside. */
+  permissions?: PermissionGate;
 }
 
 /** Events the actor sends to its parent. */
@@ -90,13 +93,12 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
   void runProcess().catch(async (err: unknown) => {
     if (disposed) return;
     const message = err instanceof Error ? err.message : String(err);
-    const code = (err as { code?: unknown }).code;
     // Failed before the container execution started: the per-run container still goes, before the outcome.
     if (container?.perRun && !inContainer) await teardownRunContainer(container, emit, input.log);
     if (disposed) return;
     sendBack({
       type: "AGENT.EXITED",
-      outcome: { kind: "failed", code: typeof code === "string" && /^[a-z_]+$/.test(code) ? code : "spawn_failed", message },
+      outcome: { kind: "failed", code: failureCode(err, "spawn_failed"), message },
       exit: { stderr_tail: "" },
     });
   });
@@ -111,7 +113,8 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
       inContainer = startContainerExec({ container, command, ctx, agent: adapter.name, parser, emit, killGraceMs, ...(input.log ? { log: input.log } : {}) });
       if (stopRequested) inContainer.stop();
       const { outcome, exit } = await inContainer.done;
-      if (!disposed) sendBack({ type: "AGENT.EXITED", outcome, exit });
+      const final = await finalizeOutcome(outcome);
+      if (!disposed) sendBack({ type: "AGENT.EXITED", outcome: final, exit });
       return;
     }
     const [file, ...args] = command.argv;
@@ -174,7 +177,14 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
       ...(result.signal ? { signal: result.signal } : {}),
       stderr_tail: stderrTail,
     };
-    if (!disposed) sendBack({ type: "AGENT.EXITED", outcome: parser.outcome(exit), exit });
+    const final = await finalizeOutcome(parser.outcome(exit));
+    if (!disposed) sendBack({ type: "AGENT.EXITED", outcome: final, exit });
+  }
+
+  /** The adapter's optional last step (artifacts of `task` runs); skipped once the run is being stopped. */
+  async function finalizeOutcome(outcome: AgentOutcome): Promise<AgentOutcome> {
+    if (!adapter.finalize || stopRequested || disposed) return outcome;
+    return adapter.finalize(ctx, outcome, emit).catch((err: unknown) => ({ kind: "failed" as const, code: "internal", message: `finishing the run failed: ${err instanceof Error ? err.message : String(err)}` }));
   }
 
   return () => {

@@ -42,9 +42,18 @@ export class AgentRegistry {
     return health;
   }
 
-  /** Health of every agent, in registration order. */
-  health(): Promise<AgentHealth[]> {
-    return Promise.all(this.names().map((n) => this.detect(n)));
+  /**
+   * Health of every agent, in registration order; an adapter with `subHealth()` (the `acp`
+   * adapter: one entry per configured ACP agent, `acp:<name>`) adds its entries after its own.
+   */
+  async health(): Promise<AgentHealth[]> {
+    const all = await Promise.all(
+      this.names().map(async (n) => {
+        const sub = (this.#adapters.get(n) as { subHealth?: () => Promise<AgentHealth[]> } | undefined)?.subHealth;
+        return [await this.detect(n), ...(sub ? await sub.call(this.#adapters.get(n)) : [])];
+      }),
+    );
+    return all.flat();
   }
 
   /**

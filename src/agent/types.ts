@@ -4,7 +4,7 @@
  * actor (`src/agent/process-actor.ts`) does the spawning, line splitting,
  * cancellation and exit handling for every adapter.
  */
-import type { RunEventInput, Usage } from "../run/events.ts";
+import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../run/events.ts";
 
 /** What /health/agents reports for one agent. */
 export interface AgentHealth {
@@ -32,19 +32,32 @@ export interface AgentRunContext {
   resume_session_id?: string;
   /** Environment of the server process (read-only); adapters pass through only what they need. */
   server_env: Readonly<Record<string, string | undefined>>;
+  /** The run executes inside a container (`isolation: "docker"`): adapters use their `container_base_url`. */
+  in_container?: boolean;
+  /** `agent_type: "task"` runs: the batch image and what goes into `/workspace/task.json` (see `src/agent/task/`). */
+  task?: TaskRunSpec;
+}
+
+/** What a `task` run executes: an admin-allowed batch image, and the run's input and metadata for `task.json`. */
+export interface TaskRunSpec {
+  image: string;
+  input: { text: string; files?: Array<{ path: string; content: string; encoding?: "utf8" | "base64" }> };
+  metadata: Record<string, unknown>;
 }
 
 /** The process to start: argv[0] is the executable. `env` is the complete environment (nothing else is inherited). */
 export interface AgentCommand {
   argv: string[];
+  /** argv[0] is a path inside the container image (task entrypoints): used as-is, not translated to its basename. */
+  container_native?: boolean;
   env: Record<string, string>;
   cwd: string;
 }
 
 /** How a run ends, as decided by an adapter from the process exit and what it parsed. */
 export type AgentOutcome =
-  | { kind: "completed"; exit_code: number; result?: string; usage?: Usage }
-  | { kind: "failed"; exit_code?: number; code: string; message: string };
+  | { kind: "completed"; exit_code: number; result?: string; usage?: Usage; artifacts?: Artifact[] }
+  | { kind: "failed"; exit_code?: number; code: RunFailureCode; message: string };
 
 /** The process exit as seen by the process actor. */
 export interface ProcessExit {
@@ -80,4 +93,9 @@ export interface AgentAdapter {
   command(ctx: AgentRunContext): Promise<AgentCommand>;
   /** A fresh parser for one run. */
   createParser(ctx: AgentRunContext): LineParser;
+  /**
+   * Optional: after the process (and a per-run container) ended, turns the outcome into the final one
+   * (the `task` adapter collects artifacts here). May emit events (before the terminal one). Must not throw.
+   */
+  finalize?(ctx: AgentRunContext, outcome: AgentOutcome, emit: (e: RunEventInput) => void): Promise<AgentOutcome>;
 }

@@ -30,6 +30,8 @@ export interface OperationSpec {
   auth: boolean;
   /** Query parameters: an object schema of (string) properties. */
   query?: TObject;
+  /** Path parameter schemas by name (default `{type: "string"}`); the handler validates with the same object. */
+  params?: TObject;
   /** JSON request body schema; the handler validates with the same object. */
   requestBody?: TSchema;
   /** Responses by HTTP status. */
@@ -126,7 +128,7 @@ export function buildOpenApiDocument(input: OpenApiInput): Record<string, unknow
 }
 
 function buildOperation(op: OperationSpec, pathParams: string[]): Record<string, unknown> {
-  const parameters: unknown[] = pathParams.map((name) => ({ name, in: "path", required: true, schema: { type: "string" } }));
+  const parameters: unknown[] = pathParams.map((name) => ({ name, in: "path", required: true, schema: op.params?.properties[name] ?? { type: "string" } }));
   if (op.query) {
     const required = new Set(op.query.required ?? []);
     for (const [name, schema] of Object.entries(op.query.properties)) {

@@ -13,6 +13,8 @@ import { printLine } from "./context.ts";
 export interface ImageBuildOptions {
   offline?: boolean;
   tag?: string;
+  /** `--agents`: with --offline, the agent CLIs to copy from `.agents/bin`, comma-separated, or `none` (default: claude). */
+  agents?: string;
   /** Print every line of build output (default true). */
   verbose?: boolean;
 }
@@ -32,6 +34,8 @@ export async function runImageBuild(ctx: CliContext, opts: ImageBuildOptions): P
       client,
       offline: opts.offline ?? false,
       tag,
+      ...(opts.agents !== undefined ? { agents: opts.agents === "none" ? [] : opts.agents.split(",").map((a) => a.trim()).filter(Boolean) } : {}),
+      onSkip: (message: string) => printLine(ctx, `note: ${message}`),
       ...(opts.verbose === false ? {} : { onProgress: (line: string) => printLine(ctx, line) }),
     });
     printLine(ctx, `built ${img.tag} (${img.id.slice(0, 19)}), ${(img.sizeBytes / 1e6).toFixed(1)} MB, in ${(img.durationMs / 1000).toFixed(1)} s`);

@@ -96,6 +96,12 @@ export function loadConfig(opts: LoadConfigOptions): Config {
     values.proxy = { ...((values.proxy as Record<string, unknown> | undefined) ?? {}), allowed_ports: proxyPorts };
     sources.set("proxy", { kind: "env" });
   }
+  // Webhook targets: `OPENRUNNER_WEBHOOKS_ALLOWED_HOSTS="hooks.example.com,*.corp.example"` replaces the file's list.
+  const webhookHosts = opts.env.OPENRUNNER_WEBHOOKS_ALLOWED_HOSTS;
+  if (webhookHosts !== undefined && webhookHosts.trim() !== "") {
+    const hosts = webhookHosts.split(",").map((h) => h.trim()).filter((h) => h !== "");
+    values.webhooks = { ...((values.webhooks as Record<string, unknown> | undefined) ?? {}), allowed_hosts: hosts };
+  }
   for (const [name, raw] of Object.entries(opts.flags ?? {})) {
     const key = toSnakeCase(name);
     if (raw === undefined || !(key in PROPERTIES)) continue;

@@ -61,6 +61,42 @@ export const ConfigSchema = Type.Object(
     login_window_secs: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
     /** The port proxy (`/proxy/:port/*`, `/api/runs/:id/proxy/:port/*`); off until `allowed_ports` names ports. */
     proxy: ProxyConfigSchema,
+    /** Approvals of agents that ask before they act (ACP `session/request_permission`); see `src/run/permissions.ts`. */
+    permissions: Type.Object(
+      {
+        /** Policy of runs that set no `metadata.permission_policy`: `allow`, `deny`, or `ask` the run's owner. */
+        default_policy: Type.Union([Type.Literal("allow"), Type.Literal("deny"), Type.Literal("ask")], { default: "ask" }),
+        /** How long an `ask` request waits for an answer (runs may set `metadata.permission_timeout_secs`), seconds. */
+        timeout_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 300 }),
+        /** What an unanswered request gets at its deadline: the agent's first reject option, or its first allow option. */
+        timeout_decision: Type.Union([Type.Literal("reject"), Type.Literal("allow")], { default: "reject" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Outgoing webhooks (`/api/webhooks`); see `src/webhooks/`. Off until `allowed_hosts` names targets. */
+    webhooks: Type.Object(
+      {
+        /**
+         * Hosts webhook URLs may name: exact names or IP literals, `*.example.com` for any subdomain, `*` for any public host.
+         * Default none: every registration is refused. An IP literal listed here may be private.
+         */
+        allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 1000, default: [] }),
+        /** Allow targets resolving to loopback, private, link-local, unique-local or other internal addresses. */
+        allow_private: Type.Boolean({ default: false }),
+        /** Attempts per delivery (the first one included); retried on network errors, timeouts and 5xx/429. */
+        max_attempts: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
+        /** Timeout of one attempt (connect to last byte), ms. */
+        timeout_ms: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
+        /** Delay before the first retry, ms; doubled per attempt (with jitter), at most `retry_max_ms`. */
+        retry_base_ms: Type.Integer({ minimum: 10, maximum: 3600000, default: 1000 }),
+        retry_max_ms: Type.Integer({ minimum: 10, maximum: 86400000, default: 300000 }),
+        /** Deliveries held at once (queued, in flight or waiting to retry); past it new ones are dropped, logged and counted. */
+        max_queue: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
+        /** Deliveries sent concurrently. */
+        concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Per-agent settings, keyed by agent name (`claude_code`, `codex`, …). */
     agents: Type.Record(
       Type.String(),
@@ -78,6 +114,31 @@ export const ConfigSchema = Type.Object(
           image: Type.Optional(Type.String({ minLength: 1 })),
           /** argv[0] inside a container (default: the basename of the host command, looked up in the image's PATH). */
           container_command: Type.Optional(Type.String({ minLength: 1 })),
+          /** Model API base URL for this agent's docker runs (the host's address as seen from `docker.network`); default `base_url`. */
+          container_base_url: Type.Optional(Type.String({ minLength: 1 })),
+        },
+        { additionalProperties: false },
+      ),
+      { default: {} },
+    ),
+    /**
+     * ACP agents (`metadata.agent_type: "acp"`, `metadata.acp_agent: <name>`), merged over the built-in
+     * `claude-code-acp`, `codex-acp`, `gemini` (`--experimental-acp`) and `opencode` (`acp`); see `src/agent/acp/agents.ts`.
+     * A new name needs `command`; `vendor` says how `base_url`/`api_key`/`model` reach it (built-ins know theirs).
+     */
+    acp_agents: Type.Record(
+      Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" }),
+      Type.Object(
+        {
+          command: Type.Optional(Type.String({ minLength: 1 })),
+          args: Type.Optional(Type.Array(Type.String())),
+          env: Type.Optional(Type.Record(Type.String(), Type.String())),
+          base_url: Type.Optional(Type.String()),
+          api_key: Type.Optional(Type.String()),
+          model: Type.Optional(Type.String()),
+          vendor: Type.Optional(Type.Union([Type.Literal("claude"), Type.Literal("codex"), Type.Literal("gemini"), Type.Literal("opencode"), Type.Literal("none")])),
+          /** MCP servers passed through in `session/new` (ACP `McpServer` objects: stdio `{name, command, args, env}` or `{type: "http"|"sse", name, url, headers}`). */
+          mcp_servers: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }) }, { additionalProperties: true }))),
         },
         { additionalProperties: false },
       ),
@@ -103,10 +164,22 @@ export const ConfigSchema = Type.Object(
         network: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         /** Isolation of runs that do not say (`metadata.isolation`). */
         default_isolation: Type.Union([Type.Literal("none"), Type.Literal("docker")], { default: "none" }),
-        /** How long an unused project container is kept (project containers: not yet implemented). */
+        /** How long an unused project container (`metadata.project_id`) is kept after its last run ended or keepalive. */
         project_idle_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 600 }),
+        /** Runs at a time in one project container. */
+        max_runs_per_project: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
+        /** A run on a project container already running `max_runs_per_project` runs: `wait` (in `preparing`) or `reject` (409 `project_busy`). */
+        project_busy: Type.Union([Type.Literal("wait"), Type.Literal("reject")], { default: "wait" }),
+        /** Started containers kept ready per image for per-run runs with the default limits (0: no warm pool). */
+        warm_pool: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
         /** Period of the idle-container sweep. */
         sweep_interval_secs: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+        /** Batch images `agent_type: "task"` runs may name in `metadata.image` (exact references); empty: task runs are off. */
+        task_images: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000, default: [] }),
+        /** Artifacts of a task run: at most this many files are listed (the rest is reported in a `log` warning). */
+        artifacts_max_files: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
+        /** Artifacts of a task run: at most this many bytes in total are listed. */
+        artifacts_max_bytes: Type.Integer({ minimum: 1, maximum: 1099511627776, default: 1073741824 }),
       },
       { additionalProperties: false, default: {} },
     ),

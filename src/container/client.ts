@@ -135,7 +135,8 @@ class DockerClient implements ContainerClient {
   async imageInfo(ref: string): Promise<ImageInfo | undefined> {
     try {
       const i = await this.docker.getImage(ref).inspect();
-      return { id: i.Id, tags: i.RepoTags ?? [], sizeBytes: i.Size, createdAt: i.Created };
+      const argvOf = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : typeof v === "string" && v ? ["/bin/sh", "-c", v] : []);
+      return { id: i.Id, tags: i.RepoTags ?? [], sizeBytes: i.Size, createdAt: i.Created, entrypoint: argvOf(i.Config?.Entrypoint), cmd: argvOf(i.Config?.Cmd) };
     } catch (err) {
       if ((err as { statusCode?: unknown }).statusCode === 404) return undefined;
       throw toContainerError(err, { op: "image inspect", image: ref, engine: this.engine });

@@ -25,7 +25,7 @@ const MIB = 1024 * 1024;
 /** A container event of a run, as emitted into its channel. */
 export type ContainerRunEvent = {
   type: "container.created" | "container.started" | "container.stopped" | "container.removed";
-  data: { container_id: string };
+  data: { container_id: string; pool?: boolean; project_id?: string };
 };
 
 /** A container a run's agent executes in; what `prepare` hands to the process actor. */

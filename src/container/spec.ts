@@ -19,6 +19,8 @@ const MIB = 1024 * 1024;
 export interface CreateRequest {
   name?: string;
   Image: string;
+  /** Always `[]`: the image's ENTRYPOINT never runs as PID 1 (a batch image's is exec'd by a `task` run instead). */
+  Entrypoint: string[];
   Cmd: string[];
   User: string;
   WorkingDir: string;
@@ -105,6 +107,7 @@ export function createOptions(spec: ContainerSpec): CreateRequest {
   return {
     ...(spec.name ? { name: spec.name } : {}),
     Image: spec.image,
+    Entrypoint: [],
     Cmd: spec.cmd ?? ["sleep", "infinity"],
     User: spec.user,
     WorkingDir: "/workspace",

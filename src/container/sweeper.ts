@@ -62,6 +62,21 @@ export class ContainerSweeper implements AsyncDisposable {
     this.#o = { idleMs: 600_000, intervalMs: 30_000, now: Date.now, ...opts };
   }
 
+  /** When a container was last used (ms since the epoch), if the sweeper has seen it. */
+  lastUsed(id: string): number | undefined {
+    return this.#lastUsed.get(id);
+  }
+
+  /** Whether a run holds the container (see {@link hold}). */
+  isHeld(id: string): boolean {
+    return this.#holds.has(id);
+  }
+
+  /** The configured idle time, ms. */
+  get idleMs(): number {
+    return this.#o.idleMs;
+  }
+
   /** Marks a container as used now. */
   touch(id: string): void {
     this.#lastUsed.set(id, this.#o.now());

@@ -173,6 +173,9 @@ export interface ImageInfo {
   tags: string[];
   sizeBytes: number;
   createdAt: string;
+  /** The image's ENTRYPOINT and CMD (exec form; empty when unset): what a `task` run executes. */
+  entrypoint: string[];
+  cmd: string[];
 }
 
 /** Options of {@link ContainerClient.buildImage}. */

@@ -29,26 +29,76 @@ const Usage = Type.Object(
 export type Usage = Static<typeof Usage>;
 export const UsageSchema = Usage;
 
+const Artifact = Type.Object({ path: Type.String(), size_bytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false });
+/** A file a `task` run produced: `path` relative to the run's workspace (`/`-separated), size in bytes. */
+export type Artifact = Static<typeof Artifact>;
+export const ArtifactSchema = Artifact;
+
 const RunError = Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: true });
 /** A run failure: a stable `code` (see {@link RUN_FAILURE_CODES}) and a human message. */
 export type RunErrorInfo = Static<typeof RunError>;
 
 /**
- * Stable `run.failed` error codes. `interrupted`: the server stopped while the
- * run was live; `spawn_failed`: the process could not be started;
- * `exit_nonzero`: a shell run exited with a non-zero code; the others come
- * from agent adapters.
+ * Stable `run.failed` error codes, the closed set every adapter and the run
+ * engine draw from.
+ *
+ * Engine: `interrupted` (the server stopped while the run was live),
+ * `internal`. Processes: `spawn_failed` (could not be started),
+ * `exit_nonzero` (a shell or task run exited non-zero), `agent_unavailable`,
+ * `agent_crashed` (the agent process died mid-turn), `model_error`,
+ * `auth_failed`. ACP agents (stop reasons and protocol): `protocol_error`
+ * (malformed JSON-RPC or an unknown stop reason), `resume_unsupported`,
+ * `max_tokens`, `max_turn_requests`, `refusal`, `agent_error`,
+ * `agent_cancelled` (the agent cancelled a turn nobody cancelled).
+ * Containers: `engine_unavailable`, `image_not_found`, `container_not_found`,
+ * `container_conflict`, `exec_failed`, `oom_killed`, `image_build_failed`,
+ * `container_failed`, `disk_full`, `isolation_unsupported`. Task runs:
+ * `task_needs_docker`, `task_image_invalid`.
  */
 export const RUN_FAILURE_CODES = [
   "interrupted",
+  "internal",
   "spawn_failed",
   "exit_nonzero",
   "agent_unavailable",
   "agent_crashed",
   "model_error",
   "auth_failed",
-  "internal",
+  "protocol_error",
+  "resume_unsupported",
+  "max_tokens",
+  "max_turn_requests",
+  "refusal",
+  "agent_error",
+  "agent_cancelled",
+  "engine_unavailable",
+  "image_not_found",
+  "container_not_found",
+  "container_conflict",
+  "exec_failed",
+  "oom_killed",
+  "image_build_failed",
+  "container_failed",
+  "disk_full",
+  "isolation_unsupported",
+  "task_needs_docker",
+  "task_image_invalid",
 ] as const;
+
+/** One of {@link RUN_FAILURE_CODES}. */
+export type RunFailureCode = (typeof RUN_FAILURE_CODES)[number];
+
+const FAILURE_CODE_SET: ReadonlySet<string> = new Set(RUN_FAILURE_CODES);
+
+/**
+ * The run failure code carried by a thrown error (`err.code`) when it is one of
+ * {@link RUN_FAILURE_CODES}, else `fallback`.
+ * @example failureCode(Object.assign(new Error("x"), { code: "oom_killed" }), "internal") // "oom_killed"
+ */
+export function failureCode(err: unknown, fallback: RunFailureCode): RunFailureCode {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && FAILURE_CODE_SET.has(code) ? (code as RunFailureCode) : fallback;
+}
 
 /** The `data` schema of every event type: the single table the contract derives from. */
 export const EVENT_DATA_SCHEMAS = {
@@ -81,11 +131,22 @@ export const EVENT_DATA_SCHEMAS = {
     input: Type.Unknown(),
     options: Type.Array(Type.Unknown()),
   }),
-  "permission.decision": data({ request_id: Type.String(), decision: Type.String(), by: Type.String() }),
+  /**
+   * `decision`: the chosen option_id, or `cancelled` when no option was chosen (`kind` absent: the run ended
+   * first, or the policy found no option of its kind). `by`: `user:<name>`, `policy`, `timeout` or `run_ended`.
+   */
+  "permission.decision": data({
+    request_id: Type.String(),
+    decision: Type.String(),
+    by: Type.String(),
+    option_name: Type.Optional(Type.String()),
+    kind: Type.Optional(Type.String()),
+  }),
   usage: Usage,
   log: data({ stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]), text: Type.String() }),
-  "container.created": data({ container_id: Type.String() }),
-  "container.started": data({ container_id: Type.String() }),
+  /** `pool`: taken from the warm pool (created and started earlier, emitted at hand-over); `project_id`: the run's project container, created for this run. */
+  "container.created": data({ container_id: Type.String(), pool: Type.Optional(Type.Boolean()), project_id: Type.Optional(Type.String()) }),
+  "container.started": data({ container_id: Type.String(), pool: Type.Optional(Type.Boolean()), project_id: Type.Optional(Type.String()) }),
   "container.stopped": data({ container_id: Type.String() }),
   "container.removed": data({ container_id: Type.String() }),
   "run.completed": data({
@@ -93,6 +154,8 @@ export const EVENT_DATA_SCHEMAS = {
     exit_code: Type.Integer(),
     duration_ms: Type.Integer({ minimum: 0 }),
     usage: Type.Optional(Usage),
+    /** `task` runs: the files the container wrote under the workspace (see `src/container/artifacts.ts`). */
+    artifacts: Type.Optional(Type.Array(Artifact)),
   }),
   "run.failed": data({
     error: RunError,

@@ -101,6 +101,7 @@ export const runMachine = setup({
           duration_ms: durationOf(context),
           ...(o.result !== undefined ? { result: o.result } : {}),
           ...(o.usage ? { usage: o.usage } : {}),
+          ...(o.artifacts ? { artifacts: o.artifacts } : {}),
         },
       });
     },

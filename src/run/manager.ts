@@ -15,20 +15,28 @@
  * `docker.default_isolation`): `create()` checks the requested limits against
  * the admin maxima (400) and that the engine answers (503
  * `engine_unavailable`); `prepare` creates and starts the run's container
- * (`src/container/run-container.ts`), which the process actor runs the agent
- * in and removes at the end.
+ * (`src/container/run-container.ts`), or takes a warm one from the pool
+ * (`src/container/pool.ts`), which the process actor runs the agent in and
+ * removes at the end. A project run (`metadata.project_id`) claims its turn on
+ * the project at `create()` (409 `project_busy` in reject mode), waits for it
+ * in `prepare` and runs in the project's long-lived container
+ * (`src/container/projects.ts`); the turn is given back at its terminal event.
  */
 import path from "node:path";
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
 import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
+import { acpActor } from "../agent/acp/actor.ts";
+import { isAcpAdapter } from "../agent/acp/adapter.ts";
 import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import { createRunContainer } from "../container/run-container.ts";
+import { acquireRunContainer, type WarmPool } from "../container/pool.ts";
+import type { ProjectContainers } from "../container/projects.ts";
 import type { ContainerClient } from "../container/types.ts";
-import { ForbiddenError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError, UnauthorizedError } from "../errors.ts";
+import { ConflictError, ForbiddenError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError, UnauthorizedError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import type { RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
@@ -37,10 +45,12 @@ import { AdmissionQueue } from "./admission.ts";
 import { resolveContainerLimits } from "./container-limits.ts";
 import { isTerminalType, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "./events.ts";
 import { addUsage, terminalPatch } from "./projection.ts";
+import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "./requests.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
+import { checkTaskRequest } from "../agent/task/request.ts";
 
 /** The caller of a manager method. */
 export interface Caller {
@@ -53,7 +63,7 @@ export interface RunManagerDeps {
   config: Pick<
     Config,
     "max_concurrent_runs" | "max_concurrent_runs_per_user" | "max_queued_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
-  > & { docker?: Config["docker"]; agents?: Config["agents"] };
+  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"] };
   store: Store;
   bus: Bus;
   log: Log;
@@ -64,7 +74,7 @@ export interface RunManagerDeps {
   /** Environment of the server, handed to adapters read-only. */
   serverEnv: Readonly<Record<string, string | undefined>>;
   /** The container engine (created on first use) and this server's instance id; absent: docker runs are refused. */
-  docker?: { client: () => ContainerClient; instance: string };
+  docker?: { client: () => ContainerClient; instance: string; pool?: WarmPool; projects?: ProjectContainers };
   /** Host runs drop to this unprivileged user (see `src/agent/run-as.ts`); absent: the server's user. */
   runAs?: RunAs;
 }
@@ -100,6 +110,8 @@ export class RunManager {
   /** Users being deleted: they may start no new run. */
   readonly #blockedUsers = new Set<string>();
   #closing: Promise<void> | null = null;
+  /** Open permission requests of every live run. */
+  readonly #permissions = new PermissionRegistry();
 
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
@@ -159,8 +171,12 @@ export class RunManager {
     const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;
     if (timeoutSecs > this.#d.config.max_timeout_secs)
       throw new ValidationError(`metadata.timeout_secs must be at most ${this.#d.config.max_timeout_secs}`, { field: "metadata.timeout_secs", value: timeoutSecs });
-    const limits = resolveContainerLimits(md, this.#d.config.docker, this.#d.docker !== undefined);
+    // A project run (`metadata.project_id`, see src/container/projects.ts) implies docker isolation.
+    const limits = resolveContainerLimits(md.project_id !== undefined && md.isolation === undefined ? { ...md, isolation: "docker" } : md, this.#d.config.docker, this.#d.docker !== undefined);
+    const projects = md.project_id !== undefined ? this.#d.docker?.projects : undefined;
+    if (md.project_id !== undefined && (!limits || !projects)) throw new ValidationError("metadata.project_id needs docker isolation", { field: "metadata.project_id" });
     const adapter = await this.#d.registry.require(md.agent_type);
+    const task = checkTaskRequest(body, this.#d.config.docker, limits !== null); // agent_type "task": the batch image (src/agent/task/)
     if (limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     const id = `run_${ulid()}`;
     let resumed: RunRow | undefined;
@@ -169,12 +185,21 @@ export class RunManager {
       if (resumed.agent !== md.agent_type) throw new ValidationError(`run ${md.resume} used agent ${resumed.agent}, not ${md.agent_type}`, { field: "metadata.resume" }, "resume_agent_mismatch");
       if (!resumed.session_id) throw new ValidationError(`run ${md.resume} has no agent session to resume`, { field: "metadata.resume" }, "resume_no_session");
     }
+    // ACP: bind the adapter to `metadata.acp_agent` (unknown agent, resume without session/load: 400 here, not at run time).
+    const runAdapter = isAcpAdapter(adapter) ? await adapter.forRun(md.acp_agent, { resume: resumed !== undefined, resumedAgent: resumed?.metadata.acp_agent, docker: limits !== null }) : adapter;
     if (adapter.name === "shell" && caller.role !== "admin" && !this.#d.config.allow_shell_for_users && !limits)
       throw new ForbiddenError("host shell runs are for admins only (use isolation docker, or set allow_shell_for_users)");
     // Each user has a root of their own: a cwd can never name another user's workspace.
-    const cwd = resumed ? resumed.cwd : await resolveRunCwd(path.join(this.#d.dirs.workspaces, caller.id), id, md.cwd);
+    const projectDir = projects && !resumed ? await projects.ensureDir(caller.id, md.project_id!) : undefined;
+    const cwd = resumed
+      ? resumed.cwd
+      : projectDir !== undefined
+        ? md.cwd === undefined ? projectDir : await resolveRunCwd(projectDir, id, md.cwd)
+        : await resolveRunCwd(path.join(this.#d.dirs.workspaces, caller.id), id, md.cwd);
+    if (!projects && md.cwd !== undefined) await this.#d.docker?.projects?.checkNotInProjects(caller.id, cwd);
     const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : id;
     if (!this.#admitting) throw new ShuttingDownError();
+    const slot = projects?.claim(caller.id, md.project_id!); // 409 project_busy in reject mode; released at the terminal event
     const row = this.#d.store.runs.insert({
       id,
       user_id: caller.id,
@@ -186,8 +211,20 @@ export class RunManager {
       created_at: new Date().toISOString(),
     });
     const channel = this.#newChannel(id, 0);
+    const perm = this.#d.config.permissions;
+    const permissions = createPermissionGate({
+      runId: id,
+      policy: md.permission_policy ?? perm?.default_policy ?? "ask",
+      timeoutMs: (md.permission_timeout_secs ?? perm?.timeout_secs ?? 300) * 1000,
+      timeoutDecision: perm?.timeout_decision ?? "reject",
+      emit: (e) => channel.append(e),
+      registry: this.#permissions,
+      runOver: () => channel.ended,
+      log: this.#log,
+    });
     const agentInput: ProcessActorInput = {
-      adapter,
+      permissions,
+      adapter: runAdapter,
       killGraceMs: this.#d.config.kill_grace_ms,
       emit: (e) => channel.append(e),
       log: this.#log,
@@ -201,22 +238,38 @@ export class RunManager {
         ...(md.extra_args ? { extra_args: md.extra_args } : {}),
         ...(resumed?.session_id ? { resume_session_id: resumed.session_id } : {}),
         server_env: this.#d.serverEnv,
+        ...(limits ? { in_container: true } : {}),
+        ...(task ? { task } : {}),
       },
     };
     const machine = runMachine.provide({
       actors: {
-        agent: processActor,
+        agent: isAcpAdapter(adapter) ? acpActor : processActor,
         prepare: fromPromise<PrepareOutput, { runId: string }>(async ({ signal }) => {
           await ensureHome(this.#d.dirs.homes, homeKey);
           if (!limits) return {};
           const docker = this.#d.config.docker!;
           const agentCfg = this.#d.config.agents?.[adapter.name];
-          const container = await createRunContainer({
+          const container = slot
+            ? await projects!.acquireForRun({
+                userId: caller.id,
+                projectId: md.project_id!,
+                runId: id,
+                image: task?.image ?? agentCfg?.image ?? docker.image,
+                limits,
+                limitsAsked: md.memory_mb !== undefined || md.cpus !== undefined || md.pids_limit !== undefined,
+                cwd,
+                ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
+                slot,
+                emit: (e) => channel.append(e),
+                signal,
+              })
+            : await acquireRunContainer(this.#d.docker!.pool, {
             client: this.#d.docker!.client(),
             instance: this.#d.docker!.instance,
             runId: id,
             userId: caller.id,
-            image: agentCfg?.image ?? docker.image,
+            image: task?.image ?? agentCfg?.image ?? docker.image,
             user: docker.user,
             ...(docker.network ? { network: docker.network } : {}),
             workspace: cwd,
@@ -255,7 +308,11 @@ export class RunManager {
     const position = this.#admission.enqueue(id, caller.id);
     channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
     this.#publish(active, "queued");
-    void channel.whenTerminal().then(() => this.#active.delete(id));
+    void channel.whenTerminal().then(() => {
+      slot?.release();
+      this.#active.delete(id);
+      this.#permissions.endRun(id);
+    });
     this.#pump();
     return row;
   }
@@ -270,6 +327,25 @@ export class RunManager {
   /** The caller's runs (admins: all, unless `mine`). */
   list(caller: Caller, q: Omit<RunListQuery, "user_id">, mine = false): ReturnType<Store["runs"]["list"]> {
     return this.#d.store.runs.list({ ...q, ...(caller.role !== "admin" || mine ? { user_id: caller.id } : {}) });
+  }
+
+  /**
+   * The caller's answer to an open permission request of a run they may see
+   * (the owner; admins too, as for cancel: the decision records `user:<name>`).
+   * @throws NotFoundError (404: run not visible, or no such request), ConflictError (409
+   *   `permission_already_decided`: decided already, or the run has ended), ValidationError (400 `unknown_option`)
+   */
+  answerPermission(caller: Caller, runId: string, requestId: string, optionId: string): PermissionDecision {
+    this.get(caller, runId);
+    if (!this.#permissions.knows(runId, requestId) && storedRequestExists(this.#d.store.events, runId, requestId))
+      throw new ConflictError("the permission request was already decided", "permission_already_decided");
+    return this.#permissions.answer(runId, requestId, optionId, `user:${caller.username}`);
+  }
+
+  /** The open permission requests of a run the caller may see, oldest first. @throws NotFoundError */
+  listPermissions(caller: Caller, runId: string): PendingPermission[] {
+    this.get(caller, runId);
+    return this.#permissions.listOpen(runId);
   }
 
   /** Requests cancellation; idempotent (a finished run is returned as it is). @throws NotFoundError */

@@ -3,11 +3,34 @@
  * TypeBox schemas validate requests (ajv) and appear in the OpenAPI document.
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { PROJECT_ID_PATTERN } from "../container/labels.ts";
 import { RUN_STATUSES, UsageSchema } from "./events.ts";
 
 export const CreateRunBody = Type.Object(
   {
-    input: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1_000_000 }) }, { additionalProperties: false }),
+    input: Type.Object(
+      {
+        text: Type.String({ minLength: 1, maxLength: 1_000_000 }),
+        /**
+         * `task` runs only: files written under `/workspace/input/` before the entrypoint starts. `path` is relative
+         * (`/`-separated, no `..`); `content` is UTF-8 text or, with `encoding: "base64"`, bytes. Bounded by the body limit.
+         */
+        files: Type.Optional(
+          Type.Array(
+            Type.Object(
+              {
+                path: Type.String({ minLength: 1, maxLength: 1024, pattern: "^[^/\\u0000]" }),
+                content: Type.String({ maxLength: 50_000_000 }),
+                encoding: Type.Optional(Type.Union([Type.Literal("utf8"), Type.Literal("base64")])),
+              },
+              { additionalProperties: false },
+            ),
+            { maxItems: 1000 },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
     metadata: Type.Object(
       {
         agent_type: Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9_-]*$" }),
@@ -24,6 +47,20 @@ export const CreateRunBody = Type.Object(
         cpus: Type.Optional(Type.Number({ minimum: 0.01 })),
         /** Container process limit (docker isolation; at most `docker.max_pids_limit`). */
         pids_limit: Type.Optional(Type.Integer({ minimum: 1 })),
+        /** `task` runs: the batch image to run (one of the admin's `docker.task_images`). */
+        image: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+        /**
+         * Run in the caller's long-lived container of this project (implies docker isolation): its
+         * workspace (`<workspaces>/<user>/projects/<project_id>`) persists between the project's runs;
+         * `cwd` is then relative to it.
+         */
+        project_id: Type.Optional(Type.String({ pattern: PROJECT_ID_PATTERN, description: "1-64 characters [A-Za-z0-9_.-], starting with a letter or digit" })),
+        /** With `agent_type: "acp"`: which configured ACP agent runs (`acp_agents.<name>`, e.g. `claude-code-acp`). */
+        acp_agent: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$" })),
+        /** Who decides the agent's permission requests: `allow`, `deny`, or `ask` the owner (default: the server's `permissions.default_policy`). */
+        permission_policy: Type.Optional(Type.Union([Type.Literal("allow"), Type.Literal("deny"), Type.Literal("ask")])),
+        /** How long an `ask` request waits for the owner before the default decision applies, seconds (default `permissions.timeout_secs`). */
+        permission_timeout_secs: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
       },
       { additionalProperties: false },
     ),
@@ -69,3 +106,30 @@ export const ChatResponse = Type.Object({
   error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
   usage: Type.Union([UsageSchema, Type.Null()]),
 });
+
+/** Body of `POST /api/runs/:id/permissions/:request_id`: one of the request's `options[].option_id`. */
+export const AnswerPermissionBody = Type.Object({ option_id: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+export type AnswerPermissionBody = Static<typeof AnswerPermissionBody>;
+
+const PermissionOptionView = Type.Object({ option_id: Type.String(), name: Type.String(), kind: Type.String({ description: "allow_once, allow_always, reject_once or reject_always" }) });
+
+/** The recorded decision of a permission request (the data of its `permission.decision` event). */
+export const PermissionDecisionView = Type.Object({
+  request_id: Type.String(),
+  decision: Type.String({ description: "the chosen option_id" }),
+  by: Type.String({ description: "`user:<name>`, `policy`, `timeout` or `run_ended`" }),
+  option_name: Type.Optional(Type.String()),
+  kind: Type.Optional(Type.String()),
+});
+
+/** An open permission request of a run (`GET /api/runs/:id/permissions`). Times ISO 8601 UTC. */
+export const PendingPermissionView = Type.Object({
+  request_id: Type.String(),
+  call_id: Type.Optional(Type.String()),
+  name: Type.String(),
+  input: Type.Unknown(),
+  options: Type.Array(PermissionOptionView),
+  requested_at: Type.String({ format: "date-time" }),
+  deadline: Type.String({ format: "date-time", description: "when the default decision applies" }),
+});
+export const PendingPermissionList = Type.Object({ permissions: Type.Array(PendingPermissionView) });

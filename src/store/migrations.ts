@@ -75,6 +75,45 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: "webhooks",
+    sql: `
+      CREATE TABLE webhooks (
+        id         TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        url        TEXT NOT NULL,
+        events     TEXT NOT NULL,
+        secret     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX webhooks_by_user ON webhooks (user_id, id);
+
+      CREATE TABLE webhook_deliveries (
+        id         TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        run_id     TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        event_id   INTEGER NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'dropped', 'abandoned')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries (webhook_id, id);
+      CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (status) WHERE status = 'pending';
+
+      CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+        attempt     INTEGER NOT NULL,
+        at          TEXT NOT NULL,
+        status_code INTEGER,
+        error       TEXT,
+        duration_ms INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+      );
+    `,
+  },
 ];
 
 /**

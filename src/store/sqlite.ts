@@ -15,6 +15,7 @@ import type { RunEvent, RunEventType } from "../run/events.ts";
 import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../run/events.ts";
 import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
 import { applyMigrations } from "./migrations.ts";
+import { createWebhookRepo } from "./webhook-repo.ts";
 import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow } from "./types.ts";
 
 /** Options of {@link openSqliteStore}. */
@@ -64,6 +65,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       apiKeys: createApiKeyRepo(db, ulid),
       runs: createRunRepo(db),
       events: createEventRepo(db),
+      webhooks: createWebhookRepo(db, ulid),
       transaction: <T>(fn: () => T): T => db.transaction(fn)(),
       close: () => {
         checkpointer?.stop();

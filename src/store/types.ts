@@ -103,12 +103,74 @@ export interface EventRepo {
   countByType(run_id: string, type: RunEventType): number;
 }
 
+/** A registered webhook (`/api/webhooks`). `secret` signs deliveries; it is never returned after creation. */
+export interface WebhookRow {
+  id: string;
+  user_id: string;
+  url: string;
+  /** Event types delivered, e.g. `["permission.request", "run.completed"]`. */
+  events: string[];
+  secret: string;
+  created_at: string;
+}
+
+/**
+ * One event to deliver to one webhook. `pending`: queued, in flight or waiting to retry;
+ * `dropped`: the queue was full; `abandoned`: the server stopped before it was delivered.
+ */
+export type WebhookDeliveryStatus = "pending" | "delivered" | "failed" | "dropped" | "abandoned";
+
+export interface WebhookDeliveryRow {
+  id: string;
+  webhook_id: string;
+  run_id: string;
+  event_type: string;
+  /** The run event's id. */
+  event_id: number;
+  status: WebhookDeliveryStatus;
+  /** Attempts made so far. */
+  attempts: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One HTTP attempt of a delivery: the response status, or the error when there was none (or it was refused). */
+export interface WebhookAttemptRow {
+  delivery_id: string;
+  /** 1, 2, 3 … */
+  attempt: number;
+  at: string;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
+export interface WebhookRepo {
+  create(w: { user_id: string; url: string; events: string[]; secret: string }): WebhookRow;
+  get(id: string): WebhookRow | undefined;
+  /** Oldest first. */
+  listByUser(user_id: string): WebhookRow[];
+  /** Deletes the webhook and its deliveries; false if absent or not the user's. */
+  delete(id: string, user_id: string): boolean;
+  insertDelivery(d: { webhook_id: string; run_id: string; event_type: string; event_id: number; status: WebhookDeliveryStatus }): WebhookDeliveryRow;
+  updateDelivery(id: string, patch: { status: WebhookDeliveryStatus; attempts?: number }): void;
+  /** Records an attempt (and bumps the delivery's `attempts`). */
+  recordAttempt(a: WebhookAttemptRow): void;
+  /** A webhook's deliveries, newest first, each with its attempts (oldest first). */
+  listDeliveries(webhook_id: string, limit: number): Array<WebhookDeliveryRow & { attempt_log: WebhookAttemptRow[] }>;
+  /** Keeps the newest `keep` deliveries of a webhook; returns how many were removed. */
+  pruneDeliveries(webhook_id: string, keep: number): number;
+  /** Marks every `pending` delivery `abandoned` (at shutdown and at start); returns how many. */
+  abandonPending(): number;
+}
+
 /** The store: repositories plus lifecycle. */
 export interface Store {
   users: UserRepo;
   apiKeys: ApiKeyRepo;
   runs: RunRepo;
   events: EventRepo;
+  webhooks: WebhookRepo;
   /** Runs `fn` in one transaction. */
   transaction<T>(fn: () => T): T;
   /** Closes the database; safe to call twice. */

@@ -7,7 +7,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createClaudeCodeParser } from "./parse.ts";
 
 /**
@@ -34,7 +34,7 @@ export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv
       argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
       return { argv, env: {
           CLAUDE_CONFIG_DIR: configDir,
-          ANTHROPIC_BASE_URL: options.base_url ?? serverEnv.ANTHROPIC_BASE_URL,
+          ANTHROPIC_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.ANTHROPIC_BASE_URL,
           ANTHROPIC_API_KEY: options.api_key ?? serverEnv.ANTHROPIC_API_KEY,
           IS_SANDBOX: "1",
           DISABLE_TELEMETRY: "1",

@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createCodexParser } from "./parse.ts";
 
 /** The name of the generated model provider in config.toml. */
@@ -65,7 +65,7 @@ export function createCodexAdapter(options: AgentCliOptions = {}, serverEnv: Ser
     async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
       const codexHome = join(ctx.home, ".codex");
       await mkdir(codexHome, { recursive: true });
-      const base_url = options.base_url ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
+      const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
       const model = ctx.model ?? options.model;
       const config: { base_url: string; model?: string; max_retries?: number } = { base_url };
       if (model) config.model = model;

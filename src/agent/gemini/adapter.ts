@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createGeminiParser } from "./parse.ts";
 
 /** The isolated `settings.json`; `maxAttempts` (retries + 1, at most 10) only when retries are capped. */
@@ -47,7 +47,7 @@ export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: Se
       return { argv, env: {
           GEMINI_CLI_HOME: ctx.home,
           GEMINI_API_KEY: options.api_key ?? serverEnv.GEMINI_API_KEY,
-          GOOGLE_GEMINI_BASE_URL: options.base_url ?? serverEnv.GOOGLE_GEMINI_BASE_URL,
+          GOOGLE_GEMINI_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.GOOGLE_GEMINI_BASE_URL,
           GEMINI_MODEL: ctx.model ?? options.model,
           GEMINI_CLI_TRUST_WORKSPACE: "true",
           GEMINI_CLI_NO_RELAUNCH: "true",

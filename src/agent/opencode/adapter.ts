@@ -9,7 +9,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createOpencodeParser } from "./parse.ts";
 
 /** The provider id in the generated opencode.json. */
@@ -57,7 +57,7 @@ export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: 
       };
       for (const d of Object.values(dirs)) await mkdir(d, { recursive: true });
       await mkdir(join(dirs.XDG_CONFIG_HOME, "opencode"), { recursive: true });
-      const base_url = options.base_url ?? serverEnv.OPENAI_BASE_URL;
+      const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL;
       const model = ctx.model ?? options.model ?? "gpt-5.5";
       const config = renderOpencodeConfig(base_url ? { base_url, model } : { model });
       await writeFile(join(dirs.XDG_CONFIG_HOME, "opencode", "opencode.json"), `${JSON.stringify(config, null, 2)}\n`);

@@ -1,7 +1,9 @@
 /**
  * Liveness and agent availability (DESIGN.md section 6), both unauthenticated:
  * `GET /health` -> `{status: "ok", version, uptime_s}`;
- * `GET /health/agents` -> `{agents: [{agent, available, version?, path?, reason?}]}`.
+ * `GET /health/agents` -> `{agents: [{agent, available, version?, path?, reason?}]}`; after the
+ * `acp` entry, one `acp:<name>` entry per configured ACP agent with `acp_agent`, and the version,
+ * `capabilities` and `protocol_version` it reported at `initialize` (cached).
  */
 import { Router } from "@koa/router";
 import { Type } from "@sinclair/typebox";
@@ -21,6 +23,10 @@ export const AgentHealthSchema = Type.Object({
   version: Type.Optional(Type.String()),
   path: Type.Optional(Type.String()),
   reason: Type.Optional(Type.String()),
+  /** ACP agents (`agent: "acp:<name>"`): the `acp_agents` name, and what the agent reported at `initialize`. */
+  acp_agent: Type.Optional(Type.String()),
+  capabilities: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  protocol_version: Type.Optional(Type.Integer()),
 });
 
 /** Body of `GET /health/agents`. */

@@ -1,8 +1,9 @@
 /**
  * The runs API (DESIGN.md section 6): create, list, get, cancel, delete, the
  * event stream (SSE, or a JSON page with `Accept: application/json`), and
- * `POST /api/chat`. Every route requires authentication; another user's run
- * answers 404.
+ * `POST /api/chat`, and approvals: `GET /api/runs/:id/permissions` (open requests)
+ * and `POST /api/runs/:id/permissions/:request_id` `{option_id}` (see `src/run/permissions.ts`).
+ * Every route requires authentication; another user's run answers 404.
  */
 import { Router } from "@koa/router";
 import { Type } from "@sinclair/typebox";
@@ -10,6 +11,7 @@ import { ValidationError } from "../../errors.ts";
 import type { RunManager } from "../../run/manager.ts";
 import { RUN_STATUSES, dataJsonOf, isTerminalType, type RunEvent, type RunStatus } from "../../run/events.ts";
 import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListResponse, RunView } from "../../run/requests.ts";
+import { AnswerPermissionBody, PendingPermissionList, PermissionDecisionView } from "../../run/requests.ts";
 import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
 import { streamRunEvents } from "../sse.ts";
@@ -123,6 +125,15 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
     await streamRunEvents(ctx.req, ctx.res, channel, after, { heartbeatMs: deps.config.sse_heartbeat_ms });
   });
 
+  router.get("/api/runs/:id/permissions", auth, (ctx) => {
+    ctx.body = { permissions: manager.listPermissions(ctx.state.user, ctx.params.id!) };
+  });
+
+  router.post("/api/runs/:id/permissions/:request_id", auth, (ctx) => {
+    const body = validateBody(AnswerPermissionBody, ctx.request.body);
+    ctx.body = manager.answerPermission(ctx.state.user, ctx.params.id!, ctx.params.request_id!, body.option_id);
+  });
+
   router.post("/api/chat", auth, async (ctx) => {
     const body = validateBody(CreateRunBody, ctx.request.body);
     const created = await manager.create(ctx.state.user, body);
@@ -185,6 +196,24 @@ const runOperations: OperationSpec[] = [
     sse: true,
     query: EventsQuery,
     responses: { 200: { description: "Events", schema: EventPageResponse }, ...errorResponses(400, 401, 404) },
+  },
+  {
+    method: "get",
+    path: "/api/runs/:id/permissions",
+    summary: "The run's open permission requests (waiting for an answer), oldest first",
+    tags: ["runs"],
+    auth: true,
+    responses: { 200: { description: "Open requests", schema: PendingPermissionList }, ...errorResponses(401, 404) },
+  },
+  {
+    method: "post",
+    path: "/api/runs/:id/permissions/:request_id",
+    summary: "Answer a permission request with one of its option ids (the run's owner; admins too)",
+    description: "409 `permission_already_decided` when the request was decided already (by a person, the policy or its deadline) or the run has ended; 400 `unknown_option` for an option the request did not offer.",
+    tags: ["runs"],
+    auth: true,
+    requestBody: AnswerPermissionBody,
+    responses: { 200: { description: "The decision, as recorded in the `permission.decision` event", schema: PermissionDecisionView }, ...errorResponses(400, 401, 404, 409, 413, 415) },
   },
   {
     method: "post",

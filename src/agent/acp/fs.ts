@@ -1,0 +1,153 @@
+/**
+ * The ACP client's file system capability (`fs/read_text_file`, `fs/write_text_file`),
+ * confined to the run's workspace: a path is resolved against the workspace, the real path
+ * of its nearest existing ancestor (symlinks followed, also a dangling last link) must lie
+ * inside the workspace's real path, and the final open refuses a symlink (`O_NOFOLLOW`), so
+ * neither `../` nor a link planted by the agent reaches outside. Against a link swapped in
+ * between the check and the open (the agent runs concurrently), the opened descriptor is
+ * checked again through `/proc/self/fd` (Linux), and a write opens its file relative to the
+ * already checked parent folder's descriptor. Files the server creates are handed to the
+ * run's user.
+ */
+import { constants } from "node:fs";
+import { lchown, lstat, mkdir, open, realpath } from "node:fs/promises";
+import path from "node:path";
+import type { RunAs } from "../run-as.ts";
+
+/** Largest file `fs/read_text_file` returns, bytes. */
+export const MAX_READ_BYTES = 10 * 1024 * 1024;
+
+/** Why a path was refused: `outside_workspace` (also through a symlink) or `not_found`, `too_large`. */
+export class WorkspacePathError extends Error {
+  constructor(
+    readonly reason: "outside_workspace" | "not_found" | "too_large" | "not_a_file",
+    readonly requested: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "WorkspacePathError";
+  }
+}
+
+const inside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+
+/** The real path of an open descriptor (Linux `/proc/self/fd`), or undefined where there is no /proc. */
+async function realpathOfFd(fd: number): Promise<string | undefined> {
+  try {
+    return await realpath(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Throws `outside_workspace` when the open descriptor `fd` is not inside `root` (a link swapped in after the check). */
+async function checkOpened(root: string, fd: number, requested: string): Promise<void> {
+  const real = await realpathOfFd(fd);
+  if (real !== undefined && !inside(await realpath(root), real)) throw new WorkspacePathError("outside_workspace", requested, `${requested} resolves outside the run's workspace (through a symlink)`);
+}
+
+/**
+ * Resolves `requested` (absolute, or relative to `root`) to a real path inside `root`.
+ * Components that do not exist yet are appended to the real path of the nearest existing
+ * ancestor. @throws WorkspacePathError `outside_workspace`
+ */
+export async function resolveInWorkspace(root: string, requested: string): Promise<string> {
+  const realRoot = await realpath(root);
+  const target = path.resolve(root, requested);
+  if (!inside(path.resolve(root), target) && !inside(realRoot, target)) throw new WorkspacePathError("outside_workspace", requested, `${requested} is outside the run's workspace`);
+  const rest: string[] = [];
+  let cur = target;
+  for (;;) {
+    let exists = true;
+    try {
+      await lstat(cur);
+    } catch {
+      exists = false;
+    }
+    if (exists) {
+      let real: string;
+      try {
+        real = await realpath(cur);
+      } catch {
+        // a dangling symlink: where it points is unknown to the check, so refuse it
+        throw new WorkspacePathError("outside_workspace", requested, `${requested} goes through a dangling symlink`);
+      }
+      const full = path.join(real, ...rest.reverse());
+      if (!inside(realRoot, full)) throw new WorkspacePathError("outside_workspace", requested, `${requested} resolves outside the run's workspace (through a symlink)`);
+      return full;
+    }
+    const parent = path.dirname(cur);
+    if (parent === cur) throw new WorkspacePathError("outside_workspace", requested, `${requested} is outside the run's workspace`);
+    rest.push(path.basename(cur));
+    cur = parent;
+  }
+}
+
+/**
+ * Reads a text file inside the workspace. `line` (1-based) and `limit` (lines) select a
+ * range as in ACP's `ReadTextFileRequest`.
+ * @throws WorkspacePathError (outside, not found, larger than {@link MAX_READ_BYTES}, not a regular file)
+ */
+export async function readWorkspaceFile(root: string, requested: string, line?: number | null, limit?: number | null): Promise<string> {
+  const file = await resolveInWorkspace(root, requested);
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new WorkspacePathError("outside_workspace", requested, `${requested} is a symlink`);
+    throw new WorkspacePathError("not_found", requested, `${requested}: ${code ?? String(err)}`);
+  }
+  try {
+    await checkOpened(root, fh.fd, requested);
+    const st = await fh.stat();
+    if (!st.isFile()) throw new WorkspacePathError("not_a_file", requested, `${requested} is not a regular file`);
+    if (st.size > MAX_READ_BYTES) throw new WorkspacePathError("too_large", requested, `${requested} is larger than ${MAX_READ_BYTES} bytes`);
+    const text = await fh.readFile("utf8");
+    if (!line && !limit) return text;
+    const lines = text.split("\n");
+    const start = Math.max(0, (line ?? 1) - 1);
+    return lines.slice(start, limit ? start + limit : undefined).join("\n");
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Writes (creates or replaces) a text file inside the workspace, creating missing parent
+ * folders; new folders and the file are given to `runAs` when set.
+ * @throws WorkspacePathError `outside_workspace`
+ */
+export async function writeWorkspaceFile(root: string, requested: string, content: string, runAs?: RunAs): Promise<string> {
+  const file = await resolveInWorkspace(root, requested);
+  const dir = path.dirname(file);
+  const created = await mkdir(dir, { recursive: true });
+  // Open the folder, check what was opened, then create the file relative to that descriptor: a link
+  // swapped into the path meanwhile cannot redirect the write.
+  const dirFh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  let fh;
+  try {
+    await checkOpened(root, dirFh.fd, requested);
+    const viaFd = (await realpathOfFd(dirFh.fd)) !== undefined ? `/proc/self/fd/${dirFh.fd}/${path.basename(file)}` : file;
+    fh = await open(viaFd, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw new WorkspacePathError("outside_workspace", requested, `${requested} is a symlink`);
+    throw err;
+  } finally {
+    await dirFh.close();
+  }
+  try {
+    await fh.writeFile(content, "utf8");
+    if (runAs) await fh.chown(runAs.uid, runAs.gid);
+  } finally {
+    await fh.close();
+  }
+  if (runAs && created) {
+    // Give every folder mkdir made (from `created` down to `dir`) to the run's user.
+    for (let d = dir; inside(created, d); d = path.dirname(d)) {
+      await lchown(d, runAs.uid, runAs.gid);
+      if (d === created) break;
+    }
+  }
+  return file;
+}

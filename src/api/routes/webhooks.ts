@@ -1,0 +1,173 @@
+/**
+ * The caller's own webhooks (everyone, admins included, sees only their own):
+ * `POST /api/webhooks` `{url, events, secret?}` -> 201 with the `secret` (generated
+ * when not given), shown this once; `GET /api/webhooks`; `GET /api/webhooks/:id`;
+ * `DELETE /api/webhooks/:id` -> 204; `GET /api/webhooks/:id/deliveries` -> the
+ * newest deliveries with every attempt. The target is checked at registration
+ * (allowlist, DNS, internal addresses; see `src/webhooks/target.ts`) and again at
+ * every delivery. Deliveries are described in `src/webhooks/dispatcher.ts`.
+ */
+import { Router } from "@koa/router";
+import { Type } from "@sinclair/typebox";
+import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
+import type { WebhookRow } from "../../store/types.ts";
+import { WEBHOOK_EVENT_TYPES } from "../../webhooks/dispatcher.ts";
+import { generateWebhookSecret } from "../../webhooks/signing.ts";
+import { resolveWebhookTarget, type LookupAll } from "../../webhooks/target.ts";
+import type { AppDeps, AppState, RouteModule } from "../context.ts";
+import { errorResponses } from "../openapi.ts";
+import { validateBody, validateQuery } from "../validate.ts";
+
+/** Most webhooks one user may register. */
+export const MAX_WEBHOOKS_PER_USER = 25;
+
+const EventType = Type.Union(WEBHOOK_EVENT_TYPES.map((t) => Type.Literal(t)));
+
+/** Body of `POST /api/webhooks`. */
+export const CreateWebhookBody = Type.Object(
+  {
+    url: Type.String({ minLength: 1, maxLength: 2048, description: "http(s) URL; its host must be in the server's webhooks.allowed_hosts" }),
+    events: Type.Array(EventType, { minItems: 1, maxItems: WEBHOOK_EVENT_TYPES.length, uniqueItems: true }),
+    secret: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: "HMAC key; generated (`whsec_…`) when absent" })),
+  },
+  { additionalProperties: false },
+);
+
+/** A webhook as listings show it (never its secret). */
+export const WebhookView = Type.Object({
+  id: Type.String(),
+  url: Type.String(),
+  events: Type.Array(Type.String()),
+  created_at: Type.String({ format: "date-time" }),
+});
+export const CreatedWebhookResponse = Type.Composite([WebhookView, Type.Object({ secret: Type.String({ description: "signs deliveries; shown once" }) })]);
+export const WebhookListResponse = Type.Object({ webhooks: Type.Array(WebhookView) });
+
+const AttemptView = Type.Object({
+  attempt: Type.Integer({ minimum: 1 }),
+  at: Type.String({ format: "date-time" }),
+  status_code: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+  duration_ms: Type.Integer({ minimum: 0 }),
+});
+const DeliveryView = Type.Object({
+  id: Type.String({ description: "the `id` of the delivered body and the X-OpenRunner-Delivery header" }),
+  run_id: Type.String(),
+  event_type: Type.String(),
+  event_id: Type.Integer(),
+  status: Type.Union(["pending", "delivered", "failed", "dropped", "abandoned"].map((s) => Type.Literal(s))),
+  attempts: Type.Array(AttemptView),
+  created_at: Type.String({ format: "date-time" }),
+  updated_at: Type.String({ format: "date-time" }),
+});
+export const DeliveryListResponse = Type.Object({ deliveries: Type.Array(DeliveryView) });
+const DeliveriesQuery = Type.Object({ limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })) }, { additionalProperties: false });
+
+function viewHook(h: WebhookRow) {
+  return { id: h.id, url: h.url, events: h.events, created_at: h.created_at };
+}
+
+/** Builds the webhook routes. `lookup` replaces DNS resolution (tests). */
+export function createWebhookRoutes(deps: Pick<AppDeps, "store" | "auth" | "config">, opts: { lookup?: LookupAll } = {}): RouteModule {
+  const { store } = deps;
+  const router = new Router<AppState>();
+  const own = (id: string, userId: string): WebhookRow => {
+    const h = store.webhooks.get(id);
+    if (!h || h.user_id !== userId) throw new NotFoundError("webhook");
+    return h;
+  };
+
+  router.post("/api/webhooks", deps.auth, async (ctx) => {
+    const body = validateBody(CreateWebhookBody, ctx.request.body);
+    if (store.webhooks.listByUser(ctx.state.user.id).length >= MAX_WEBHOOKS_PER_USER) throw new ConflictError(`at most ${MAX_WEBHOOKS_PER_USER} webhooks per user`, "webhook_limit_reached");
+    await resolveWebhookTarget(body.url, deps.config.webhooks, opts.lookup);
+    const secret = body.secret ?? generateWebhookSecret();
+    const row = store.webhooks.create({ user_id: ctx.state.user.id, url: body.url, events: body.events, secret });
+    ctx.status = 201;
+    ctx.set("Location", `/api/webhooks/${row.id}`);
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = { ...viewHook(row), secret };
+  });
+
+  router.get("/api/webhooks", deps.auth, (ctx) => {
+    ctx.body = { webhooks: store.webhooks.listByUser(ctx.state.user.id).map(viewHook) };
+  });
+
+  router.get("/api/webhooks/:id", deps.auth, (ctx) => {
+    ctx.body = viewHook(own(ctx.params.id!, ctx.state.user.id));
+  });
+
+  router.delete("/api/webhooks/:id", deps.auth, (ctx) => {
+    if (!store.webhooks.delete(ctx.params.id!, ctx.state.user.id)) throw new NotFoundError("webhook");
+    ctx.status = 204;
+  });
+
+  router.get("/api/webhooks/:id/deliveries", deps.auth, (ctx) => {
+    const q = validateQuery(DeliveriesQuery, ctx.query);
+    const limit = q.limit === undefined ? 50 : Number(q.limit);
+    if (limit < 1 || limit > 500) throw new ValidationError("limit must be from 1 to 500", { value: q.limit });
+    const hook = own(ctx.params.id!, ctx.state.user.id);
+    ctx.body = {
+      deliveries: store.webhooks.listDeliveries(hook.id, limit).map((d) => ({
+        id: d.id,
+        run_id: d.run_id,
+        event_type: d.event_type,
+        event_id: d.event_id,
+        status: d.status,
+        attempts: d.attempt_log.map((a) => ({ attempt: a.attempt, at: a.at, status_code: a.status_code, error: a.error, duration_ms: a.duration_ms })),
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+      })),
+    };
+  });
+
+  return {
+    router,
+    operations: [
+      {
+        method: "post",
+        path: "/api/webhooks",
+        summary: "Register a webhook for the caller's runs (the secret is shown only in this response)",
+        description:
+          "Deliveries: POST JSON `{id, type, run_id, event, delivered_at}` with `X-OpenRunner-Event`, `X-OpenRunner-Delivery` and `X-OpenRunner-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`. 400 `webhook_url_invalid`, `webhook_target_not_allowed` (host not allowed, or an internal address), `webhook_target_unresolvable`; 409 `webhook_limit_reached`.",
+        tags: ["webhooks"],
+        auth: true,
+        requestBody: CreateWebhookBody,
+        responses: { 201: { description: "The new webhook and its secret", schema: CreatedWebhookResponse }, ...errorResponses(400, 401, 409, 413, 415) },
+      },
+      {
+        method: "get",
+        path: "/api/webhooks",
+        summary: "List the caller's webhooks (never their secrets)",
+        tags: ["webhooks"],
+        auth: true,
+        responses: { 200: { description: "The caller's webhooks", schema: WebhookListResponse }, ...errorResponses(401) },
+      },
+      {
+        method: "get",
+        path: "/api/webhooks/:id",
+        summary: "One of the caller's webhooks",
+        tags: ["webhooks"],
+        auth: true,
+        responses: { 200: { description: "The webhook", schema: WebhookView }, ...errorResponses(401, 404) },
+      },
+      {
+        method: "delete",
+        path: "/api/webhooks/:id",
+        summary: "Delete one of the caller's webhooks and its delivery history",
+        tags: ["webhooks"],
+        auth: true,
+        responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404) },
+      },
+      {
+        method: "get",
+        path: "/api/webhooks/:id/deliveries",
+        summary: "A webhook's newest deliveries, each with every attempt (status code or error)",
+        tags: ["webhooks"],
+        auth: true,
+        query: DeliveriesQuery,
+        responses: { 200: { description: "Deliveries, newest first", schema: DeliveryListResponse }, ...errorResponses(400, 401, 404) },
+      },
+    ],
+  };
+}

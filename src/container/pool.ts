@@ -1,0 +1,272 @@
+/**
+ * The warm pool (DESIGN.md section 8): `docker.warm_pool` containers per
+ * image, created and started ahead of time, handed to per-run runs at once and
+ * replaced in the background, to hide the cold start.
+ *
+ * The workspace problem: a container's bind mount is fixed when it is
+ * created, before anyone knows which run (and so which workspace) it will
+ * serve. Design: each pooled container gets a fresh, empty directory of its
+ * own, `<workspaces>/.pool/<name>`, bind-mounted at `/workspace`. At hand-over
+ * that directory is *renamed* onto the run's workspace path, which must be an
+ * empty directory on the same filesystem (the default per-run directory
+ * always is): `rename(2)` replaces an empty directory atomically, and the
+ * container's mount follows the directory (a bind mount pins the directory,
+ * not its path), so the run's files appear at the run's own path on the host.
+ * When the rename cannot be done (the run's cwd is not empty, another
+ * filesystem) the container goes back to the pool and the run gets a cold
+ * container. The engine's inspect still shows the old mount source; the
+ * directory is the same.
+ *
+ * Only runs whose limits equal the pool's (the `docker` defaults), whose image
+ * is pooled and that are not project runs take a pooled container. A pooled
+ * container serves exactly one run and is then stopped and removed like any
+ * per-run container: never reused across runs or users. Its labels still say
+ * `openrunner.kind=pool` (labels are immutable); the pool remembers which
+ * run and user it was given to ({@link WarmPool.assignment}), for the list
+ * endpoint. `container.created` and `container.started` appear in the run's
+ * stream at hand-over, with `pool: true`.
+ *
+ * `close()` stops refilling, waits for creations in flight and removes every
+ * container not handed out (runs remove theirs), and their directories.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import type { Log } from "../log.ts";
+import { containerLabels } from "./labels.ts";
+import { CONTAINER_HOME, CONTAINER_WORKDIR, chownTree, createRunContainer, type RunContainer, type RunContainerOptions } from "./run-container.ts";
+import type { ContainerClient, ContainerHandle, ContainerLimits } from "./types.ts";
+
+/** Options of {@link WarmPool}. */
+export interface WarmPoolOptions {
+  client: () => ContainerClient;
+  instance: string;
+  /** Absolute workspaces root; pool directories live in `<root>/.pool/`. */
+  workspacesRoot: string;
+  /** Images to keep warm (duplicates ignored). */
+  images: string[];
+  /** Containers kept ready per image. */
+  size: number;
+  /** Limits of pooled containers (the `docker` defaults). */
+  limits: ContainerLimits;
+  /** Numeric non-root `uid:gid`. */
+  user: string;
+  network?: string;
+  log?: Pick<Log, "info" | "warn">;
+  /** Whether this process runs as root (default: `process.getuid() === 0`); then pool directories are chowned to `user`. */
+  isRoot?: boolean;
+  /** Delay before retrying after a failed creation, ms (default 5000). */
+  retryMs?: number;
+}
+
+interface Warm {
+  handle: ContainerHandle;
+  dir: string;
+  image: string;
+}
+
+/** What a run needs from the pool. */
+export interface PoolRequest {
+  image: string;
+  limits: ContainerLimits;
+  runId: string;
+  userId: string;
+  /** The run's host workspace: an empty directory (the pool directory is renamed onto it). */
+  workspace: string;
+  command?: string;
+}
+
+const sameLimits = (a: ContainerLimits, b: ContainerLimits) => a.memoryBytes === b.memoryBytes && a.nanoCpus === b.nanoCpus && a.pidsLimit === b.pidsLimit;
+
+/**
+ * See the module comment. One per server.
+ * @example
+ * const pool = new WarmPool({ client, instance, workspacesRoot, images: ["openrunner-agent:latest"], size: 2, limits, user: "1000:1000" });
+ * await pool.start();
+ * const c = await pool.take({ image, limits, runId, userId, workspace: cwd }); // undefined: create one cold
+ * await pool.close();
+ */
+export class WarmPool {
+  readonly #o: WarmPoolOptions;
+  readonly #ready = new Map<string, Warm[]>();
+  readonly #creating = new Map<string, number>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #assigned = new Map<string, { runId: string; userId: string }>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | null = null;
+  #started = false;
+
+  constructor(opts: WarmPoolOptions) {
+    this.#o = { ...opts, images: [...new Set(opts.images)] };
+  }
+
+  /** The pool's directory (`<workspaces>/.pool`). */
+  get dir(): string {
+    return path.join(this.#o.workspacesRoot, ".pool");
+  }
+
+  /** Containers ready now, per image. */
+  readyCounts(): Record<string, number> {
+    return Object.fromEntries(this.#o.images.map((i) => [i, this.#ready.get(i)?.length ?? 0]));
+  }
+
+  /** The run and user a pooled container was handed to, if it was. */
+  assignment(containerId: string): { runId: string; userId: string } | undefined {
+    return this.#assigned.get(containerId);
+  }
+
+  /**
+   * Removes leftover pool directories of an earlier process (their containers are swept by label), then fills the pool in the
+   * background. Call after the orphan sweep. No-op when `size` is 0.
+   */
+  async start(): Promise<void> {
+    if (this.#started || this.#closing || this.#o.size === 0) return;
+    this.#started = true;
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o711 });
+    this.#fill();
+  }
+
+  /**
+   * A started container for the run, or undefined when none fits (other limits or image, pool empty, workspace not an empty
+   * directory on the pool's filesystem). The pool is refilled in the background.
+   */
+  async take(req: PoolRequest): Promise<RunContainer | undefined> {
+    if (this.#closing || !sameLimits(req.limits, this.#o.limits)) return undefined;
+    const list = this.#ready.get(req.image);
+    while (list?.length) {
+      const w = list.shift()!;
+      // One engine round trip: a warm container that died meanwhile (engine restart, OOM of PID 1) is dropped.
+      const alive = await w.handle.inspect().then(
+        (st) => st.running,
+        () => false,
+      );
+      if (!alive) {
+        void w.handle.remove({ force: true }).catch(() => {});
+        void rm(w.dir, { recursive: true, force: true });
+        continue;
+      }
+      try {
+        await rename(w.dir, req.workspace);
+      } catch (err) {
+        // Not an empty directory, or another filesystem: the container stays in the pool.
+        list.unshift(w);
+        this.#o.log?.info("warm container not used: the run's workspace cannot take its directory", { run_id: req.runId, err: String(err) });
+        return undefined;
+      }
+      this.#assigned.set(w.handle.id, { runId: req.runId, userId: req.userId });
+      this.#fill();
+      return { handle: w.handle, perRun: true, workdir: CONTAINER_WORKDIR, home: CONTAINER_HOME, memoryBytes: this.#o.limits.memoryBytes, ...(req.command ? { command: req.command } : {}) };
+    }
+    this.#fill();
+    return undefined;
+  }
+
+  /** Forgets handed-out containers that are no longer in `live` (their runs removed them). */
+  prune(live: ReadonlySet<string>): void {
+    for (const id of this.#assigned.keys()) if (!live.has(id)) this.#assigned.delete(id);
+  }
+
+  /** Stops refilling, waits for creations in flight, removes the containers not handed out and their directories. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
+      clearTimeout(this.#retryTimer);
+      while (this.#inFlight.size) await Promise.allSettled([...this.#inFlight]);
+      const all = [...this.#ready.values()].flat();
+      this.#ready.clear();
+      await Promise.allSettled(
+        all.map(async (w) => {
+          await w.handle.remove({ force: true });
+          await rm(w.dir, { recursive: true, force: true });
+        }),
+      );
+      if (all.length) this.#o.log?.info("removed warm pool containers", { count: all.length });
+    })());
+  }
+
+  #fill(): void {
+    if (this.#closing || !this.#started) return;
+    for (const image of this.#o.images) {
+      const have = (this.#ready.get(image)?.length ?? 0) + (this.#creating.get(image) ?? 0);
+      for (let i = have; i < this.#o.size; i++) {
+        this.#creating.set(image, (this.#creating.get(image) ?? 0) + 1);
+        const p = this.#create(image)
+          .then(
+            (w) => {
+              if (this.#closing) {
+                void w.handle.remove({ force: true }).then(() => rm(w.dir, { recursive: true, force: true }));
+                return;
+              }
+              const list = this.#ready.get(image) ?? [];
+              list.push(w);
+              this.#ready.set(image, list);
+            },
+            (err: unknown) => {
+              this.#o.log?.warn("could not create a warm container", { image, err: err instanceof Error ? err.message : String(err) });
+              if (!this.#closing && !this.#retryTimer) {
+                this.#retryTimer = setTimeout(() => {
+                  this.#retryTimer = undefined;
+                  this.#fill();
+                }, this.#o.retryMs ?? 5000);
+                this.#retryTimer.unref();
+              }
+            },
+          )
+          .finally(() => {
+            this.#creating.set(image, (this.#creating.get(image) ?? 1) - 1);
+            this.#inFlight.delete(p);
+          });
+        this.#inFlight.add(p);
+      }
+    }
+  }
+
+  async #create(image: string): Promise<Warm> {
+    const name = `openrunner-pool-${randomBytes(8).toString("hex")}`;
+    const dir = path.join(this.dir, name);
+    await mkdir(dir, { recursive: true });
+    const [uid, gid = uid] = this.#o.user.split(":").map(Number) as [number, number?];
+    let handle: ContainerHandle | undefined;
+    try {
+      if (this.#o.isRoot ?? process.getuid?.() === 0) await chownTree(dir, uid, gid);
+      handle = await this.#o.client().create({
+        image,
+        name,
+        labels: containerLabels({ instance: this.#o.instance, kind: "pool" }),
+        workspace: dir,
+        user: this.#o.user,
+        limits: this.#o.limits,
+        home: CONTAINER_HOME,
+        ...(this.#o.network ? { network: this.#o.network } : {}),
+      });
+      await handle.start();
+      return { handle, dir, image };
+    } catch (err) {
+      await handle?.remove({ force: true }).catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+}
+
+/**
+ * The container of a per-run run: a warm one from `pool` when it fits (emitting `container.created` and `container.started` with
+ * `pool: true` at hand-over), otherwise a new one ({@link createRunContainer}).
+ * @throws as {@link createRunContainer}
+ */
+export async function acquireRunContainer(pool: WarmPool | undefined, o: RunContainerOptions): Promise<RunContainer> {
+  o.signal?.throwIfAborted();
+  const warm = await pool?.take({ image: o.image, limits: o.limits, runId: o.runId, userId: o.userId, workspace: o.workspace, ...(o.command ? { command: o.command } : {}) });
+  if (!warm) return createRunContainer(o);
+  const data = { container_id: warm.handle.id, pool: true };
+  o.emit({ type: "container.created", data });
+  o.emit({ type: "container.started", data });
+  if (o.signal?.aborted) {
+    // The run ended meanwhile: nobody takes the container over.
+    void warm.handle.remove({ force: true }).catch(() => {});
+    o.signal.throwIfAborted();
+  }
+  const discard = () => void warm.handle.remove({ force: true }).catch(() => {});
+  o.signal?.addEventListener("abort", discard, { once: true });
+  return warm;
+}
