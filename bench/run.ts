@@ -3,7 +3,7 @@
  * process on 127.0.0.1:0 with a temporary data folder), writes
  * `bench/results/<name>.json` for each and prints one table at the end.
  *
- *   npm run bench                          all four, 3 repetitions each
+ *   npm run bench                          every benchmark, 3 repetitions each
  *   npm run bench -- --only pipeline,fanout
  *   npm run bench -- --quick               scaled-down N, 1 repetition
  *   npm run bench -- --repeats 2

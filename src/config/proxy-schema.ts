@@ -1,11 +1,11 @@
 /**
  * The `proxy` configuration section (DESIGN.md sections 7 and 8) and its port
- * list parser. The lead merges {@link ProxyConfigSchema} into `ConfigSchema`
- * as `proxy` and normalises `allowed_ports` with {@link normalizeAllowedPorts}
+ * list parser. `ConfigSchema` embeds {@link ProxyConfigSchema}
+ * as `proxy`; the loader normalises `allowed_ports` with {@link normalizeAllowedPorts}
  * after validation.
  *
- * Environment: `OPENRUNNER_PROXY_ALLOWED_PORTS="5173,8000-8100"` (the usual
- * `OPENRUNNER_<SECTION>_<KEY>` mapping), `OPENRUNNER_PROXY_TIMEOUT_MS=30000`.
+ * Environment: `OPENRUNNER_PROXY_ALLOWED_PORTS="5173,8000-8100"` (the only
+ * proxy setting with an environment name; the rest are file-only).
  * Default: no ports, so `/proxy/:port/*` is off until configured.
  *
  * @example

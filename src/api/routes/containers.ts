@@ -11,8 +11,8 @@
  * - `/api/projects/:project_id/container`: `PUT` ensures it (idempotent;
  *   201 when created, 200 when it already ran; no agent is started), `GET`
  *   its status, `POST …/keepalive` resets its idle time, `POST …/restart`
- *   destroys and recreates it (409 `project_busy` while a run holds it),
- *   `DELETE` removes it (the workspace stays). The project is the caller's;
+ *   destroys and recreates it and `DELETE` removes it (both 409
+ *   `project_busy` while a run holds it; the workspace stays). The project is the caller's;
  *   an admin may name another user with `?user_id=`. Anything else is 404.
  */
 import { Router } from "@koa/router";
