@@ -9,9 +9,10 @@
 #   3. waits for the socket (up to $OPENRUNNER_DOCKERD_WAIT_S seconds, default 60);
 #   4. builds the offline agent image (FROM scratch, no registry), tag $OPENRUNNER_TEST_IMAGE
 #      (default openrunner-agent:latest); the engine's build cache makes a rebuild take seconds.
-#      It carries Claude Code from .agents/bin when scripts/install-agents.sh ran first (352 MB
-#      image, ~13 s cold build, ~2 s cached; without it 107 MB). The task.json tests build their
-#      batch images (test/fixtures/task-image) FROM it themselves.
+#      It carries Claude Code and claude-code-acp from .agents when scripts/install-agents.sh
+#      (--acp) ran first (~480 MB image, ~20 s cold build, ~2 s cached; without them 107 MB; a
+#      missing one is left out with a note). The task.json tests build their batch images
+#      (test/fixtures/task-image) FROM it themselves.
 #
 # Needs root (or passwordless sudo) for steps 1 and 2. Honours DOCKER_HOST: with a remote engine
 # only steps 3 and 4 run.

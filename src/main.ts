@@ -142,7 +142,7 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .description("build the agent image in the docker engine at DOCKER_HOST (default /var/run/docker.sock)")
     .option("--offline", "build FROM scratch from this machine's node and busybox (no registry needed)")
     .option("--tag <name:tag>", "image tag", "openrunner-agent:latest")
-    .option("--agents <names>", "with --offline: agent CLIs to copy from .agents/bin, comma-separated, or none (default: claude)")
+    .option("--agents <names>", "with --offline: agent CLIs to copy from .agents/bin, comma-separated, or none (default: claude,claude-code-acp)")
     .action(act((o: { offline?: boolean; tag?: string; agents?: string }) => runImageBuild(ctx, o)));
 
   const users = program.command("users").description("manage users (admin)");

@@ -178,6 +178,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
           client: dockerClient,
           instance,
           workspacesRoot: paths.workspaces_dir,
+          homesRoot: homes,
           images: [config.docker.image, ...Object.values(config.agents).flatMap((a) => (a.image ? [a.image] : []))],
           size: config.docker.warm_pool,
           limits: projects.defaultLimits,

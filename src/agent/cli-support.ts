@@ -3,9 +3,9 @@
  * options, binary detection, the complete child environment, and the small pieces every
  * parser needs (log events for unknown lines and stderr, failure outcomes).
  */
-import { access, constants, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { access, constants, lstat, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { AgentUnavailableError } from "../errors.ts";
@@ -30,6 +30,8 @@ export interface AgentCliOptions {
   args?: string[];
   /** Caps the CLI's HTTP retries where it has a knob (claude, codex, gemini); unset keeps the CLI default. */
   max_retries?: number;
+  /** The CLI's name or path inside the image, for runs in a container (default: the basename of the host binary). */
+  container_command?: string;
 }
 
 /** The server's environment, read only for PATH, LANG and the vendor-standard variables. */
@@ -125,6 +127,43 @@ export function createDetector(agent: string, binName: string, options: AgentCli
 }
 
 /**
+ * Creates `rel` (`/`-separated, no `..`) below the run's home as real directories (mode 0700 when new) and returns
+ * its path. The home may have been written by a container or run-as user since the server last wrote it: a
+ * symbolic link or file found on the way is removed first, so nothing the server writes later goes outside the home.
+ * @throws Error for a `rel` with `..`; file system errors
+ */
+export async function ensureHomeDir(home: string, rel: string): Promise<string> {
+  const parts = rel.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new Error(`home path must stay inside the home: ${rel}`);
+  let cur = home;
+  for (const part of parts) {
+    cur = join(cur, part);
+    const st = await lstat(cur).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return undefined;
+      throw err;
+    });
+    if (st?.isDirectory()) continue;
+    if (st) await rm(cur, { recursive: true, force: true });
+    await mkdir(cur, { mode: 0o700 });
+  }
+  return cur;
+}
+
+/**
+ * Writes `content` to `rel` below the run's home (mode 0600): the directories as {@link ensureHomeDir}, whatever
+ * is at the file's place removed first (a symbolic link is never followed), then the file created exclusively.
+ * @returns the file's path
+ * @throws file system errors
+ */
+export async function writeHomeFile(home: string, rel: string, content: string): Promise<string> {
+  const dir = await ensureHomeDir(home, dirname(rel));
+  const file = join(dir, basename(rel));
+  await rm(file, { recursive: true, force: true });
+  await writeFile(file, content, { flag: "wx", mode: 0o600 });
+  return file;
+}
+
+/**
  * The complete child environment: PATH, HOME=ctx.home, TMPDIR=`<home>/tmp` (created here), LANG,
  * TERM=dumb, the agent's own variables, then the admin's `options.env` (which wins). Undefined
  * values are left out.
@@ -135,8 +174,7 @@ export function createDetector(agent: string, binName: string, options: AgentCli
  * task folders): they stay in the run's isolated home instead of the shared /tmp.
  */
 export async function buildEnv(ctx: AgentRunContext, own: Record<string, string | undefined>, options: AgentCliOptions): Promise<Record<string, string>> {
-  const tmp = join(ctx.home, "tmp");
-  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  const tmp = await ensureHomeDir(ctx.home, "tmp");
   const env: Record<string, string> = {
     PATH: ctx.server_env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     HOME: ctx.home,
@@ -235,14 +273,18 @@ export function tokens(value: unknown): number {
 export interface CliInvocation {
   argv: string[];
   env: Record<string, string | undefined>;
+  /** argv[0] is a path inside the container image, used as-is (see `AgentCommand.container_native`). */
+  container_native?: boolean;
 }
 
 /**
  * Builds an {@link AgentAdapter} for a CLI from its per-run `build` step: detection,
  * binary resolution (config `command`, PATH, `.agents/bin`) and the complete,
- * isolated environment ({@link buildEnv}) are the same for every CLI.
+ * isolated environment ({@link buildEnv}) are the same for every CLI. A run in a
+ * container does not need the CLI on the host: `build` then gets the host path when
+ * there is one, else the bare name (the container looks the basename up in the image).
  * @param spec.bin the executable's name; `spec.build` gets its resolved path and writes the run's config files
- * @throws (from `command()`) AgentUnavailableError when the binary is missing
+ * @throws (from `command()`) AgentUnavailableError when the binary is missing on the host for a host run
  */
 export function defineCliAdapter(spec: {
   name: string;
@@ -256,9 +298,11 @@ export function defineCliAdapter(spec: {
     name: spec.name,
     detect: createDetector(spec.name, spec.bin, spec.options, spec.serverEnv),
     async command(ctx: AgentRunContext): Promise<AgentCommand> {
-      const bin = await requireBinary(spec.name, spec.bin, spec.options, spec.serverEnv);
-      const { argv, env } = await spec.build(bin, ctx);
-      return { argv, env: await buildEnv(ctx, env, spec.options), cwd: ctx.cwd };
+      const bin = ctx.in_container
+        ? ((await findBinary(spec.bin, spec.options.command, spec.serverEnv)) ?? spec.bin)
+        : await requireBinary(spec.name, spec.bin, spec.options, spec.serverEnv);
+      const { argv, env, container_native } = await spec.build(bin, ctx);
+      return { argv, env: await buildEnv(ctx, env, spec.options), cwd: ctx.cwd, ...(container_native ? { container_native } : {}) };
     },
     createParser: spec.createParser,
   };

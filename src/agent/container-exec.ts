@@ -11,6 +11,8 @@
  *   run's host cwd and home become `/workspace` and the container HOME, in the
  *   arguments, the environment and the working directory; PATH, HOME and
  *   TMPDIR of the host are dropped; OPENRUNNER_RUN_ID is kept.
+ * - The run's home: bind-mounted (given to the container user first) or
+ *   copied into the container before the exec (`container-home.ts`).
  * - STOP: the exec's process tree gets SIGTERM, then SIGKILL after the grace.
  * - The process exited but something it left behind still holds its pipes:
  *   the leftovers are killed, as on the host.
@@ -29,6 +31,7 @@ import type { ExecHandle, ExecSpec } from "../container/types.ts";
 import { explainDiskFull } from "../container/disk-full.ts";
 import type { Log } from "../log.ts";
 import { failureCode, type RunEventInput, type RunFailureCode } from "../run/events.ts";
+import { provideRunHome } from "./container-home.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import type { AgentCommand, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 
@@ -191,6 +194,12 @@ export function startContainerExec(o: ContainerExecOptions): ContainerExecution 
     }
     // A fresh per-run container has counted no OOM kill yet; a shared one's counter is read alongside the exec's
     // start (one engine round trip less before every project run; an OOM kill in the very first milliseconds could be missed).
+    try {
+      await provideRunHome(c, o.ctx.home);
+    } catch (err) {
+      return finish({ outcome: failedFrom(err, "exec_failed"), exit: { stderr_tail: "" } });
+    }
+    if (disposed) return { outcome: { kind: "failed", code: "internal", message: "run ended" }, exit: { stderr_tail: "" } };
     const oomBeforeP = c.perRun ? Promise.resolve(0) : c.handle.oomKills().catch(() => null);
     try {
       exec = await c.handle.exec(spec);

@@ -13,7 +13,7 @@ import { printLine } from "./context.ts";
 export interface ImageBuildOptions {
   offline?: boolean;
   tag?: string;
-  /** `--agents`: with --offline, the agent CLIs to copy from `.agents/bin`, comma-separated, or `none` (default: claude). */
+  /** `--agents`: with --offline, the agent CLIs to copy from `.agents/bin`, comma-separated, or `none` (default: claude,claude-code-acp). */
   agents?: string;
   /** Print every line of build output (default true). */
   verbose?: boolean;

@@ -83,7 +83,7 @@ export const ConfigSchema = Type.Object(
         allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 1000, default: [] }),
         /** Allow targets resolving to loopback, private, link-local, unique-local or other internal addresses. */
         allow_private: Type.Boolean({ default: false }),
-        /** Attempts per delivery (the first one included); retried on network errors, timeouts and 5xx/429. */
+        /** Attempts per delivery (the first one included); retried on network errors, timeouts and HTTP 408, 429 and 5xx. */
         max_attempts: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
         /** Timeout of one attempt (connect to last byte), ms. */
         timeout_ms: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
@@ -139,6 +139,12 @@ export const ConfigSchema = Type.Object(
           vendor: Type.Optional(Type.Union([Type.Literal("claude"), Type.Literal("codex"), Type.Literal("gemini"), Type.Literal("opencode"), Type.Literal("none")])),
           /** MCP servers passed through in `session/new` (ACP `McpServer` objects: stdio `{name, command, args, env}` or `{type: "http"|"sse", name, url, headers}`). */
           mcp_servers: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }) }, { additionalProperties: true }))),
+          /** Image for this agent's docker runs (default `docker.image`). */
+          image: Type.Optional(Type.String({ minLength: 1 })),
+          /** argv[0] inside a container (default: the basename of `command`, looked up in the image's PATH). */
+          container_command: Type.Optional(Type.String({ minLength: 1 })),
+          /** Model API base URL for this agent's docker runs (the host's address as seen from `docker.network`); default `base_url`. */
+          container_base_url: Type.Optional(Type.String({ minLength: 1 })),
         },
         { additionalProperties: false },
       ),

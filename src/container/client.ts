@@ -22,7 +22,7 @@
  * containers, stopping the container is the backstop.
  */
 import { randomBytes } from "node:crypto";
-import type { Readable } from "node:stream";
+import { Writable, type Readable } from "node:stream";
 import Docker from "dockerode";
 import { ValidationError } from "../errors.ts";
 import { collectBuildOutput } from "./build-output.ts";
@@ -282,16 +282,17 @@ class DockerContainer implements ContainerHandle {
         Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
         WorkingDir: spec.cwd ?? "/workspace",
         ...(spec.user ? { User: spec.user } : {}),
-        AttachStdin: false,
+        AttachStdin: spec.stdin === true,
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
       });
-      socket = await exec.start({ hijack: true, stdin: false, Detach: false, Tty: false });
+      // hijack: the engine upgrades the HTTP connection to a raw duplex stream (stdin in, multiplexed stdout/stderr out).
+      socket = await exec.start({ hijack: true, stdin: spec.stdin === true, Detach: false, Tty: false });
     } catch (err) {
       throw this.#err(err, "exec");
     }
-    return new DockerExec(this, exec, socket as unknown as Readable & { destroy(): void }, marker, spec.user);
+    return new DockerExec(this, exec, socket as unknown as HijackedSocket, marker, spec.user, spec.stdin === true);
   }
 
   async execCollect(spec: ExecSpec, opts: { maxBytes?: number } = {}): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
@@ -314,20 +315,44 @@ class DockerContainer implements ContainerHandle {
   }
 }
 
+/** The engine's upgraded exec connection (a `net.Socket`). */
+type HijackedSocket = Readable & { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean; end(cb?: () => void): void; destroy(): void; writable: boolean };
+
+/**
+ * The writable stdin of a hijacked exec connection: writes go to the socket; `end()` half-closes
+ * it (the engine then closes the process's stdin, its output keeps flowing); destroying this
+ * stream does not destroy the socket. Writes after the connection is gone fail with EPIPE.
+ */
+function stdinOf(socket: HijackedSocket): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (!socket.writable) return cb(Object.assign(new Error("the exec's stdin is closed"), { code: "EPIPE" }));
+      socket.write(chunk, (err) => cb(err ?? null));
+    },
+    final(cb) {
+      if (!socket.writable) return cb();
+      socket.end(() => cb());
+    },
+  });
+}
+
 class DockerExec implements ExecHandle {
   readonly stdout: Readable;
   readonly stderr: Readable;
+  readonly stdin?: Writable;
   readonly exit: Promise<ExecExit>;
   readonly id: string;
 
   constructor(
     readonly container: DockerContainer,
     readonly exec: Docker.Exec,
-    readonly socket: Readable & { destroy(): void },
+    readonly socket: HijackedSocket,
     readonly marker: string,
     readonly user: string | undefined,
+    withStdin = false,
   ) {
     this.id = exec.id;
+    if (withStdin) this.stdin = stdinOf(socket);
     // When the engine cannot start the process it writes "OCI runtime exec failed: …" on its stdout
     // and reports 126/127: that text is held back and becomes the exit's error, never agent output.
     const demuxed = demuxDockerStream(socket, { holdPrefix: START_ERROR_PREFIX });

@@ -7,9 +7,9 @@
  * - offline (`docker/offline/Dockerfile`): FROM scratch with this machine's
  *   node binary and the shared libraries `ldd` lists for it, busybox (static)
  *   as /bin/sh and the usual utilities, `/etc/passwd` with the unprivileged
- *   user `agent` (1000:1000), and the single-binary agent CLIs of
- *   `<repo>/.agents/bin` (default Claude Code, see {@link DEFAULT_IMAGE_AGENTS})
- *   in `/opt/agents/bin`. Nothing is downloaded; the context maps host
+ *   user `agent` (1000:1000), and the agent CLIs of `<repo>/.agents/bin`
+ *   (single binaries, or npm packages copied whole; default Claude Code and
+ *   claude-code-acp, see {@link DEFAULT_IMAGE_AGENTS}) in `/opt/agents`. Nothing is downloaded; the context maps host
  *   files straight into the archive (see `tar.ts`), nothing is staged on disk.
  */
 import { execFile } from "node:child_process";
@@ -49,11 +49,13 @@ export interface OfflineSources {
 }
 
 /**
- * The agent CLIs the offline image carries by default: Claude Code only (one 245 MB binary: the image is 352 MB
- * instead of 107 MB). opencode (354 MB, one binary) and gemini (a 100 MB npm package) can be added with `agents`;
- * codex (404 MB of per-platform native packages) is left to the online image.
+ * The agent CLIs the offline image carries by default: Claude Code (one 245 MB binary: the image is 352 MB
+ * instead of 107 MB) and its ACP adapter `claude-code-acp` (`@zed-industries/claude-code-acp`, an npm package of
+ * ~125 MB with its own bundled Claude Code SDK, run by the image's node; for `agent_type: "acp"` docker runs).
+ * opencode (354 MB, one binary) and gemini (a 100 MB npm package) can be added with `agents`; codex (404 MB of
+ * per-platform native packages) is left to the online image.
  */
-export const DEFAULT_IMAGE_AGENTS: readonly string[] = ["claude"];
+export const DEFAULT_IMAGE_AGENTS: readonly string[] = ["claude", "claude-code-acp"];
 
 async function isElf(file: string): Promise<boolean> {
   const h = await open(file, "r");

@@ -17,6 +17,13 @@
  * container. The engine's inspect still shows the old mount source; the
  * directory is the same.
  *
+ * The run's home (where its adapter writes the CLI's config, see
+ * `run-container.ts`) is done the same way: each pooled container also gets
+ * `<homes>/.pool/<name>` (mode 0700) bind-mounted at HOME, renamed onto the
+ * run's home directory at hand-over (which must then be empty: a fresh run's
+ * home is; a resumed run's is not, and gets a cold container). The home is
+ * renamed first and put back when the workspace cannot be taken.
+ *
  * Only runs whose limits equal the pool's (the `docker` defaults), whose image
  * is pooled and that are not project runs take a pooled container. A pooled
  * container serves exactly one run and is then stopped and removed like any
@@ -30,11 +37,11 @@
  * container not handed out (runs remove theirs), and their directories.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import type { Log } from "../log.ts";
 import { containerLabels } from "./labels.ts";
-import { CONTAINER_HOME, CONTAINER_WORKDIR, chownTree, createRunContainer, type RunContainer, type RunContainerOptions } from "./run-container.ts";
+import { CONTAINER_HOME, CONTAINER_WORKDIR, checkRunHome, chownTree, createRunContainer, type RunContainer, type RunContainerOptions } from "./run-container.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits } from "./types.ts";
 
 /** Options of {@link WarmPool}. */
@@ -43,6 +50,8 @@ export interface WarmPoolOptions {
   instance: string;
   /** Absolute workspaces root; pool directories live in `<root>/.pool/`. */
   workspacesRoot: string;
+  /** Absolute homes root (the runs' homes); pooled homes live in `<root>/.pool/`. */
+  homesRoot: string;
   /** Images to keep warm (duplicates ignored). */
   images: string[];
   /** Containers kept ready per image. */
@@ -62,6 +71,8 @@ export interface WarmPoolOptions {
 interface Warm {
   handle: ContainerHandle;
   dir: string;
+  /** Its HOME on the host, `<homes>/.pool/<name>`. */
+  homeDir: string;
   image: string;
 }
 
@@ -73,17 +84,25 @@ export interface PoolRequest {
   userId: string;
   /** The run's host workspace: an empty directory (the pool directory is renamed onto it). */
   workspace: string;
+  /** The run's home (checked by the caller): an empty directory (the pooled home is renamed onto it). */
+  home: string;
   command?: string;
 }
+
+const removeWarm = async (w: Warm) => {
+  await w.handle.remove({ force: true });
+  await rm(w.dir, { recursive: true, force: true });
+  await rm(w.homeDir, { recursive: true, force: true });
+};
 
 const sameLimits = (a: ContainerLimits, b: ContainerLimits) => a.memoryBytes === b.memoryBytes && a.nanoCpus === b.nanoCpus && a.pidsLimit === b.pidsLimit;
 
 /**
  * See the module comment. One per server.
  * @example
- * const pool = new WarmPool({ client, instance, workspacesRoot, images: ["openrunner-agent:latest"], size: 2, limits, user: "1000:1000" });
+ * const pool = new WarmPool({ client, instance, workspacesRoot, homesRoot, images: ["openrunner-agent:latest"], size: 2, limits, user: "1000:1000" });
  * await pool.start();
- * const c = await pool.take({ image, limits, runId, userId, workspace: cwd }); // undefined: create one cold
+ * const c = await pool.take({ image, limits, runId, userId, workspace: cwd, home }); // undefined: create one cold
  * await pool.close();
  */
 export class WarmPool {
@@ -105,6 +124,11 @@ export class WarmPool {
     return path.join(this.#o.workspacesRoot, ".pool");
   }
 
+  /** The pool's homes directory (`<homes>/.pool`). */
+  get homesDir(): string {
+    return path.join(this.#o.homesRoot, ".pool");
+  }
+
   /** Containers ready now, per image. */
   readyCounts(): Record<string, number> {
     return Object.fromEntries(this.#o.images.map((i) => [i, this.#ready.get(i)?.length ?? 0]));
@@ -123,7 +147,9 @@ export class WarmPool {
     if (this.#started || this.#closing || this.#o.size === 0) return;
     this.#started = true;
     await rm(this.dir, { recursive: true, force: true });
+    await rm(this.homesDir, { recursive: true, force: true });
     await mkdir(this.dir, { recursive: true, mode: 0o711 });
+    await mkdir(this.homesDir, { recursive: true, mode: 0o711 });
     this.#fill();
   }
 
@@ -142,24 +168,55 @@ export class WarmPool {
         () => false,
       );
       if (!alive) {
-        void w.handle.remove({ force: true }).catch(() => {});
-        void rm(w.dir, { recursive: true, force: true });
+        void removeWarm(w).catch(() => {});
         continue;
       }
-      try {
-        await rename(w.dir, req.workspace);
-      } catch (err) {
-        // Not an empty directory, or another filesystem: the container stays in the pool.
+      if (!(await this.#handOver(w, req))) {
+        // Not empty directories, or another filesystem: the container stays in the pool.
         list.unshift(w);
-        this.#o.log?.info("warm container not used: the run's workspace cannot take its directory", { run_id: req.runId, err: String(err) });
         return undefined;
       }
       this.#assigned.set(w.handle.id, { runId: req.runId, userId: req.userId });
       this.#fill();
-      return { handle: w.handle, perRun: true, workdir: CONTAINER_WORKDIR, home: CONTAINER_HOME, memoryBytes: this.#o.limits.memoryBytes, ...(req.command ? { command: req.command } : {}) };
+      return {
+        handle: w.handle,
+        perRun: true,
+        workdir: CONTAINER_WORKDIR,
+        home: CONTAINER_HOME,
+        homeFrom: "mount",
+        user: this.#o.user,
+        memoryBytes: this.#o.limits.memoryBytes,
+        ...(req.command ? { command: req.command } : {}),
+      };
     }
     this.#fill();
     return undefined;
+  }
+
+  /** Renames the warm container's home, then its workspace, onto the run's; false (nothing changed) when either cannot be. */
+  async #handOver(w: Warm, req: PoolRequest): Promise<boolean> {
+    try {
+      await rename(w.homeDir, req.home);
+    } catch (err) {
+      this.#o.log?.info("warm container not used: the run's home cannot take its directory", { run_id: req.runId, err: String(err) });
+      return false;
+    }
+    try {
+      await rename(w.dir, req.workspace);
+      return true;
+    } catch (err) {
+      this.#o.log?.info("warm container not used: the run's workspace cannot take its directory", { run_id: req.runId, err: String(err) });
+    }
+    // Put the home back: the run's (empty) home directory again where it was.
+    try {
+      await rename(req.home, w.homeDir);
+      await mkdir(req.home, { mode: 0o700 });
+    } catch (err) {
+      this.#o.log?.warn("could not give a warm container's home back", { run_id: req.runId, err: String(err) });
+      await rmdir(req.home).catch(() => {});
+      await mkdir(req.home, { mode: 0o700 }).catch(() => {});
+    }
+    return false;
   }
 
   /** Forgets handed-out containers that are no longer in `live` (their runs removed them). */
@@ -174,12 +231,7 @@ export class WarmPool {
       while (this.#inFlight.size) await Promise.allSettled([...this.#inFlight]);
       const all = [...this.#ready.values()].flat();
       this.#ready.clear();
-      await Promise.allSettled(
-        all.map(async (w) => {
-          await w.handle.remove({ force: true });
-          await rm(w.dir, { recursive: true, force: true });
-        }),
-      );
+      await Promise.allSettled(all.map(removeWarm));
       if (all.length) this.#o.log?.info("removed warm pool containers", { count: all.length });
     })());
   }
@@ -194,7 +246,7 @@ export class WarmPool {
           .then(
             (w) => {
               if (this.#closing) {
-                void w.handle.remove({ force: true }).then(() => rm(w.dir, { recursive: true, force: true }));
+                void removeWarm(w).catch(() => {});
                 return;
               }
               const list = this.#ready.get(image) ?? [];
@@ -224,11 +276,16 @@ export class WarmPool {
   async #create(image: string): Promise<Warm> {
     const name = `openrunner-pool-${randomBytes(8).toString("hex")}`;
     const dir = path.join(this.dir, name);
+    const homeDir = path.join(this.homesDir, name);
     await mkdir(dir, { recursive: true });
+    await mkdir(homeDir, { recursive: true, mode: 0o700 });
     const [uid, gid = uid] = this.#o.user.split(":").map(Number) as [number, number?];
     let handle: ContainerHandle | undefined;
     try {
-      if (this.#o.isRoot ?? process.getuid?.() === 0) await chownTree(dir, uid, gid);
+      if (this.#o.isRoot ?? process.getuid?.() === 0) {
+        await chownTree(dir, uid, gid);
+        await chownTree(homeDir, uid, gid);
+      }
       handle = await this.#o.client().create({
         image,
         name,
@@ -237,13 +294,15 @@ export class WarmPool {
         user: this.#o.user,
         limits: this.#o.limits,
         home: CONTAINER_HOME,
+        homeSource: homeDir,
         ...(this.#o.network ? { network: this.#o.network } : {}),
       });
       await handle.start();
-      return { handle, dir, image };
+      return { handle, dir, homeDir, image };
     } catch (err) {
       await handle?.remove({ force: true }).catch(() => {});
       await rm(dir, { recursive: true, force: true });
+      await rm(homeDir, { recursive: true, force: true });
       throw err;
     }
   }
@@ -256,7 +315,8 @@ export class WarmPool {
  */
 export async function acquireRunContainer(pool: WarmPool | undefined, o: RunContainerOptions): Promise<RunContainer> {
   o.signal?.throwIfAborted();
-  const warm = await pool?.take({ image: o.image, limits: o.limits, runId: o.runId, userId: o.userId, workspace: o.workspace, ...(o.command ? { command: o.command } : {}) });
+  if (pool) await checkRunHome(o.home);
+  const warm = await pool?.take({ image: o.image, limits: o.limits, runId: o.runId, userId: o.userId, workspace: o.workspace, home: o.home.dir, ...(o.command ? { command: o.command } : {}) });
   if (!warm) return createRunContainer(o);
   const data = { container_id: warm.handle.id, pool: true };
   o.emit({ type: "container.created", data });

@@ -25,6 +25,12 @@
  * - Idle: while a run holds the container the sweeper keeps it; after the last
  *   run (or keepalive) it lives `docker.project_idle_secs`, then the periodic
  *   idle sweep (`sweeper.ts`) removes it.
+ * - Homes: the container exists before its runs, so a run's home cannot be
+ *   mounted; it is copied in before the run's exec, to
+ *   `/home/agent/runs/<home key>` (HOME of that exec; see `container-exec.ts`).
+ *   What the agent writes there (sessions) stays in the container, so a
+ *   resumed run of the project finds it while the container lives; it is not
+ *   copied back to the host.
  * - A run ending (cancel, timeout) kills only its own exec'd process tree
  *   (`container-exec.ts`); the container stays.
  * - Restart of the server: running project containers are adopted, and the
@@ -39,7 +45,7 @@ import { ConflictError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { KILL_BY_ENV_SCRIPT } from "./exec-scripts.ts";
 import { LABEL, PROJECT_ID_PATTERN, containerLabels } from "./labels.ts";
-import { CONTAINER_HOME, CONTAINER_WORKDIR, chownTree, mib, type ContainerRunEvent, type RunContainer } from "./run-container.ts";
+import { CONTAINER_HOME, CONTAINER_RUN_HOMES, CONTAINER_WORKDIR, checkRunHome, chownTree, mib, type ContainerRunEvent, type RunContainer, type RunHome } from "./run-container.ts";
 import type { ContainerSweeper } from "./sweeper.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits, ContainerState, ContainerSummary } from "./types.ts";
 
@@ -116,6 +122,8 @@ export interface ProjectRunOptions {
   limitsAsked: boolean;
   /** The run's host cwd (inside the project directory). */
   cwd: string;
+  /** The run's isolated home (checked with `checkRunHome`), copied into the container before the exec. */
+  home: RunHome;
   command?: string;
   slot: ProjectSlot;
   emit: (e: ContainerRunEvent) => void;
@@ -347,6 +355,7 @@ export class ProjectContainers {
    * @throws ConflictError `project_image_mismatch` / `project_limits_mismatch` (the run ends failed with that code); ContainerError
    */
   async acquireForRun(o: ProjectRunOptions): Promise<RunContainer> {
+    const homeKey = await checkRunHome(o.home);
     await o.slot.ready(o.signal);
     o.signal?.throwIfAborted();
     const r = await this.ensure(o.userId, o.projectId, { image: o.image, limits: o.limits, emit: o.emit });
@@ -364,7 +373,9 @@ export class ProjectContainers {
       handle: r.handle,
       perRun: false,
       workdir: rel === "" ? CONTAINER_WORKDIR : path.posix.join(CONTAINER_WORKDIR, ...rel.split(path.sep)),
-      home: CONTAINER_HOME,
+      home: `${CONTAINER_RUN_HOMES}/${homeKey}`,
+      homeFrom: "copy",
+      user: st.user || this.#o.docker.user,
       memoryBytes: h.memoryBytes,
       ...(o.command ? { command: o.command } : {}),
     };

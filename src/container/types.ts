@@ -6,7 +6,7 @@
  * `Symbol.asyncDispose`, so `await using c = await client.create(spec)`
  * removes the container on every path out of the scope.
  */
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /** Resource limits of one container. */
 export interface ContainerLimits {
@@ -102,6 +102,11 @@ export interface ExecSpec {
   cwd?: string;
   /** `uid:gid` to run as (default: the container's user). Never root. */
   user?: string;
+  /**
+   * Attach the process's stdin (default false: it reads EOF at once). The handle then has a
+   * {@link ExecHandle.stdin} to write to; ending it closes the process's stdin.
+   */
+  stdin?: boolean;
 }
 
 /** How an exec ended. */
@@ -127,6 +132,12 @@ export interface ExecHandle extends AsyncDisposable {
   /** Demultiplexed output; both end when the process (and its pipes) end. */
   readonly stdout: Readable;
   readonly stderr: Readable;
+  /**
+   * The process's stdin, when the spec asked for it (`stdin: true`): bytes written go to the
+   * process as they are; `end()` closes its stdin (the output streams stay open until it exits).
+   * Writes after the process is gone fail quietly (the `exit` promise tells how it ended).
+   */
+  readonly stdin?: Writable;
   /** Resolves once both streams ended and the engine reports the exit; never rejects. */
   readonly exit: Promise<ExecExit>;
   /**

@@ -52,7 +52,7 @@ export type RunErrorInfo = Static<typeof RunError>;
  * `agent_cancelled` (the agent cancelled a turn nobody cancelled).
  * Containers: `engine_unavailable`, `image_not_found`, `container_not_found`,
  * `container_conflict`, `exec_failed`, `oom_killed`, `image_build_failed`,
- * `container_failed`, `disk_full`, `isolation_unsupported`. Task runs:
+ * `container_failed`, `disk_full`. Task runs:
  * `task_needs_docker`, `task_image_invalid`.
  */
 export const RUN_FAILURE_CODES = [
@@ -80,7 +80,6 @@ export const RUN_FAILURE_CODES = [
   "image_build_failed",
   "container_failed",
   "disk_full",
-  "isolation_unsupported",
   "task_needs_docker",
   "task_image_invalid",
 ] as const;

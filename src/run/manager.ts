@@ -27,7 +27,7 @@ import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
 import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
 import { acpActor } from "../agent/acp/actor.ts";
-import { isAcpAdapter } from "../agent/acp/adapter.ts";
+import { isAcpAdapter, isAcpRunAdapter } from "../agent/acp/adapter.ts";
 import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
 import type { Bus } from "../bus/bus.ts";
@@ -93,6 +93,8 @@ interface ActiveRun {
   docker: boolean;
   /** `permission.request` events not yet followed by their `permission.decision`. */
   pendingPermissions: number;
+  /** The run's permission policy is `ask`: only then does a request block the run (`waiting`); `allow`/`deny` decide at once. */
+  asksUser: boolean;
 }
 
 /** Committed event types republished on the bus as `run.event` (for webhooks). */
@@ -136,7 +138,7 @@ export class RunManager {
         this.#d.store.runs.update(e.run_id, { session_id: e.data.session_id });
       } else if (e.type === "usage" && active) {
         active.usage = addUsage(active.usage, e.data);
-      } else if (e.type === "permission.request" && active) {
+      } else if (e.type === "permission.request" && active?.asksUser) {
         // Blocked on a person: `waiting` until every open request is decided.
         if (active.pendingPermissions++ === 0) {
           this.#d.store.runs.update(e.run_id, { status: "waiting" });
@@ -166,7 +168,14 @@ export class RunManager {
     if (!this.#admitting) throw new ShuttingDownError();
     if (this.#blockedUsers.has(caller.id)) throw new UnauthorizedError();
     if (this.#admission.queuedFor(caller.id) >= this.#d.config.max_queued_runs_per_user) throw new TooManyRequestsError(5);
-    const md = body.metadata;
+    let resumed: RunRow | undefined;
+    if (body.metadata.resume !== undefined) {
+      resumed = this.get(caller, body.metadata.resume);
+      if (resumed.agent !== body.metadata.agent_type) throw new ValidationError(`run ${body.metadata.resume} used agent ${resumed.agent}, not ${body.metadata.agent_type}`, { field: "metadata.resume" }, "resume_agent_mismatch");
+      if (!resumed.session_id) throw new ValidationError(`run ${body.metadata.resume} has no agent session to resume`, { field: "metadata.resume" }, "resume_no_session");
+    }
+    // A resumed run keeps where the earlier one ran (its isolation and project) unless the request says otherwise.
+    const md = resumed ? inheritPlacement(body.metadata, resumed.metadata) : body.metadata;
     if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
     const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;
     if (timeoutSecs > this.#d.config.max_timeout_secs)
@@ -179,12 +188,6 @@ export class RunManager {
     const task = checkTaskRequest(body, this.#d.config.docker, limits !== null); // agent_type "task": the batch image (src/agent/task/)
     if (limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     const id = `run_${ulid()}`;
-    let resumed: RunRow | undefined;
-    if (md.resume !== undefined) {
-      resumed = this.get(caller, md.resume);
-      if (resumed.agent !== md.agent_type) throw new ValidationError(`run ${md.resume} used agent ${resumed.agent}, not ${md.agent_type}`, { field: "metadata.resume" }, "resume_agent_mismatch");
-      if (!resumed.session_id) throw new ValidationError(`run ${md.resume} has no agent session to resume`, { field: "metadata.resume" }, "resume_no_session");
-    }
     // ACP: bind the adapter to `metadata.acp_agent` (unknown agent, resume without session/load: 400 here, not at run time).
     const runAdapter = isAcpAdapter(adapter) ? await adapter.forRun(md.acp_agent, { resume: resumed !== undefined, resumedAgent: resumed?.metadata.acp_agent, docker: limits !== null }) : adapter;
     if (adapter.name === "shell" && caller.role !== "admin" && !this.#d.config.allow_shell_for_users && !limits)
@@ -212,9 +215,10 @@ export class RunManager {
     });
     const channel = this.#newChannel(id, 0);
     const perm = this.#d.config.permissions;
+    const policy = md.permission_policy ?? perm?.default_policy ?? "ask";
     const permissions = createPermissionGate({
       runId: id,
-      policy: md.permission_policy ?? perm?.default_policy ?? "ask",
+      policy,
       timeoutMs: (md.permission_timeout_secs ?? perm?.timeout_secs ?? 300) * 1000,
       timeoutDecision: perm?.timeout_decision ?? "reject",
       emit: (e) => channel.append(e),
@@ -246,19 +250,21 @@ export class RunManager {
       actors: {
         agent: isAcpAdapter(adapter) ? acpActor : processActor,
         prepare: fromPromise<PrepareOutput, { runId: string }>(async ({ signal }) => {
-          await ensureHome(this.#d.dirs.homes, homeKey);
+          const home = { dir: await ensureHome(this.#d.dirs.homes, homeKey), root: this.#d.dirs.homes };
           if (!limits) return {};
           const docker = this.#d.config.docker!;
           const agentCfg = this.#d.config.agents?.[adapter.name];
+          const agentImage = (isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined) ?? agentCfg?.image; // acp_agents.<name>.image
           const container = slot
             ? await projects!.acquireForRun({
                 userId: caller.id,
                 projectId: md.project_id!,
                 runId: id,
-                image: task?.image ?? agentCfg?.image ?? docker.image,
+                image: task?.image ?? agentImage ?? docker.image,
                 limits,
                 limitsAsked: md.memory_mb !== undefined || md.cpus !== undefined || md.pids_limit !== undefined,
                 cwd,
+                home,
                 ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
                 slot,
                 emit: (e) => channel.append(e),
@@ -269,10 +275,11 @@ export class RunManager {
             instance: this.#d.docker!.instance,
             runId: id,
             userId: caller.id,
-            image: task?.image ?? agentCfg?.image ?? docker.image,
+            image: task?.image ?? agentImage ?? docker.image,
             user: docker.user,
             ...(docker.network ? { network: docker.network } : {}),
             workspace: cwd,
+            home,
             limits,
             ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
             emit: (e) => channel.append(e),
@@ -293,7 +300,7 @@ export class RunManager {
         agentInput,
       },
     });
-    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: limits !== null, pendingPermissions: 0 };
+    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: limits !== null, pendingPermissions: 0, asksUser: policy === "ask" };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
@@ -481,4 +488,16 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
+}
+
+/**
+ * The metadata of a resumed run: `isolation` and `project_id` of the earlier run
+ * (its stored metadata) where the request leaves them unset, so a follow-up to
+ * a containerized run does not silently run on the host.
+ */
+function inheritPlacement(md: CreateRunBody["metadata"], earlier: Record<string, unknown>): CreateRunBody["metadata"] {
+  const out = { ...md };
+  if (out.isolation === undefined && (earlier.isolation === "docker" || earlier.isolation === "none")) out.isolation = earlier.isolation;
+  if (out.project_id === undefined && typeof earlier.project_id === "string" && out.isolation !== "none") out.project_id = earlier.project_id;
+  return out;
 }

@@ -146,7 +146,14 @@ describe("docker runs end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : f
     assert.equal(st.labels[LABEL.instance], instance);
     assert.equal(st.labels[LABEL.kind], "run");
     const run = (await (await s.api(`/api/runs/${runId}`, { token })).json()) as Record<string, any>;
-    assert.deepEqual(st.hostConfig.mounts, [{ type: "bind", source: run.cwd, target: "/workspace", readOnly: false }]);
+    // Only the run's workspace and its own home (where the adapter writes the CLI's config) are mounted.
+    assert.deepEqual(
+      [...st.hostConfig.mounts].sort((a, b) => a.target.localeCompare(b.target)),
+      [
+        { type: "bind", source: path.join(s.dataDir, "homes", runId), target: "/home/agent", readOnly: false },
+        { type: "bind", source: run.cwd, target: "/workspace", readOnly: false },
+      ],
+    );
     assert.equal((await s.api(`/api/runs/${runId}/cancel`, { method: "POST", token })).status, 202);
     assertRunShape(await allEvents(s, token, runId), "run.cancelled");
 

@@ -1,42 +1,57 @@
 /**
  * The ACP actor: the xstate `fromCallback` actor of `agent_type: "acp"` runs, in place of the
- * line-parsing process actor. It spawns the bound agent (`AcpRunAdapter.command`) with execa
- * in its own process group, as the run's user, marked with OPENRUNNER_RUN_ID (as the process
- * actor does; stderr lines become `log` events), and speaks ACP over its stdio:
+ * line-parsing process actor. It starts the bound agent (`AcpRunAdapter.command`) on the host
+ * with execa in its own process group, as the run's user, marked with OPENRUNNER_RUN_ID (as the
+ * process actor does), or, with `input.container` (`isolation: "docker"`), inside the run's
+ * container through the engine's exec with stdin attached (`agent-process.ts`,
+ * `container-agent.ts`). Its stderr lines become `log` events; ACP goes over its stdin/stdout:
  *
  * `initialize` (advertising fs and terminal) -> `session/new` (cwd = the run's workspace,
- * the agent's MCP servers) or `session/load` for `metadata.resume` -> `agent.session` ->
+ * `/workspace` in a container; the agent's MCP servers) or `session/load` for
+ * `metadata.resume` -> `agent.session` (updates sent before it are held until it is out) ->
  * `session/prompt` with the input, `session/update`s mapped by `map-update.ts` -> the stop
  * reason decides the outcome: `end_turn` completes (result = the last message), `cancelled`
  * after STOP cancels, `max_tokens` / `max_turn_requests` / `refusal` fail with that code.
  *
  * STOP sends `session/cancel` (pending permission asks resolve `cancelled`), waits
- * `killGraceMs` for the prompt to end, then SIGTERMs the group (SIGKILL a second later).
+ * `killGraceMs` for the prompt to end, then SIGTERMs the group (SIGKILL a second later; in a
+ * container: the exec's process tree there).
  * The agent exiting mid-turn fails `agent_crashed` with its stderr tail; a stdout line that
  * is not JSON-RPC fails `protocol_error` (the agent is killed; the server is unaffected).
  * Every terminal the agent opened is killed when the run ends.
+ *
+ * In a container, fs paths are the container's (`/workspace/…`, mapped onto the host
+ * workspace with the same confinement), terminals run in the container
+ * (`terminal-container.ts`), and a per-run container is stopped and removed (with its
+ * events) before the outcome is reported, so the terminal event stays last.
  */
-import { execa } from "execa";
 import { fromCallback } from "xstate";
 import { PROTOCOL_VERSION } from "@agentclientprotocol/sdk";
 import { failureCode, type RunEventInput, type RunFailureCode } from "../../run/events.ts";
 import { crashed, modelFailure, statusInMessage } from "../cli-support.ts";
+import { teardownRunContainer } from "../container-exec.ts";
 import { createLineSplitter } from "../line-splitter.ts";
-import { signalRunProcesses } from "../orphans.ts";
 import type { PermissionGate } from "../permissions.ts";
-import { killProcessGroup, type ProcessActorEmitted, type ProcessActorInput, type ProcessActorReceived } from "../process-actor.ts";
-import { chownTree } from "../run-as.ts";
-import type { AgentOutcome, ProcessExit } from "../types.ts";
+import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../process-actor.ts";
+import { chownTree, type RunAs } from "../run-as.ts";
+import type { AgentCommand, AgentOutcome, ProcessExit } from "../types.ts";
+import type { RunContainer } from "../../container/run-container.ts";
 import { isAcpRunAdapter } from "./adapter.ts";
+import { spawnHostAgent, type AcpAgentProcess } from "./agent-process.ts";
 import { CLIENT_CAPABILITIES, createAcpClient, createStdioStream } from "./connection.ts";
+import { containerAgentEnv, spawnContainerAgent } from "./container-agent.ts";
+import type { ContainerPathMap } from "./fs.ts";
 import { createRunHandlers } from "./handlers.ts";
 import { createUpdateMapper, usageOf } from "./map-update.ts";
-import { TerminalSet } from "./terminal.ts";
+import { ContainerTerminalSet } from "./terminal-container.ts";
+import { TerminalSet, type AcpTerminals } from "./terminal.ts";
 
 /** Input of the ACP actor: the process actor's, with the run's permission gate. */
 export type AcpActorInput = ProcessActorInput & { permissions?: PermissionGate };
 
 const STDERR_TAIL_BYTES = 4096;
+/** Updates held back until `agent.session` (past it they go out at once). */
+const MAX_EARLY_UPDATES = 256;
 /** After the grace period's SIGTERM, SIGKILL follows this much later (ms). */
 const TERM_TO_KILL_MS = 1000;
 
@@ -64,34 +79,52 @@ export function outcomeOfRpcError(method: string, err: unknown): AgentOutcome {
   return failed("agent_error", message);
 }
 
+/**
+ * Who owns the files the server writes into a container's workspace (fs/write_text_file): the
+ * container's user, so the agent can change them; undefined when the server cannot chown (not root).
+ */
+export function containerFileOwner(container: Pick<RunContainer, "user">, isRoot = process.getuid?.() === 0): RunAs | undefined {
+  const m = /^([0-9]+)(?::([0-9]+))?$/.exec(container.user);
+  return isRoot && m ? { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) } : undefined;
+}
+
+/** Where the agent runs and what it sees: the started process, its environment (terminals inherit it) and its path view. */
+interface Placement {
+  proc: AcpAgentProcess;
+  env: Record<string, string>;
+  /** The agent's file system view, for a container. */
+  paths?: ContainerPathMap;
+  /** Owner of files written for the agent. */
+  writeAs?: RunAs;
+  /** The run's folder as the agent names it (session/new `cwd`). */
+  cwd: string;
+}
+
 /** The xstate actor logic; see the module comment. */
 export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, ProcessActorEmitted>(({ input, sendBack, receive }) => {
-  const { ctx, emit, killGraceMs } = input;
+  const { ctx, emit, killGraceMs, container } = input;
   const stopping = new AbortController();
-  let pid: number | undefined;
-  let exited = false;
+  let proc: AcpAgentProcess | undefined;
   let disposed = false;
   let graceTimer: NodeJS.Timeout | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   let cancelSession: (() => void) | undefined;
-  let terminals: TerminalSet | undefined;
+  let terminals: AcpTerminals | undefined;
 
-  const endGroup = (delayMs: number) => {
-    if (pid === undefined || exited) return;
+  /** SIGTERM after `delayMs`, SIGKILL a little later. */
+  const endProcess = (delayMs: number) => {
+    const p = proc;
+    if (!p) return;
     graceTimer ??= setTimeout(() => {
-      if (pid !== undefined && !exited) killProcessGroup(pid, "SIGTERM");
-      signalRunProcesses(ctx.run_id, "SIGTERM");
-      killTimer = setTimeout(() => {
-        if (pid !== undefined && !exited) killProcessGroup(pid, "SIGKILL");
-        signalRunProcesses(ctx.run_id, "SIGKILL");
-      }, Math.min(TERM_TO_KILL_MS, killGraceMs));
+      p.terminate();
+      killTimer = setTimeout(() => p.kill(), Math.min(TERM_TO_KILL_MS, killGraceMs));
     }, delayMs);
   };
   const stop = () => {
     if (stopping.signal.aborted) return;
     stopping.abort();
     cancelSession?.();
-    endGroup(killGraceMs);
+    endProcess(killGraceMs);
   };
   receive((event) => {
     if (event.type === "STOP") stop();
@@ -101,80 +134,98 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
     if (!disposed) sendBack({ type: "AGENT.EXITED", outcome, exit });
   };
 
-  void run().catch((err: unknown) => {
-    done(failed(failureCode(err, "spawn_failed"), err instanceof Error ? err.message : String(err)), { stderr_tail: "" });
+  void run().catch(async (err: unknown) => {
+    if (disposed) return;
+    // Failed before or around the start: what the run holds goes before the outcome (a per-run container with its events).
+    if (proc) {
+      proc.kill();
+      await proc.finish();
+    } else if (container?.perRun) await teardownRunContainer(container, emit, input.log);
+    done(failed(failureCode(err, container ? "exec_failed" : "spawn_failed"), err instanceof Error ? err.message : String(err)), { stderr_tail: "" });
   });
 
-  async function run(): Promise<void> {
-    if (input.container) throw Object.assign(new Error("ACP agents run on the host only (isolation docker is not supported for agent_type acp yet)"), { code: "isolation_unsupported" });
-    const adapter = input.adapter;
-    if (!isAcpRunAdapter(adapter)) throw Object.assign(new Error("the acp actor needs an adapter bound to an ACP agent"), { code: "internal" });
-    const command = await adapter.command(ctx);
-    if (disposed) return;
-    const [file, ...args] = command.argv;
-    if (!file) throw Object.assign(new Error("empty ACP agent command"), { code: "spawn_failed" });
+  /** Starts the agent on the host or in the container. Undefined when the actor was disposed meanwhile. */
+  async function place(command: AgentCommand): Promise<Placement | undefined> {
+    if (container) {
+      const writeAs = containerFileOwner(container);
+      const p = await spawnContainerAgent({ container, command, ctx, emit, ...(input.log ? { log: input.log } : {}) });
+      return { proc: p, env: containerAgentEnv({ container, command, ctx }), paths: { hostRoot: ctx.cwd, containerRoot: container.workdir }, cwd: container.workdir, ...(writeAs ? { writeAs } : {}) };
+    }
     if (input.runAs) {
       await chownTree(ctx.home, input.runAs);
       await chownTree(command.cwd, input.runAs);
     }
+    if (disposed) return undefined;
+    const p = await spawnHostAgent(command, ctx.run_id, input.runAs);
+    return { proc: p, env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id }, cwd: ctx.cwd, ...(input.runAs ? { writeAs: input.runAs } : {}) };
+  }
+
+  async function run(): Promise<void> {
+    const adapter = input.adapter;
+    if (!isAcpRunAdapter(adapter)) throw Object.assign(new Error("the acp actor needs an adapter bound to an ACP agent"), { code: "internal" });
+    const command = await adapter.command(ctx);
     if (disposed) return;
-    const env = { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id };
-    const child = execa(file, args, {
-      cwd: command.cwd,
-      env,
-      extendEnv: false,
-      detached: true,
-      ...(input.runAs ? { uid: input.runAs.uid, gid: input.runAs.gid } : {}),
-      stdin: "pipe",
-      buffer: false,
-      reject: false,
-      cleanup: true,
-    });
-    pid = child.pid;
-    if (pid === undefined) {
-      const r = await child;
-      throw Object.assign(new Error(`could not start ${file}: ${r.message ?? "spawn failed"}`), { code: "spawn_failed" });
-    }
-    const version = adapter.acp.health.version;
-    emit({ type: "run.started", data: { agent: "acp", pid, cwd: command.cwd, ...(version ? { agent_version: version } : {}), raw: { acp_agent: adapter.acp.agent } } });
-    if (stopping.signal.aborted) endGroup(0);
+    const placed = await place(command);
+    if (!placed) return;
+    const p = placed.proc;
+    proc = p;
+    if (disposed) return p.dispose();
+    const version = container ? undefined : adapter.acp.health.version;
+    const image = container ? adapter.acp.image : undefined;
+    emit({ type: "run.started", data: { agent: "acp", ...p.started, cwd: command.cwd, ...(version ? { agent_version: version } : {}), raw: { acp_agent: adapter.acp.agent, ...(image ? { image } : {}) } } });
+    if (stopping.signal.aborted) endProcess(0);
 
     let stderrTail = "";
     const stderr = createLineSplitter((line) => {
       stderrTail = (stderrTail + line + "\n").slice(-STDERR_TAIL_BYTES);
       emit({ type: "log", data: { stream: "stderr", text: line } });
     });
-    child.stderr?.setEncoding("utf8").on("data", stderr.push);
-    const streamsDone = Promise.all([child.stdout, child.stderr].map((s) => (s ? new Promise((r) => s.once("close", r)) : null)));
-    child.once("exit", () => {
-      exited = true;
-      if (pid !== undefined) killProcessGroup(pid, "SIGKILL");
-      signalRunProcesses(ctx.run_id, "SIGKILL");
-    });
-    const processDone = child.then(async (r) => {
-      await streamsDone;
+    p.stderr.setEncoding("utf8").on("data", stderr.push);
+    const processDone = p.done.then((end) => {
       stderr.end();
-      const exit: ProcessExit = { ...(typeof r.exitCode === "number" ? { exit_code: r.exitCode } : {}), ...(r.signal ? { signal: r.signal } : {}), stderr_tail: stderrTail };
-      return exit;
+      const exit: ProcessExit = { ...(end.exit_code !== undefined ? { exit_code: end.exit_code } : {}), ...(end.signal ? { signal: end.signal } : {}), stderr_tail: stderrTail };
+      return { end, exit };
     });
 
     let protocolError: string | undefined;
     let replaying = false;
     let mapper = createUpdateMapper(ctx.run_id);
-    const stream = createStdioStream(child.stdin!, child.stdout!, {
+    // Updates an agent sends before answering session/new (e.g. available_commands_update) wait for `agent.session`.
+    let early: unknown[] | undefined = [];
+    const flushEarly = () => {
+      const queued = early ?? [];
+      early = undefined;
+      for (const u of queued) for (const e of mapper.map(u)) emit(e);
+    };
+    const stream = createStdioStream(p.stdin, p.stdout, {
       onMalformed: (line, why) => {
         emit({ type: "log", data: { stream: "stdout", text: line } });
         if (protocolError) return;
         protocolError = `the agent wrote a line that is not JSON-RPC (${why}): ${line.slice(0, 200)}`;
-        killProcessGroup(pid!, "SIGKILL");
+        p.kill();
       },
       onUpdate: (params) => {
         if (replaying) return; // session/load replays history already in the earlier run's events
-        for (const e of mapper.map((params as { update?: unknown } | null)?.update)) emit(e);
+        const update = (params as { update?: unknown } | null)?.update;
+        if (early && early.length < MAX_EARLY_UPDATES) early.push(update);
+        else for (const e of mapper.map(update)) emit(e);
       },
     });
-    terminals = new TerminalSet({ root: ctx.cwd, env, ...(input.runAs ? { runAs: input.runAs } : {}), onStart: (id, line) => emit({ type: "log", data: { stream: "stderr", text: `acp: terminal ${id}: ${line}` } }) });
-    const handlers = createRunHandlers({ root: ctx.cwd, emit, terminals, runSignal: stopping.signal, beforePermission: (toolCall) => mapper.flushCalls(toolCall).forEach(emit), ...(input.permissions ? { permissions: input.permissions } : {}), ...(input.runAs ? { runAs: input.runAs } : {}) });
+    const onStart = (id: string, line: string) => emit({ type: "log", data: { stream: "stderr", text: `acp: terminal ${id}: ${line}` } });
+    terminals =
+      container && placed.paths
+        ? new ContainerTerminalSet({ container: container.handle, paths: placed.paths, env: placed.env, onStart, onError: (what, err) => input.log?.warn(what, { run_id: ctx.run_id, err: String(err) }) })
+        : new TerminalSet({ root: ctx.cwd, env: placed.env, ...(input.runAs ? { runAs: input.runAs } : {}), onStart });
+    const handlers = createRunHandlers({
+      root: ctx.cwd,
+      emit,
+      terminals,
+      runSignal: stopping.signal,
+      beforePermission: (toolCall) => mapper.flushCalls(toolCall).forEach(emit),
+      ...(placed.paths ? { containerPaths: placed.paths } : {}),
+      ...(input.permissions ? { permissions: input.permissions } : {}),
+      ...(placed.writeAs ? { runAs: placed.writeAs } : {}),
+    });
     const conn = createAcpClient(handlers).connect(stream);
     void conn.closed.catch(() => {}); // the outcome comes from the pending requests, never an unhandled rejection
     const agent = conn.agent;
@@ -189,15 +240,16 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
         if (init.agentCapabilities?.loadSession !== true) throw Object.assign(new Error(`ACP agent ${adapter.acp.agent} cannot resume a session (no loadSession capability)`), { outcome: failed("resume_unsupported", `ACP agent ${adapter.acp.agent} cannot resume a session (no loadSession capability)`) });
         step = "session/load";
         replaying = true;
-        await agent.request("session/load", { sessionId: ctx.resume_session_id, cwd: ctx.cwd, mcpServers });
+        await agent.request("session/load", { sessionId: ctx.resume_session_id, cwd: placed.cwd, mcpServers });
         replaying = false;
         sessionId = ctx.resume_session_id;
       } else {
         step = "session/new";
-        sessionId = (await agent.request("session/new", { cwd: ctx.cwd, mcpServers })).sessionId;
+        sessionId = (await agent.request("session/new", { cwd: placed.cwd, mcpServers })).sessionId;
       }
       mapper = createUpdateMapper(sessionId);
       emit({ type: "agent.session", data: { session_id: sessionId } });
+      flushEarly();
       cancelSession = () => void agent.notify("session/cancel", { sessionId }).catch(() => {});
       if (stopping.signal.aborted) cancelSession();
       step = "session/prompt";
@@ -208,43 +260,44 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
       outcome = outcomeOfStop(response.stopReason, mapper.lastMessage());
       if (outcome.kind === "completed" && usage) outcome.usage = usage;
     } catch (err) {
+      flushEarly();
       for (const e of mapper.endTurn()) emit(e);
       const given = (err as { outcome?: AgentOutcome }).outcome;
       if (given) outcome = given;
       else if (protocolError) outcome = failed("protocol_error", protocolError);
       else if (typeof (err as { code?: unknown }).code === "number") outcome = outcomeOfRpcError(step, err);
       else {
-        // The connection closed under a pending request: the agent is gone.
-        const exit = await processDone;
-        outcome = protocolError ? failed("protocol_error", protocolError) : crashed(`ACP agent ${adapter.acp.agent}`, exit, `exited during ${step}`);
+        // The connection closed under a pending request: the agent is gone (or the engine lost it).
+        const { end, exit } = await processDone;
+        if (protocolError) outcome = failed("protocol_error", protocolError);
+        else if (end.error && !stopping.signal.aborted) outcome = failed(failureCode(end.error, "container_failed"), `ACP agent ${adapter.acp.agent}: ${end.error.message}`);
+        else outcome = crashed(`ACP agent ${adapter.acp.agent}`, exit, `exited during ${step}`);
       }
     }
-    // The turn is over: end the agent (its stdin first, then the group) and wait for it.
+    // The turn is over: end the agent (its stdin first, then the process tree) and wait for it.
     stopping.abort();
-    terminals.disposeAll();
-    child.stdin?.end();
+    const terminalsGone = terminals.disposeAll();
+    p.stdin.end();
     conn.close();
     clearTimeout(graceTimer);
     clearTimeout(killTimer);
-    if (!exited) killProcessGroup(pid, "SIGTERM");
-    signalRunProcesses(ctx.run_id, "SIGTERM");
-    killTimer = setTimeout(() => {
-      if (!exited) killProcessGroup(pid!, "SIGKILL");
-      signalRunProcesses(ctx.run_id, "SIGKILL");
-    }, Math.min(TERM_TO_KILL_MS, killGraceMs));
-    const exit = await processDone;
+    p.terminate();
+    killTimer = setTimeout(() => p.kill(), Math.min(TERM_TO_KILL_MS, killGraceMs));
+    const { exit } = await processDone;
     clearTimeout(graceTimer);
     clearTimeout(killTimer);
+    await terminalsGone;
+    await p.finish();
     done(outcome, exit);
   }
 
   return () => {
     disposed = true;
     stopping.abort();
-    terminals?.disposeAll();
+    void terminals?.disposeAll();
     clearTimeout(graceTimer);
     clearTimeout(killTimer);
-    if (pid !== undefined && !exited) killProcessGroup(pid, "SIGKILL");
-    if (pid !== undefined) signalRunProcesses(ctx.run_id, "SIGKILL");
+    if (proc) proc.dispose();
+    else if (container?.perRun) void container.handle.remove({ force: true }).catch(() => {});
   };
 });

@@ -5,6 +5,11 @@
  * `initialize` for /health/agents (`probe.ts`, cached: a success for the adapter's life, a
  * failure for `failureTtlMs`). A run is bound to one agent by {@link AcpAdapter.forRun} and
  * runs in the ACP actor (`actor.ts`), not the line-parsing process actor.
+ *
+ * Docker runs (`isolation: "docker"`) start the agent inside the run's container from its
+ * image (`acp_agents.<name>.image`, default `docker.image`): the host probe is then only
+ * advisory (version, `loadSession`), and a binary missing from the image fails the run with
+ * `exec_failed`.
  */
 import { AgentUnavailableError, ConfigError, ValidationError } from "../../errors.ts";
 import type { ServerEnv } from "../cli-support.ts";
@@ -14,7 +19,8 @@ import { probeAcpAgent, type AcpAgentHealth } from "./probe.ts";
 
 /** The adapter bound to one ACP agent for one run. */
 export interface AcpRunAdapter extends AgentAdapter {
-  readonly acp: { agent: string; mcpServers: AcpMcpServer[]; health: AcpAgentHealth };
+  /** The bound agent: its name, MCP servers for `session/new`, host health, and the image of its docker runs (when configured). */
+  readonly acp: { agent: string; mcpServers: AcpMcpServer[]; health: AcpAgentHealth; image?: string };
 }
 
 /** The `acp` adapter; see the module comment. */
@@ -28,8 +34,9 @@ export interface AcpAdapter extends AgentAdapter {
   subHealth(): Promise<AcpAgentHealth[]>;
   /**
    * Checks a run's `acp_agent` and binds the adapter to it.
-   * @throws ValidationError 400 `acp_agent_required`, `unknown_acp_agent`, `resume_unsupported` (the agent does not advertise `loadSession`), `resume_agent_mismatch`, `isolation_unsupported` (docker)
-   * @throws AgentUnavailableError 503 when the agent cannot run here
+   * With `docker` the agent runs in the run's container: the host probe does not decide availability.
+   * @throws ValidationError 400 `acp_agent_required`, `unknown_acp_agent`, `resume_unsupported` (the agent does not advertise `loadSession`), `resume_agent_mismatch`
+   * @throws AgentUnavailableError 503 when the agent cannot run on the host (host runs only)
    */
   forRun(name: string | undefined, opts?: { resume?: boolean; resumedAgent?: unknown; docker?: boolean }): Promise<AcpRunAdapter>;
 }
@@ -104,19 +111,20 @@ export function createAcpAdapter(config: Record<string, AcpAgentConfig> = {}, se
       const known = [...specs.keys()].join(", ");
       if (!name) throw new ValidationError(`metadata.acp_agent is required for agent_type acp; configured: ${known}`, { field: "metadata.acp_agent" }, "acp_agent_required");
       const spec = specs.get(name);
-      if (opts.docker) throw new ValidationError("agent_type acp runs on the host only (isolation docker is not supported for ACP agents yet)", { field: "metadata.isolation" }, "isolation_unsupported");
       if (!spec) throw new ValidationError(`unknown acp_agent ${JSON.stringify(name)}; configured: ${known}`, { field: "metadata.acp_agent" }, "unknown_acp_agent");
       if (opts.resume && opts.resumedAgent !== undefined && opts.resumedAgent !== name)
         throw new ValidationError(`the resumed run used acp_agent ${String(opts.resumedAgent)}, not ${name}`, { field: "metadata.resume" }, "resume_agent_mismatch");
       const health = await detectAgent(name);
-      if (!health.available) throw new AgentUnavailableError(`acp:${name}`, health.reason ?? "not available");
-      if (opts.resume && health.capabilities?.loadSession !== true)
+      // In a container the image decides; the host probe only tells what it knows (the actor checks loadSession again at initialize).
+      if (!health.available && !opts.docker) throw new AgentUnavailableError(`acp:${name}`, health.reason ?? "not available");
+      if (opts.resume && health.available && health.capabilities?.loadSession !== true)
         throw new ValidationError(`ACP agent ${name} does not support resuming a session (no loadSession capability)`, { field: "metadata.resume" }, "resume_unsupported");
       return {
         name: "acp",
-        acp: { agent: name, mcpServers: spec.options.mcp_servers ?? [], health },
+        acp: { agent: name, mcpServers: spec.options.mcp_servers ?? [], health, ...(spec.options.image ? { image: spec.options.image } : {}) },
         detect: async () => ({ agent: "acp", available: health.available, ...(health.version ? { version: health.version } : {}), ...(health.path ? { path: health.path } : {}) }),
         async command(ctx: AgentRunContext) {
+          if (ctx.in_container) return buildAcpCommand(spec, spec.command, ctx, serverEnv);
           const bin = await findAcpBinary(spec, serverEnv);
           if (!bin) throw new AgentUnavailableError(`acp:${name}`, `${spec.command} not found`);
           return buildAcpCommand(spec, bin, ctx, serverEnv);

@@ -11,9 +11,13 @@
  * - `opencode` (`opencode acp`, vendor `opencode`).
  * The vendor decides how `base_url`, `api_key` and `model` reach the agent (the same
  * environment and config files as the plain CLI adapter of that vendor).
+ *
+ * A run in a container (`ctx.in_container`) starts `container_command` (default: the
+ * basename of `command`, looked up in the image's PATH) instead of the host binary, and its
+ * agent reaches the model at `container_base_url` (default `base_url`).
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { createGeminiAdapter } from "../gemini/adapter.ts";
 import { createOpencodeAdapter } from "../opencode/adapter.ts";
 import { renderCodexConfig } from "../codex/adapter.ts";
@@ -36,6 +40,12 @@ export interface AcpAgentConfig {
   model?: string;
   mcp_servers?: AcpMcpServer[];
   vendor?: AcpVendor;
+  /** Image of this agent's docker runs (default `docker.image`). */
+  image?: string;
+  /** argv[0] inside a container (default: the basename of `command`, looked up in the image's PATH). */
+  container_command?: string;
+  /** Model API base URL for this agent's docker runs (the host as seen from `docker.network`); default `base_url`. */
+  container_base_url?: string;
 }
 
 /** A resolved ACP agent definition. */
@@ -87,14 +97,21 @@ export function findAcpBinary(spec: AcpAgentSpec, env: ServerEnv): Promise<strin
 async function vendorEnv(spec: AcpAgentSpec, bin: string, ctx: AgentRunContext, serverEnv: ServerEnv): Promise<Record<string, string | undefined>> {
   const o = spec.options;
   const model = ctx.model ?? o.model;
-  const cli: AgentCliOptions = { command: bin, ...(o.base_url ? { base_url: o.base_url } : {}), ...(o.api_key ? { api_key: o.api_key } : {}), ...(o.model ? { model: o.model } : {}) };
+  const baseUrl = (ctx.in_container ? o.container_base_url : undefined) ?? o.base_url;
+  const cli: AgentCliOptions = {
+    command: bin,
+    ...(o.base_url ? { base_url: o.base_url } : {}),
+    ...(o.container_base_url ? { container_base_url: o.container_base_url } : {}),
+    ...(o.api_key ? { api_key: o.api_key } : {}),
+    ...(o.model ? { model: o.model } : {}),
+  };
   switch (spec.vendor) {
     case "claude": {
       const configDir = join(ctx.home, ".claude");
       await mkdir(configDir, { recursive: true });
       return {
         CLAUDE_CONFIG_DIR: configDir,
-        ANTHROPIC_BASE_URL: o.base_url ?? serverEnv.ANTHROPIC_BASE_URL,
+        ANTHROPIC_BASE_URL: baseUrl ?? serverEnv.ANTHROPIC_BASE_URL,
         ANTHROPIC_API_KEY: o.api_key ?? serverEnv.ANTHROPIC_API_KEY,
         ANTHROPIC_MODEL: model,
         IS_SANDBOX: "1",
@@ -108,7 +125,7 @@ async function vendorEnv(spec: AcpAgentSpec, bin: string, ctx: AgentRunContext, 
     case "codex": {
       const codexHome = join(ctx.home, ".codex");
       await mkdir(codexHome, { recursive: true });
-      const base_url = o.base_url ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
+      const base_url = baseUrl ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
       // No bubblewrap sandbox inside the run (none is installed here, and the run already has its own user and
       // workspace), as the plain codex adapter's --dangerously-bypass-approvals-and-sandbox; approvals still ask.
       const toml = `sandbox_mode = "danger-full-access"\napproval_policy = "untrusted"\n${renderCodexConfig(model ? { base_url, model } : { base_url })}`;
@@ -124,12 +141,20 @@ async function vendorEnv(spec: AcpAgentSpec, bin: string, ctx: AgentRunContext, 
   }
 }
 
+/** argv[0] of `spec` inside a container: `container_command`, else the basename of `command`. */
+export function containerCommandOf(spec: AcpAgentSpec): string {
+  return spec.options.container_command ?? posix.basename(spec.command);
+}
+
 /**
  * The process to start for one run of `spec`: argv (binary, the entry's args, then the
- * run's admin-allowed `extra_args`), the complete environment (see `buildEnv`), cwd.
+ * run's admin-allowed `extra_args`), the complete environment (see `buildEnv`), cwd. In a
+ * container (`ctx.in_container`) argv[0] is {@link containerCommandOf} (`container_native`:
+ * used as is); host paths in the rest are translated by the container exec.
  */
 export async function buildAcpCommand(spec: AcpAgentSpec, bin: string, ctx: AgentRunContext, serverEnv: ServerEnv): Promise<AgentCommand> {
   const own = await vendorEnv(spec, bin, ctx, serverEnv);
   const env = await buildEnv(ctx, own, { ...(spec.options.env ? { env: spec.options.env } : {}) });
-  return { argv: [bin, ...spec.args, ...(ctx.extra_args ?? [])], env, cwd: ctx.cwd };
+  const argv0 = ctx.in_container ? containerCommandOf(spec) : bin;
+  return { argv: [argv0, ...spec.args, ...(ctx.extra_args ?? [])], env, cwd: ctx.cwd, ...(ctx.in_container ? { container_native: true } : {}) };
 }

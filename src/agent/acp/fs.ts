@@ -8,6 +8,12 @@
  * checked again through `/proc/self/fd` (Linux), and a write opens its file relative to the
  * already checked parent folder's descriptor. Files the server creates are handed to the
  * run's user.
+ *
+ * In a container the agent names paths as it sees them (the workspace is mounted at
+ * `/workspace`): {@link containerPathToHost} maps them onto the host workspace first, refusing
+ * anything outside the run's folder there; the checks above then run on the host path. A
+ * symlink with an absolute target means the container's file system to the agent but the
+ * host's to these checks, so such a link is refused (outside, or dangling) rather than followed.
  */
 import { constants } from "node:fs";
 import { lchown, lstat, mkdir, open, realpath } from "node:fs/promises";
@@ -44,6 +50,39 @@ async function realpathOfFd(fd: number): Promise<string | undefined> {
 async function checkOpened(root: string, fd: number, requested: string): Promise<void> {
   const real = await realpathOfFd(fd);
   if (real !== undefined && !inside(await realpath(root), real)) throw new WorkspacePathError("outside_workspace", requested, `${requested} resolves outside the run's workspace (through a symlink)`);
+}
+
+/** Where a container sees the run's workspace: the host folder and its path inside the container. */
+export interface ContainerPathMap {
+  /** The run's host working directory (the confinement root). */
+  hostRoot: string;
+  /** The same folder inside the container (`/workspace`, or a folder below it in a project container). */
+  containerRoot: string;
+}
+
+/**
+ * Maps a path from inside the container (absolute, or relative to `containerRoot`) onto the
+ * host: `/workspace/a/b.txt` -> `<hostRoot>/a/b.txt`. Pure; `..` is resolved first, so no
+ * container path outside `containerRoot` maps inside.
+ * @throws WorkspacePathError `outside_workspace` for a path outside `containerRoot`
+ * @example
+ * containerPathToHost("/workspace/src/x.ts", { hostRoot: "/data/ws/u1/run_1", containerRoot: "/workspace" }) // "/data/ws/u1/run_1/src/x.ts"
+ */
+export function containerPathToHost(requested: string, map: ContainerPathMap): string {
+  const root = path.posix.resolve(map.containerRoot);
+  const p = path.posix.resolve(root, requested);
+  if (p !== root && !p.startsWith(root === "/" ? "/" : `${root}/`)) throw new WorkspacePathError("outside_workspace", requested, `${requested} is outside the run's workspace (${root} in the container)`);
+  return p === root ? map.hostRoot : path.join(map.hostRoot, ...p.slice(root.length + (root === "/" ? 0 : 1)).split("/"));
+}
+
+/**
+ * The container path of a host path inside `map.hostRoot` (the inverse of {@link containerPathToHost}).
+ * @throws WorkspacePathError `outside_workspace` when `hostPath` is not inside `hostRoot`
+ */
+export function hostPathToContainer(hostPath: string, map: ContainerPathMap): string {
+  const rel = path.relative(map.hostRoot, hostPath);
+  if (rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) throw new WorkspacePathError("outside_workspace", hostPath, `${hostPath} is outside the run's workspace`);
+  return rel === "" ? map.containerRoot : path.posix.join(map.containerRoot, ...rel.split(path.sep));
 }
 
 /**

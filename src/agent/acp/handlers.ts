@@ -1,16 +1,18 @@
 /**
  * What OpenRunner answers to an ACP agent's requests during one run: permissions through the
  * run's {@link PermissionGate} (A2's `src/run/permissions.ts`), the file system confined to
- * the workspace (`fs.ts`), and terminals (`terminal.ts`). A refused path becomes a JSON-RPC
- * error for the agent and a `log` event for the run.
+ * the workspace (`fs.ts`), and terminals (`terminal.ts`, or `terminal-container.ts` for a run in
+ * a container). A refused path becomes a JSON-RPC error for the agent and a `log` event for
+ * the run. For a run in a container, `containerPaths` maps the agent's paths (`/workspace/…`)
+ * onto the host workspace before the same checks.
  */
 import { RequestError } from "@agentclientprotocol/sdk";
 import type * as acp from "@agentclientprotocol/sdk";
 import type { RunEventInput } from "../../run/events.ts";
 import type { PermissionAnswer, PermissionGate, PermissionOption } from "../permissions.ts";
 import type { AcpClientHandlers } from "./connection.ts";
-import { readWorkspaceFile, WorkspacePathError, writeWorkspaceFile } from "./fs.ts";
-import { TerminalError, type TerminalSet } from "./terminal.ts";
+import { containerPathToHost, readWorkspaceFile, WorkspacePathError, writeWorkspaceFile, type ContainerPathMap } from "./fs.ts";
+import { TerminalError, type AcpTerminals } from "./terminal.ts";
 import type { RunAs } from "../run-as.ts";
 
 /** What the handlers need from the run. */
@@ -18,7 +20,9 @@ export interface RunHandlerOptions {
   /** The run's workspace: the root of every fs path and terminal cwd. */
   root: string;
   emit: (e: RunEventInput) => void;
-  terminals: TerminalSet;
+  terminals: AcpTerminals;
+  /** The agent runs in a container: its fs paths are container paths, mapped with this onto `root` (which must be `hostRoot`). */
+  containerPaths?: ContainerPathMap;
   permissions?: PermissionGate;
   /** Aborted when the run is being stopped or has ended (pending permission asks resolve `cancelled`). */
   runSignal: AbortSignal;
@@ -49,16 +53,20 @@ export function toAcpOutcome(answer: PermissionAnswer): acp.RequestPermissionRes
 
 /** Creates the request handlers for one run; see the module comment. */
 export function createRunHandlers(o: RunHandlerOptions): AcpClientHandlers {
+  const onHost = (p: string) => (o.containerPaths ? containerPathToHost(p, o.containerPaths) : p);
+  /** The message as the agent sees paths (a containerized agent is not told the host workspace's location). */
+  const inAgentTerms = (message: string) => (o.containerPaths ? message.split(o.containerPaths.hostRoot).join(o.containerPaths.containerRoot) : message);
   const refuse = (method: string, path: string, err: unknown): never => {
     if (err instanceof WorkspacePathError) {
+      const message = inAgentTerms(err.message);
       if (err.reason === "outside_workspace") {
-        o.emit({ type: "log", data: { stream: "stderr", text: `acp: ${method} refused: ${err.message}`, raw: { method, path, reason: err.reason } } });
-        throw RequestError.invalidParams({ path, reason: err.reason }, err.message);
+        o.emit({ type: "log", data: { stream: "stderr", text: `acp: ${method} refused: ${message}`, raw: { method, path, reason: err.reason } } });
+        throw RequestError.invalidParams({ path, reason: err.reason }, message);
       }
       if (err.reason === "not_found") throw RequestError.resourceNotFound(path);
-      throw RequestError.invalidParams({ path, reason: err.reason }, err.message);
+      throw RequestError.invalidParams({ path, reason: err.reason }, message);
     }
-    throw RequestError.internalError(undefined, err instanceof Error ? err.message : String(err));
+    throw RequestError.internalError(undefined, inAgentTerms(err instanceof Error ? err.message : String(err)));
   };
   const term = async <T>(method: string, f: () => T | Promise<T>): Promise<T> => {
     try {
@@ -66,8 +74,9 @@ export function createRunHandlers(o: RunHandlerOptions): AcpClientHandlers {
     } catch (err) {
       if (!(err instanceof TerminalError)) throw RequestError.internalError(undefined, String(err));
       if (err.reason === "not_found") throw RequestError.resourceNotFound(undefined);
-      if (err.reason === "outside_workspace") o.emit({ type: "log", data: { stream: "stderr", text: `acp: ${method} refused: ${err.message}`, raw: { method, reason: err.reason } } });
-      throw RequestError.invalidParams({ reason: err.reason }, err.message);
+      const message = inAgentTerms(err.message);
+      if (err.reason === "outside_workspace") o.emit({ type: "log", data: { stream: "stderr", text: `acp: ${method} refused: ${message}`, raw: { method, reason: err.reason } } });
+      throw RequestError.invalidParams({ reason: err.reason }, message);
     }
   };
   return {
@@ -86,15 +95,16 @@ export function createRunHandlers(o: RunHandlerOptions): AcpClientHandlers {
     },
     async readTextFile(params) {
       try {
-        return { content: await readWorkspaceFile(o.root, params.path, params.line, params.limit) };
+        return { content: await readWorkspaceFile(o.root, onHost(params.path), params.line, params.limit) };
       } catch (err) {
         return refuse("fs/read_text_file", params.path, err);
       }
     },
     async writeTextFile(params) {
       try {
-        const file = await writeWorkspaceFile(o.root, params.path, params.content, o.runAs);
-        o.emit({ type: "log", data: { stream: "stderr", text: `acp: fs/write_text_file ${file} (${Buffer.byteLength(params.content)} bytes)`, raw: { method: "fs/write_text_file", path: file } } });
+        const file = await writeWorkspaceFile(o.root, onHost(params.path), params.content, o.runAs);
+        const requested = o.containerPaths ? { requested: params.path } : {};
+        o.emit({ type: "log", data: { stream: "stderr", text: `acp: fs/write_text_file ${file} (${Buffer.byteLength(params.content)} bytes)`, raw: { method: "fs/write_text_file", path: file, ...requested } } });
         return {};
       } catch (err) {
         return refuse("fs/write_text_file", params.path, err);

@@ -7,6 +7,9 @@
  * {@link MAX_TERMINAL_OUTPUT_BYTES}; past it the oldest bytes are dropped (at a character
  * boundary) and `truncated` is set, as ACP specifies. {@link TerminalSet.disposeAll} kills every
  * terminal when the run ends.
+ *
+ * {@link AcpTerminals} is what the request handlers use; `terminal-container.ts` implements it
+ * for runs in a container (commands exec'd there instead of spawned on the host).
  */
 import { execa, type ResultPromise } from "execa";
 import { randomUUID } from "node:crypto";
@@ -33,6 +36,45 @@ export class TerminalError extends Error {
 export interface TerminalExit {
   exitCode: number | null;
   signal: string | null;
+}
+
+/** ACP `CreateTerminalRequest`, as far as the terminals read it. */
+export interface TerminalRequest {
+  command: string;
+  args?: string[] | null;
+  env?: Array<{ name: string; value: string }> | null;
+  /** Absolute (or relative to the run's working directory), as the agent sees the file system. */
+  cwd?: string | null;
+  /** Bytes of output to keep (capped by {@link MAX_TERMINAL_OUTPUT_BYTES}). */
+  outputByteLimit?: number | null;
+}
+
+/** The terminals of one run, wherever their commands run (host: {@link TerminalSet}; container: `ContainerTerminalSet`). */
+export interface AcpTerminals {
+  /** Starts a command; returns the terminal id. @throws TerminalError (`limit`, `outside_workspace`, `spawn_failed`) */
+  create(req: TerminalRequest): Promise<string>;
+  /** ACP `terminal/output`. @throws TerminalError `not_found` */
+  output(id: string): { output: string; truncated: boolean; exitStatus?: TerminalExit };
+  /** ACP `terminal/wait_for_exit`. @throws TerminalError `not_found` */
+  waitForExit(id: string): Promise<TerminalExit>;
+  /** ACP `terminal/kill`: kills the command and what it started; the terminal stays readable. @throws TerminalError `not_found` */
+  kill(id: string): void;
+  /** ACP `terminal/release`: kills the command if still running and forgets the terminal. @throws TerminalError `not_found` */
+  release(id: string): void;
+  /** Kills every terminal (the run ended); later creates are refused. Resolves once the kills were sent. */
+  disposeAll(): Promise<void>;
+}
+
+/** The argv of a terminal request: `args` as given, or an `args`-less command line with spaces or shell syntax under `/bin/sh -c`. */
+export function terminalArgv(req: Pick<TerminalRequest, "command" | "args">): [string, string[]] {
+  const args = req.args ?? [];
+  const shell = args.length === 0 && /[\s|&;<>()$`*?'"\\]/.test(req.command);
+  return shell ? ["/bin/sh", ["-c", req.command]] : [req.command, args];
+}
+
+/** The output byte limit of a request: its `outputByteLimit`, capped by {@link MAX_TERMINAL_OUTPUT_BYTES}. */
+export function outputLimitOf(req: Pick<TerminalRequest, "outputByteLimit">): number {
+  return Math.max(0, Math.min(req.outputByteLimit ?? MAX_TERMINAL_OUTPUT_BYTES, MAX_TERMINAL_OUTPUT_BYTES));
 }
 
 interface Term {
@@ -73,8 +115,8 @@ const killGroup = (pid: number | undefined, signal: NodeJS.Signals) => {
   }
 };
 
-/** The terminals of one run; see the module comment. */
-export class TerminalSet {
+/** The terminals of one run on the host; see the module comment. */
+export class TerminalSet implements AcpTerminals {
   readonly #terms = new Map<string, Term>();
   readonly #o: TerminalSetOptions;
   #disposed = false;
@@ -88,7 +130,7 @@ export class TerminalSet {
    * syntax runs under `/bin/sh -c`). Returns the terminal id.
    * @throws TerminalError (`limit`, `outside_workspace` for a cwd outside the workspace, `spawn_failed`)
    */
-  async create(req: { command: string; args?: string[] | null; env?: Array<{ name: string; value: string }> | null; cwd?: string | null; outputByteLimit?: number | null }): Promise<string> {
+  async create(req: TerminalRequest): Promise<string> {
     if (this.#disposed) throw new TerminalError("spawn_failed", "the run is ending");
     if (this.#terms.size >= MAX_TERMINALS) throw new TerminalError("limit", `at most ${MAX_TERMINALS} terminals per run`);
     let cwd: string;
@@ -97,13 +139,11 @@ export class TerminalSet {
     } catch (err) {
       throw new TerminalError("outside_workspace", (err as Error).message);
     }
-    const args = req.args ?? [];
-    const shell = args.length === 0 && /[\s|&;<>()$`*?'"\\]/.test(req.command);
-    const [file, argv] = shell ? ["/bin/sh", ["-c", req.command]] : [req.command, args];
+    const [file, argv] = terminalArgv(req);
     const env = { ...this.#o.env };
     for (const v of req.env ?? []) if (v.name !== "OPENRUNNER_RUN_ID") env[v.name] = v.value;
-    const limit = Math.max(0, Math.min(req.outputByteLimit ?? MAX_TERMINAL_OUTPUT_BYTES, MAX_TERMINAL_OUTPUT_BYTES));
-    const child = execa(file, argv as string[], {
+    const limit = outputLimitOf(req);
+    const child = execa(file, argv, {
       cwd,
       env,
       extendEnv: false,
@@ -139,7 +179,7 @@ export class TerminalSet {
       if (kept.cut) t.truncated = true;
     });
     this.#terms.set(id, t);
-    this.#o.onStart?.(id, [file, ...(argv as string[])].join(" "));
+    this.#o.onStart?.(id, [file, ...argv].join(" "));
     return id;
   }
 
@@ -173,9 +213,10 @@ export class TerminalSet {
   }
 
   /** Kills every terminal (run ended); later creates are refused. */
-  disposeAll(): void {
+  disposeAll(): Promise<void> {
     this.#disposed = true;
     for (const t of this.#terms.values()) if (!t.exit) killGroup(t.pid, "SIGKILL");
     this.#terms.clear();
+    return Promise.resolve();
   }
 }

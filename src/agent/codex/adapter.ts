@@ -4,10 +4,8 @@
  * with `CODEX_HOME=<home>/.codex` holding a generated `config.toml` whose model provider points at
  * the configured base URL (Responses wire API). Verified with codex-cli 0.169.0.
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, ensureHomeDir, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createCodexParser } from "./parse.ts";
 
 /** The name of the generated model provider in config.toml. */
@@ -63,14 +61,13 @@ export function createCodexAdapter(options: AgentCliOptions = {}, serverEnv: Ser
     options,
     serverEnv,
     async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
-      const codexHome = join(ctx.home, ".codex");
-      await mkdir(codexHome, { recursive: true });
+      const codexHome = await ensureHomeDir(ctx.home, ".codex");
       const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
       const model = ctx.model ?? options.model;
       const config: { base_url: string; model?: string; max_retries?: number } = { base_url };
       if (model) config.model = model;
       if (options.max_retries !== undefined) config.max_retries = options.max_retries;
-      await writeFile(join(codexHome, "config.toml"), renderCodexConfig(config));
+      await writeHomeFile(ctx.home, ".codex/config.toml", renderCodexConfig(config));
       const flags = ["--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"];
       if (model) flags.push("-m", model);
       flags.push(...(options.args ?? []), ...(ctx.extra_args ?? []));

@@ -5,10 +5,8 @@
  * `GEMINI_CLI_NO_RELAUNCH=true` (so SIGTERM reaches the real CLI) and the workspace trusted.
  * Verified with Gemini CLI 0.61.0.
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createGeminiParser } from "./parse.ts";
 
 /** The isolated `settings.json`; `maxAttempts` (retries + 1, at most 10) only when retries are capped. */
@@ -37,10 +35,8 @@ export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: Se
     options,
     serverEnv,
     async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
-      const dotGemini = join(ctx.home, ".gemini");
-      await mkdir(dotGemini, { recursive: true });
       const settings = renderGeminiSettings(options.max_retries === undefined ? {} : { max_retries: options.max_retries });
-      await writeFile(join(dotGemini, "settings.json"), `${JSON.stringify(settings, null, 2)}\n`);
+      await writeHomeFile(ctx.home, ".gemini/settings.json", `${JSON.stringify(settings, null, 2)}\n`);
       const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
       if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
       argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []));

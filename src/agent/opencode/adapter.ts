@@ -5,11 +5,13 @@
  * `opencode.json` whose provider (`@ai-sdk/openai-compatible`, Chat Completions) points at the
  * configured base URL; the key stays in the environment (`{env:OPENAI_API_KEY}`). Verified with
  * opencode 1.18.33.
+ *
+ * In a container the `sh` wrapper is the image's `/bin/sh` and opencode is looked up in the
+ * image's PATH (or is `container_command`), since the CLI is not argv[0] here.
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, defineCliAdapter, ensureHomeDir, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
 import { createOpencodeParser } from "./parse.ts";
 
 /** The provider id in the generated opencode.json. */
@@ -50,25 +52,23 @@ export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: 
     serverEnv,
     async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
       const dirs = {
-        XDG_CONFIG_HOME: join(ctx.home, ".config"),
-        XDG_DATA_HOME: join(ctx.home, ".local", "share"),
-        XDG_CACHE_HOME: join(ctx.home, ".cache"),
-        XDG_STATE_HOME: join(ctx.home, ".local", "state"),
+        XDG_CONFIG_HOME: await ensureHomeDir(ctx.home, ".config"),
+        XDG_DATA_HOME: await ensureHomeDir(ctx.home, ".local/share"),
+        XDG_CACHE_HOME: await ensureHomeDir(ctx.home, ".cache"),
+        XDG_STATE_HOME: await ensureHomeDir(ctx.home, ".local/state"),
       };
-      for (const d of Object.values(dirs)) await mkdir(d, { recursive: true });
-      await mkdir(join(dirs.XDG_CONFIG_HOME, "opencode"), { recursive: true });
       const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL;
       const model = ctx.model ?? options.model ?? "gpt-5.5";
       const config = renderOpencodeConfig(base_url ? { base_url, model } : { model });
-      await writeFile(join(dirs.XDG_CONFIG_HOME, "opencode", "opencode.json"), `${JSON.stringify(config, null, 2)}\n`);
-      const promptFile = join(ctx.home, `prompt-${ctx.run_id}.txt`);
-      await writeFile(promptFile, ctx.text);
+      await writeHomeFile(ctx.home, ".config/opencode/opencode.json", `${JSON.stringify(config, null, 2)}\n`);
+      const promptFile = await writeHomeFile(ctx.home, `prompt-${ctx.run_id}.txt`, ctx.text);
       const args = ["run", "--format", "json", "--auto"];
       if (ctx.resume_session_id) args.push("--session", ctx.resume_session_id);
       args.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
       // sh only redirects stdin from the prompt file and execs opencode (same pid).
-      const argv = ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", promptFile, bin, ...args];
-      return { argv, env: {
+      const cli = ctx.in_container ? (options.container_command ?? "opencode") : bin;
+      const argv = ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", promptFile, cli, ...args];
+      return { argv, ...(ctx.in_container ? { container_native: true } : {}), env: {
           ...dirs,
           OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY,
           OPENCODE_DISABLE_AUTOUPDATE: "1",
