@@ -174,6 +174,8 @@ export const ConfigSchema = Type.Object(
         project_idle_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 600 }),
         /** Runs at a time in one project container. */
         max_runs_per_project: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
+        /** Project containers one user may have at once (each long-lived, up to max_memory_mb); past it creating another answers 409 `project_limit`. */
+        max_projects_per_user: Type.Integer({ minimum: 1, maximum: 1000, default: 8 }),
         /** A run on a project container already running `max_runs_per_project` runs: `wait` (in `preparing`) or `reject` (409 `project_busy`). */
         project_busy: Type.Union([Type.Literal("wait"), Type.Literal("reject")], { default: "wait" }),
         /** Started containers kept ready per image for per-run runs with the default limits (0: no warm pool). */

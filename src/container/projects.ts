@@ -58,7 +58,7 @@ export interface ProjectContainersOptions {
   instance: string;
   /** Absolute workspaces root; a user's projects live under `<root>/<user id>/projects/`. */
   workspacesRoot: string;
-  docker: Pick<Config["docker"], "image" | "user" | "network" | "memory_mb" | "cpus" | "pids_limit" | "max_runs_per_project" | "project_busy">;
+  docker: Pick<Config["docker"], "image" | "user" | "network" | "memory_mb" | "cpus" | "pids_limit" | "max_runs_per_project" | "project_busy" | "max_projects_per_user">;
   /** Keeps held containers from the idle sweep and tells when each was last used. */
   sweeper?: ContainerSweeper;
   log?: Pick<Log, "info" | "warn">;
@@ -419,6 +419,18 @@ export class ProjectContainers {
     return all.length;
   }
 
+  /**
+   * Refuses a new project container past `docker.max_projects_per_user`,
+   * counting the user's containers (by label) other than this project's.
+   * @throws ConflictError 409 `project_limit`
+   */
+  async #withinUserLimit(userId: string, projectId: string): Promise<void> {
+    const max = this.#o.docker.max_projects_per_user;
+    const all = await this.#o.client().list({ [LABEL.instance]: this.#o.instance, [LABEL.kind]: "project", [LABEL.userId]: userId });
+    const others = new Set(all.map((c) => c.labels[LABEL.projectId]).filter((p) => p !== projectId));
+    if (others.size >= max) throw new ConflictError(`you already have ${others.size} project containers (max_projects_per_user ${max}); remove one with DELETE /api/projects/:project_id/container`, "project_limit");
+  }
+
   #labels(userId: string, projectId: string): Record<string, string> {
     return { [LABEL.instance]: this.#o.instance, [LABEL.kind]: "project", [LABEL.userId]: userId, [LABEL.projectId]: projectId };
   }
@@ -440,6 +452,15 @@ export class ProjectContainers {
       await f.handle.remove({ force: true });
       this.#ids.delete(key);
     }
+    // Per user, one creation at a time, so the limit holds under concurrent requests for different projects.
+    return this.#serial(`user\u0000${userId}`, async () => {
+      await this.#withinUserLimit(userId, projectId);
+      return this.#create(userId, projectId, o);
+    });
+  }
+
+  async #create(userId: string, projectId: string, o: EnsureOptions): Promise<{ handle: ContainerHandle; state: ContainerState; created: boolean }> {
+    const key = keyOf(userId, projectId);
     const d = this.#o.docker;
     const dir = await this.ensureDir(userId, projectId);
     const [uid, gid = uid] = d.user.split(":").map(Number) as [number, number?];

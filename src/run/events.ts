@@ -53,7 +53,10 @@ export type RunErrorInfo = Static<typeof RunError>;
  * Containers: `engine_unavailable`, `image_not_found`, `container_not_found`,
  * `container_conflict`, `exec_failed`, `oom_killed`, `image_build_failed`,
  * `container_failed`, `disk_full`. Task runs:
- * `task_needs_docker`, `task_image_invalid`.
+ * `task_needs_docker`, `task_image_invalid`. Project containers (while
+ * preparing): `project_limit` (the user has `docker.max_projects_per_user`),
+ * `project_limits_mismatch` / `project_image_mismatch` (the running project
+ * container was made with other limits or another image; restart it).
  */
 export const RUN_FAILURE_CODES = [
   "interrupted",
@@ -82,6 +85,9 @@ export const RUN_FAILURE_CODES = [
   "disk_full",
   "task_needs_docker",
   "task_image_invalid",
+  "project_limit",
+  "project_limits_mismatch",
+  "project_image_mismatch",
 ] as const;
 
 /** One of {@link RUN_FAILURE_CODES}. */

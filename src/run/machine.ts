@@ -21,7 +21,7 @@ import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import type { AgentOutcome } from "../agent/types.ts";
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/process-actor.ts";
 import type { RunContainer } from "../container/run-container.ts";
-import type { RunEventInput } from "./events.ts";
+import { failureCode, type RunEventInput, type RunFailureCode } from "./events.ts";
 
 /** What `prepare` produced for the run. */
 export interface PrepareOutput {
@@ -193,9 +193,9 @@ export const runMachine = setup({
   },
 });
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && /^[a-z_]+$/.test(code) ? code : "internal";
+/** The run failure code of an error thrown while preparing or running; `internal` for anything outside {@link RUN_FAILURE_CODES}. */
+function errorCode(err: unknown): RunFailureCode {
+  return failureCode(err, "internal");
 }
 
 function errorMessage(err: unknown): string {

@@ -286,6 +286,31 @@ describe("docker project containers end to end", { skip: SKIP ? "OPENRUNNER_SKIP
     }
   });
 
+  test("docker.max_projects_per_user: past the limit a new project answers 409 project_limit; existing ones still answer; removing one frees a place", async () => {
+    const r = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile({ dir: s.dataDir }, "docker:\n  max_projects_per_user: 2\n"), ...DOCKER_ENV } });
+    try {
+      const t = await r.login();
+      const put = (p: string) => r.api(`/api/projects/${p}/container`, { method: "PUT", token: t });
+      assert.equal((await put("lim-1")).status, 201);
+      assert.equal((await put("lim-2")).status, 201);
+      const third = await put("lim-3");
+      assert.equal(third.status, 409);
+      assert.equal((await json(third)).error.code, "project_limit");
+      const run = await r.api("/api/runs", { method: "POST", token: t, json: { input: { text: "true" }, metadata: { agent_type: "shell", project_id: "lim-3" } } });
+      if (run.status === 201) {
+        const ev = await allEvents(r, t, (await json(run)).run_id);
+        assert.equal(ev.at(-1)!.data.error?.code, "project_limit", JSON.stringify(ev.at(-1)));
+      } else assert.equal(run.status, 409);
+      assert.equal((await put("lim-1")).status, 200, "an existing project is not refused");
+      assert.equal((await r.api("/api/projects/lim-2/container", { method: "DELETE", token: t })).status, 204);
+      assert.equal((await put("lim-3")).status, 201);
+    } finally {
+      await r.stop();
+      await removeInstanceContainers(client, r);
+      r.cleanup();
+    }
+  });
+
   test("an idle project container is removed after docker.project_idle_secs", async () => {
     const r = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile({ dir: s.dataDir }, "docker:\n  project_idle_secs: 2\n  sweep_interval_secs: 1\n"), ...DOCKER_ENV } });
     try {

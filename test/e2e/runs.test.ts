@@ -231,6 +231,29 @@ describe("shell runs end to end", () => {
     assert.equal(foreign.status, 404);
   });
 
+  test("one live run per folder tree: the same or an overlapping cwd answers 409 workspace_busy until it ends; resuming a live run 409 run_active", async () => {
+    const post = (text: string, metadata: Record<string, unknown>) => s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "shell", ...metadata } } });
+    const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+    const first = await createRun(s, token, "sleep 300", { cwd: "busy/repo" });
+    try {
+      for (const cwd of ["busy/repo", "busy/repo/sub", "busy"]) {
+        const res = await post("true", { cwd });
+        assert.equal(res.status, 409, `cwd ${cwd}`);
+        assert.equal(await code(res), "workspace_busy");
+      }
+      const resume = await post("true", { resume: first });
+      assert.equal(resume.status, 409);
+      assert.equal(await code(resume), "run_active");
+      const elsewhere = await createRun(s, token, "true", { cwd: "busy-other" });
+      assert.equal((await allEvents(s, token, elsewhere)).at(-1)!.type, "run.completed");
+    } finally {
+      await s.api(`/api/runs/${first}/cancel`, { method: "POST", token });
+    }
+    assert.equal((await allEvents(s, token, first)).at(-1)!.type, "run.cancelled");
+    const after = await createRun(s, token, "true", { cwd: "busy/repo" });
+    assert.equal((await allEvents(s, token, after)).at(-1)!.type, "run.completed");
+  });
+
   test("another user's run answers 404; unauthenticated answers 401", async () => {
     const created = await s.api("/api/users", { method: "POST", token, json: { username: "bob", password: "bob-password-1" } });
     assert.equal(created.status, 201);

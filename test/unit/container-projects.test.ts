@@ -17,7 +17,7 @@ function make(mode: "wait" | "reject", max = 1) {
     },
     instance: "or-test",
     workspacesRoot: "/nonexistent",
-    docker: { image: "img", user: "1000:1000", memory_mb: 256, cpus: 1, pids_limit: 64, max_runs_per_project: max, project_busy: mode },
+    docker: { image: "img", user: "1000:1000", memory_mb: 256, cpus: 1, pids_limit: 64, max_projects_per_user: 8, max_runs_per_project: max, project_busy: mode },
   });
 }
 
