@@ -21,7 +21,17 @@ import * as acp from "@agentclientprotocol/sdk";
 import { createLineSplitter } from "../line-splitter.ts";
 
 /** Longest accepted message line, characters (file contents travel inside messages). */
-export const MAX_MESSAGE_CHARS = 64 * 1024 * 1024;
+export const MAX_MESSAGE_CHARS = 32 * 1024 * 1024;
+
+/**
+ * Messages read but not yet taken by the connection before the agent's stdout is paused:
+ * with {@link MAX_MESSAGE_CHARS}, a run holds at most about this many times 32 Mi
+ * characters of unread messages however fast the agent writes.
+ */
+export const MAX_QUEUED_MESSAGES = 8;
+
+/** `fs/*` requests of one agent served at once; more at the same time are refused (each may hold a 10 MiB file). */
+export const MAX_CONCURRENT_FS_REQUESTS = 8;
 
 /** The requests OpenRunner serves to the agent. Handlers may throw `acp.RequestError`. */
 export interface AcpClientHandlers {
@@ -58,6 +68,9 @@ export function createStdioStream(stdin: Writable, stdout: Readable, taps: { onM
     cancel() {
       cancelRead();
     },
+    pull() {
+      if (stdout.isPaused()) stdout.resume(); // the connection caught up
+    },
     start(controller) {
       let open = true;
       const splitter = createLineSplitter((line) => {
@@ -75,6 +88,8 @@ export function createStdioStream(stdin: Writable, stdout: Readable, taps: { onM
         if (msg.method === acp.CLIENT_METHODS.session_update && msg.id === undefined) onUpdate?.(msg.params);
         try {
           controller.enqueue(value as acp.AnyMessage);
+          // Backpressure: stop reading while the connection has not taken what was read (resumed in pull).
+          if ((controller.desiredSize ?? 0) < -MAX_QUEUED_MESSAGES) stdout.pause();
         } catch {
           open = false; // the connection is closed: nobody reads any more
         }
@@ -110,14 +125,29 @@ export function createStdioStream(stdin: Writable, stdout: Readable, taps: { onM
   return { readable, writable };
 }
 
-/** The client app serving `h`; connect it with `.connect(stream)`. */
+/**
+ * Runs `serve` unless {@link MAX_CONCURRENT_FS_REQUESTS} are already in flight.
+ * @throws acp.RequestError -32603 (internal error) when over the limit; the agent may retry.
+ */
+function limited<T>(inFlight: { n: number }, method: string, serve: () => Promise<T>): Promise<T> {
+  if (inFlight.n >= MAX_CONCURRENT_FS_REQUESTS) {
+    return Promise.reject(acp.RequestError.internalError({ method, limit: MAX_CONCURRENT_FS_REQUESTS }, `too many concurrent file requests (at most ${MAX_CONCURRENT_FS_REQUESTS}); retry when one has answered`));
+  }
+  inFlight.n += 1;
+  return serve().finally(() => {
+    inFlight.n -= 1;
+  });
+}
+
+/** The client app serving `h`; connect it with `.connect(stream)`. File requests are bounded (see {@link MAX_CONCURRENT_FS_REQUESTS}). */
 export function createAcpClient(h: AcpClientHandlers): acp.ClientApp {
+  const fsInFlight = { n: 0 };
   return acp
     .client({ name: "openrunner" })
     .onNotification("*", () => {}) // session/update is read at the stream (createStdioStream)
     .onRequest("session/request_permission", ({ params, signal }) => h.requestPermission(params, signal))
-    .onRequest("fs/read_text_file", ({ params }) => h.readTextFile(params))
-    .onRequest("fs/write_text_file", ({ params }) => h.writeTextFile(params))
+    .onRequest("fs/read_text_file", ({ params }) => limited(fsInFlight, "fs/read_text_file", () => h.readTextFile(params)))
+    .onRequest("fs/write_text_file", ({ params }) => limited(fsInFlight, "fs/write_text_file", () => h.writeTextFile(params)))
     .onRequest("terminal/create", ({ params }) => h.createTerminal(params))
     .onRequest("terminal/output", ({ params }) => h.terminalOutput(params))
     .onRequest("terminal/wait_for_exit", ({ params }) => h.waitForTerminalExit(params))
