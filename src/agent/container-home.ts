@@ -4,7 +4,8 @@
  *
  * - `homeFrom: "mount"` (per-run and pooled containers): the home is already
  *   bind-mounted at HOME; when the server is root, what the adapter wrote is
- *   given to the container user (not following symlinks), so the CLI can
+ *   given to the container user (`chownTree` of `safe-fs.ts`: descriptors walked,
+ *   symlinks never followed), so the CLI can
  *   write its sessions next to its config.
  * - `homeFrom: "copy"` (project containers, created before the run was
  *   known): the home's directories and regular files are archived (tar) and
@@ -17,9 +18,10 @@ import { randomBytes } from "node:crypto";
 import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import { ContainerError } from "../errors.ts";
-import { chownTree, type RunContainer } from "../container/run-container.ts";
+import type { RunContainer } from "../container/run-container.ts";
 import { createTarStream, type TarEntry } from "../container/tar.ts";
 import type { ContainerHandle } from "../container/types.ts";
+import { chownTree } from "./safe-fs.ts";
 
 /** Most bytes of file content a home copied into a container may hold. */
 export const HOME_COPY_MAX_BYTES = 16 * 1024 * 1024;
@@ -105,5 +107,5 @@ export async function provideRunHome(c: Pick<RunContainer, "handle" | "home" | "
   if (c.homeFrom === "copy") return copyHomeIn(c.handle, hostHome, c.home);
   if (!isRoot) return;
   const [uid, gid = uid] = c.user.split(":").map(Number) as [number, number?];
-  await chownTree(hostHome, uid, gid);
+  await chownTree(hostHome, { uid, gid });
 }

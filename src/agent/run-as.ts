@@ -5,9 +5,8 @@
  * /proc. Runs therefore drop to `host_run_user` (default 65534:65534, `nobody`)
  * and own only their workspace and home directories.
  */
-import { lchown, readdir } from "node:fs/promises";
-import path from "node:path";
 import { ConfigError } from "../errors.ts";
+import { chownTree as chownTreeByFd, MAX_TREE_ENTRIES } from "./safe-fs.ts";
 
 /** A numeric user and group to run agents as. */
 export interface RunAs {
@@ -36,31 +35,11 @@ export function resolveRunAs(setting: string | undefined, serverUid: number | un
 }
 
 /**
- * Gives `dir` and everything below it to `runAs`, without following symlinks,
- * visiting at most `maxEntries` entries (a huge workspace is left partly as it is).
- * Returns how many entries were changed.
+ * Gives `dir` and everything below it to `runAs`, without following symlinks (also one swapped in
+ * while it runs: descriptors are walked), leaving hard-linked files as they are, and visiting at most
+ * `maxEntries` entries (a huge workspace is left partly as it is); see `chownTree` in `safe-fs.ts`.
+ * @returns how many entries were visited
  */
-export async function chownTree(dir: string, runAs: RunAs, maxEntries = 50_000): Promise<number> {
-  let count = 0;
-  const stack = [dir];
-  while (stack.length > 0 && count < maxEntries) {
-    const cur = stack.pop()!;
-    await lchown(cur, runAs.uid, runAs.gid);
-    count++;
-    let entries: import("node:fs").Dirent[] = [];
-    try {
-      entries = await readdir(cur, { withFileTypes: true });
-    } catch {
-      continue; // not a directory
-    }
-    for (const e of entries) {
-      const p = path.join(cur, e.name);
-      if (e.isDirectory()) stack.push(p);
-      else if (count < maxEntries) {
-        await lchown(p, runAs.uid, runAs.gid);
-        count++;
-      }
-    }
-  }
-  return count;
+export function chownTree(dir: string, runAs: RunAs, maxEntries = MAX_TREE_ENTRIES): Promise<number> {
+  return chownTreeByFd(dir, runAs, maxEntries);
 }

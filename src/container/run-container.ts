@@ -18,8 +18,9 @@
  * or timeout in `preparing`: the AbortSignal fires), the container is removed
  * without events, since the terminal event is already written.
  */
-import { lchown, lstat, readdir, realpath } from "node:fs/promises";
+import { lstat, realpath } from "node:fs/promises";
 import path from "node:path";
+import { chownTree as chownTreeByFd } from "../agent/safe-fs.ts";
 import { ContainerError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { containerLabels } from "./labels.ts";
@@ -125,18 +126,13 @@ export async function checkRunHome(h: RunHome): Promise<string> {
 }
 
 /**
- * Makes `dir` and everything below it (not following symlinks) owned by
- * `uid:gid`, so the container user can write the bind-mounted workspace.
+ * Makes `dir` and everything below it owned by `uid:gid`, so the container user can write the
+ * bind-mounted workspace. Walks descriptors, never following a symlink (also one swapped in while
+ * it runs), leaves hard-linked files and stops after `MAX_TREE_ENTRIES` entries: see `chownTree` in
+ * `src/agent/safe-fs.ts`.
  */
 export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await lchown(dir, uid, gid);
-  const st = await lstat(dir);
-  if (!st.isDirectory()) return;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(p, uid, gid);
-    else await lchown(p, uid, gid);
-  }
+  await chownTreeByFd(dir, { uid, gid });
 }
 
 /**

@@ -1,10 +1,13 @@
-/** Unit: the ACP terminal capability (`src/agent/acp/terminal.ts`) with real child processes. */
+/** Unit: the ACP terminal capability (`src/agent/acp/terminal.ts` with real child processes; `terminal-container.ts` with a fake engine). */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { keepTail, TerminalError, TerminalSet } from "../../src/agent/acp/terminal.ts";
+import { PassThrough } from "node:stream";
+import { keepTail, OutputTail, TerminalError, TerminalSet } from "../../src/agent/acp/terminal.ts";
+import { ContainerTerminalSet } from "../../src/agent/acp/terminal-container.ts";
+import type { ExecHandle } from "../../src/container/types.ts";
 
 const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), "acp-term-")));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -52,5 +55,84 @@ test("keepTail never splits a UTF-8 character", () => {
     const { buf: kept } = keepTail(buf, n);
     assert.ok(kept.length <= n);
     assert.equal(Buffer.from(kept.toString("utf8")).length, kept.length, `limit ${n}`);
+  }
+});
+
+/** Pids of processes whose command line holds `marker`. */
+function pidsWith(marker: string): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8").includes(marker);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test("disposeAll while create awaits: the command is not left running, create fails", async () => {
+  const set = new TerminalSet({ root, env });
+  const marker = `31.${process.pid}${Date.now() % 100000}`;
+  const created = set.create({ command: "sleep", args: [marker] });
+  await set.disposeAll(); // runs while create awaits its cwd check
+  try {
+    await assert.rejects(created, (e: unknown) => e instanceof TerminalError && e.reason === "spawn_failed");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(pidsWith(`sleep\0${marker}`), []);
+  } finally {
+    for (const pid of pidsWith(`sleep\0${marker}`)) process.kill(pid, "SIGKILL");
+  }
+});
+
+test("container terminals: disposeAll while the engine starts the exec disposes of it, create fails", async () => {
+  let release!: (e: ExecHandle) => void;
+  let disposed = 0;
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const exec = {
+    id: "e1",
+    marker: "m1",
+    stdout,
+    stderr,
+    exit: new Promise<never>(() => {}),
+    kill: async () => 1,
+    running: async () => true,
+    [Symbol.asyncDispose]: async () => {
+      disposed++;
+    },
+  } as unknown as ExecHandle;
+  let execs = 0;
+  const set = new ContainerTerminalSet({
+    container: { exec: () => (execs++, new Promise<ExecHandle>((r) => (release = r))) },
+    paths: { hostRoot: root, containerRoot: "/workspace" },
+    env: {},
+  });
+  const created = set.create({ command: "sleep", args: ["30"] });
+  while (execs === 0) await new Promise((r) => setImmediate(r));
+  await set.disposeAll();
+  release(exec);
+  await assert.rejects(created, (e: unknown) => e instanceof TerminalError && e.reason === "spawn_failed");
+  assert.equal(disposed, 1, "the exec started meanwhile is killed and let go");
+});
+
+test("OutputTail keeps what keepTail of everything would", () => {
+  for (const limit of [0, 1, 7, 64, 1000]) {
+    const tail = new OutputTail(limit);
+    const all: Buffer[] = [];
+    let seed = limit + 1;
+    for (let i = 0; i < 200; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const chunk = Buffer.from("aé€b".repeat(1 + (seed % 13)));
+      all.push(chunk);
+      tail.push(chunk);
+      if (i % 37 === 0 || i === 199) {
+        const want = keepTail(Buffer.concat(all), limit);
+        const got = tail.read();
+        assert.deepEqual(got.buf, want.buf, `limit ${limit}, chunk ${i}`);
+        assert.equal(got.truncated, Buffer.concat(all).length > limit);
+      }
+    }
   }
 });

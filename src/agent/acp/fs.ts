@@ -2,12 +2,14 @@
  * The ACP client's file system capability (`fs/read_text_file`, `fs/write_text_file`),
  * confined to the run's workspace: a path is resolved against the workspace, the real path
  * of its nearest existing ancestor (symlinks followed, also a dangling last link) must lie
- * inside the workspace's real path, and the final open refuses a symlink (`O_NOFOLLOW`), so
- * neither `../` nor a link planted by the agent reaches outside. Against a link swapped in
- * between the check and the open (the agent runs concurrently), the opened descriptor is
- * checked again through `/proc/self/fd` (Linux), and a write opens its file relative to the
- * already checked parent folder's descriptor. Files the server creates are handed to the
- * run's user.
+ * inside the workspace's real path, so neither `../` nor a link planted by the agent reaches
+ * outside. The agent runs concurrently and may swap a folder for a link after that check, so
+ * the file is then reached from the workspace's open descriptor one component at a time
+ * (`safe-fs.ts`, Linux `/proc/self/fd`): a component or file that is a symlink by then is
+ * refused, never followed; folders a write creates are made and handed to the run's user
+ * through their descriptors. Only regular files with one link are read or written (a FIFO
+ * is opened non-blocking and refused; a hard link may be a file from outside, linked in), and
+ * a read stops past {@link MAX_READ_BYTES}. Files the server creates are handed to the run's user.
  *
  * In a container the agent names paths as it sees them (the workspace is mounted at
  * `/workspace`): {@link containerPathToHost} maps them onto the host workspace first, refusing
@@ -15,18 +17,21 @@
  * symlink with an absolute target means the container's file system to the agent but the
  * host's to these checks, so such a link is refused (outside, or dangling) rather than followed.
  */
-import { constants } from "node:fs";
-import { lchown, lstat, mkdir, open, realpath } from "node:fs/promises";
+import { lstat, realpath, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import type { RunAs } from "../run-as.ts";
+import { openDir, openDirPath, openFileAt, readAtMost, SafeFsError, type OpenFileOptions } from "../safe-fs.ts";
 
 /** Largest file `fs/read_text_file` returns, bytes. */
 export const MAX_READ_BYTES = 10 * 1024 * 1024;
 
-/** Why a path was refused: `outside_workspace` (also through a symlink) or `not_found`, `too_large`. */
+/**
+ * Why a path was refused: `outside_workspace` (also through a symlink), `not_found`, `too_large`,
+ * `not_a_file` (a folder, FIFO, socket …), `hard_link` (a file with more than one link).
+ */
 export class WorkspacePathError extends Error {
   constructor(
-    readonly reason: "outside_workspace" | "not_found" | "too_large" | "not_a_file",
+    readonly reason: "outside_workspace" | "not_found" | "too_large" | "not_a_file" | "hard_link",
     readonly requested: string,
     message: string,
   ) {
@@ -36,21 +41,6 @@ export class WorkspacePathError extends Error {
 }
 
 const inside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
-
-/** The real path of an open descriptor (Linux `/proc/self/fd`), or undefined where there is no /proc. */
-async function realpathOfFd(fd: number): Promise<string | undefined> {
-  try {
-    return await realpath(`/proc/self/fd/${fd}`);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Throws `outside_workspace` when the open descriptor `fd` is not inside `root` (a link swapped in after the check). */
-async function checkOpened(root: string, fd: number, requested: string): Promise<void> {
-  const real = await realpathOfFd(fd);
-  if (real !== undefined && !inside(await realpath(root), real)) throw new WorkspacePathError("outside_workspace", requested, `${requested} resolves outside the run's workspace (through a symlink)`);
-}
 
 /** Where a container sees the run's workspace: the host folder and its path inside the container. */
 export interface ContainerPathMap {
@@ -122,27 +112,61 @@ export async function resolveInWorkspace(root: string, requested: string): Promi
   }
 }
 
+/** How {@link openInWorkspace} opens the file (never exclusively; `create` also makes missing folders). */
+type FileOptions = Omit<OpenFileOptions, "mode" | "exclusive">;
+
+/**
+ * Resolves `requested` ({@link resolveInWorkspace}), then opens the file from the workspace's descriptor, component by
+ * component (see the module comment); `create` also makes missing folders, given to `owner`.
+ * @throws WorkspacePathError; other file system errors as they are
+ */
+async function openInWorkspace(root: string, requested: string, file: FileOptions): Promise<{ fh: FileHandle; resolved: string }> {
+  const resolved = await resolveInWorkspace(root, requested);
+  const realRoot = await realpath(root);
+  const names = path.relative(realRoot, resolved).split(path.sep);
+  const name = names.pop();
+  if (!name) throw new WorkspacePathError("not_a_file", requested, `${requested} is the workspace folder, not a file`);
+  try {
+    const rootFh = await openDir(realRoot);
+    let dir: FileHandle;
+    try {
+      dir = await openDirPath(rootFh, names, { create: file.create ?? false, ...(file.owner ? { owner: file.owner } : {}) });
+    } finally {
+      await rootFh.close();
+    }
+    try {
+      return { fh: await openFileAt(dir, name, file), resolved };
+    } finally {
+      await dir.close();
+    }
+  } catch (err) {
+    if (!(err instanceof SafeFsError)) throw err;
+    if (err.reason === "symlink") throw new WorkspacePathError("outside_workspace", requested, `${requested} goes through a symlink (${err.target}, changed while it was opened)`);
+    if (err.reason === "not_a_directory") throw new WorkspacePathError("not_found", requested, `${requested}: ${err.target} is not a folder`);
+    if (err.reason === "hard_link") throw new WorkspacePathError("hard_link", requested, `${requested} has more than one hard link`);
+    throw new WorkspacePathError("not_a_file", requested, `${requested} is not a regular file`);
+  }
+}
+
 /**
  * Reads a text file inside the workspace. `line` (1-based) and `limit` (lines) select a
  * range as in ACP's `ReadTextFileRequest`.
- * @throws WorkspacePathError (outside, not found, larger than {@link MAX_READ_BYTES}, not a regular file)
+ * @throws WorkspacePathError (outside, not found, larger than {@link MAX_READ_BYTES}, not a regular file, hard-linked)
  */
 export async function readWorkspaceFile(root: string, requested: string, line?: number | null, limit?: number | null): Promise<string> {
-  const file = await resolveInWorkspace(root, requested);
-  let fh;
+  let fh: FileHandle;
   try {
-    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    ({ fh } = await openInWorkspace(root, requested, {}));
   } catch (err) {
+    if (err instanceof WorkspacePathError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ELOOP") throw new WorkspacePathError("outside_workspace", requested, `${requested} is a symlink`);
     throw new WorkspacePathError("not_found", requested, `${requested}: ${code ?? String(err)}`);
   }
   try {
-    await checkOpened(root, fh.fd, requested);
-    const st = await fh.stat();
-    if (!st.isFile()) throw new WorkspacePathError("not_a_file", requested, `${requested} is not a regular file`);
-    if (st.size > MAX_READ_BYTES) throw new WorkspacePathError("too_large", requested, `${requested} is larger than ${MAX_READ_BYTES} bytes`);
-    const text = await fh.readFile("utf8");
+    const tooLarge = (await fh.stat()).size > MAX_READ_BYTES;
+    const { data, over } = tooLarge ? { data: Buffer.alloc(0), over: true } : await readAtMost(fh, MAX_READ_BYTES);
+    if (over) throw new WorkspacePathError("too_large", requested, `${requested} is larger than ${MAX_READ_BYTES} bytes`);
+    const text = data.toString("utf8");
     if (!line && !limit) return text;
     const lines = text.split("\n");
     const start = Math.max(0, (line ?? 1) - 1);
@@ -155,38 +179,16 @@ export async function readWorkspaceFile(root: string, requested: string, line?: 
 /**
  * Writes (creates or replaces) a text file inside the workspace, creating missing parent
  * folders; new folders and the file are given to `runAs` when set.
- * @throws WorkspacePathError `outside_workspace`
+ * @returns the file's (resolved) path
+ * @throws WorkspacePathError (`outside_workspace`, also for a folder swapped for a symlink meanwhile; `not_a_file`, `hard_link`, `not_found` when a parent is a file); other file system errors
  */
 export async function writeWorkspaceFile(root: string, requested: string, content: string, runAs?: RunAs): Promise<string> {
-  const file = await resolveInWorkspace(root, requested);
-  const dir = path.dirname(file);
-  const created = await mkdir(dir, { recursive: true });
-  // Open the folder, check what was opened, then create the file relative to that descriptor: a link
-  // swapped into the path meanwhile cannot redirect the write.
-  const dirFh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  let fh;
+  const { fh, resolved } = await openInWorkspace(root, requested, { write: true, create: true, ...(runAs ? { owner: runAs } : {}) });
   try {
-    await checkOpened(root, dirFh.fd, requested);
-    const viaFd = (await realpathOfFd(dirFh.fd)) !== undefined ? `/proc/self/fd/${dirFh.fd}/${path.basename(file)}` : file;
-    fh = await open(viaFd, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw new WorkspacePathError("outside_workspace", requested, `${requested} is a symlink`);
-    throw err;
-  } finally {
-    await dirFh.close();
-  }
-  try {
+    await fh.truncate(0);
     await fh.writeFile(content, "utf8");
-    if (runAs) await fh.chown(runAs.uid, runAs.gid);
   } finally {
     await fh.close();
   }
-  if (runAs && created) {
-    // Give every folder mkdir made (from `created` down to `dir`) to the run's user.
-    for (let d = dir; inside(created, d); d = path.dirname(d)) {
-      await lchown(d, runAs.uid, runAs.gid);
-      if (d === created) break;
-    }
-  }
-  return file;
+  return resolved;
 }

@@ -16,7 +16,7 @@ import { randomUUID } from "node:crypto";
 import { realpath } from "node:fs/promises";
 import type { ContainerHandle, ExecHandle } from "../../container/types.ts";
 import { hostPathToContainer, resolveInWorkspace, containerPathToHost, type ContainerPathMap } from "./fs.ts";
-import { keepTail, MAX_TERMINALS, outputLimitOf, TerminalError, terminalArgv, type AcpTerminals, type TerminalExit, type TerminalRequest } from "./terminal.ts";
+import { MAX_TERMINALS, OutputTail, outputLimitOf, TerminalError, terminalArgv, type AcpTerminals, type TerminalExit, type TerminalRequest } from "./terminal.ts";
 
 /** How often a running terminal's process is checked while its output stays open (ms). */
 const LIVENESS_POLL_MS = 1000;
@@ -37,9 +37,7 @@ export interface ContainerTerminalOptions {
 
 interface Term {
   exec: ExecHandle;
-  buf: Buffer;
-  limit: number;
-  truncated: boolean;
+  out: OutputTail;
   killed: boolean;
   exit: TerminalExit | null;
   exited: Promise<TerminalExit>;
@@ -58,6 +56,8 @@ export class ContainerTerminalSet implements AcpTerminals {
   readonly #terms = new Map<string, Term>();
   readonly #o: ContainerTerminalOptions;
   #disposed = false;
+  /** Creates waiting for the engine (counted against {@link MAX_TERMINALS}). */
+  #starting = 0;
 
   constructor(opts: ContainerTerminalOptions) {
     this.#o = opts;
@@ -68,8 +68,7 @@ export class ContainerTerminalSet implements AcpTerminals {
    * @throws TerminalError (`limit`, `outside_workspace` for a cwd outside the run's folder, `spawn_failed` when the engine refuses the exec)
    */
   async create(req: TerminalRequest): Promise<string> {
-    if (this.#disposed) throw new TerminalError("spawn_failed", "the run is ending");
-    if (this.#terms.size >= MAX_TERMINALS) throw new TerminalError("limit", `at most ${MAX_TERMINALS} terminals per run`);
+    this.#checkCanCreate();
     let cwd: string;
     try {
       // Checked on the host (symlinks included), then named as the container sees it.
@@ -78,22 +77,31 @@ export class ContainerTerminalSet implements AcpTerminals {
     } catch (err) {
       throw new TerminalError("outside_workspace", (err as Error).message);
     }
+    this.#checkCanCreate(); // again: the run may have ended, or other creates filled the set, meanwhile
     const [file, argv] = terminalArgv(req);
     const env = { ...this.#o.env };
     for (const v of req.env ?? []) if (v.name !== "OPENRUNNER_RUN_ID") env[v.name] = v.value;
     let exec: ExecHandle;
+    this.#starting++;
     try {
       exec = await this.#o.container.exec({ argv: [file, ...argv], env, cwd });
     } catch (err) {
       throw new TerminalError("spawn_failed", `could not start ${file} in the container: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      this.#starting--;
+    }
+    if (this.#disposed) {
+      // The run ended while the engine started the exec: nobody would kill or forget this terminal.
+      try {
+        await exec[Symbol.asyncDispose](); // kills its tree, lets go of its stream
+      } catch (err) {
+        this.#o.onError?.("could not kill a terminal started as the run ended", err);
+      }
+      throw new TerminalError("spawn_failed", "the run is ending");
     }
     const id = `term_${randomUUID()}`;
-    const t: Term = { exec, buf: Buffer.alloc(0), limit: outputLimitOf(req), truncated: false, killed: false, exit: null, exited: Promise.resolve({ exitCode: null, signal: null }) };
-    const append = (chunk: Buffer) => {
-      const kept = keepTail(Buffer.concat([t.buf, chunk]), t.limit);
-      t.buf = kept.buf;
-      if (kept.cut) t.truncated = true;
-    };
+    const t: Term = { exec, out: new OutputTail(outputLimitOf(req)), killed: false, exit: null, exited: Promise.resolve({ exitCode: null, signal: null }) };
+    const append = (chunk: Buffer) => t.out.push(chunk);
     exec.stdout.on("data", append);
     exec.stderr.on("data", append);
     t.exited = exec.exit.then((r) => {
@@ -121,6 +129,12 @@ export class ContainerTerminalSet implements AcpTerminals {
     return id;
   }
 
+  /** @throws TerminalError `spawn_failed` once disposed, `limit` when the run holds {@link MAX_TERMINALS} */
+  #checkCanCreate(): void {
+    if (this.#disposed) throw new TerminalError("spawn_failed", "the run is ending");
+    if (this.#terms.size + this.#starting >= MAX_TERMINALS) throw new TerminalError("limit", `at most ${MAX_TERMINALS} terminals per run`);
+  }
+
   #get(id: string): Term {
     const t = this.#terms.get(id);
     if (!t) throw new TerminalError("not_found", `no terminal ${id}`);
@@ -139,7 +153,8 @@ export class ContainerTerminalSet implements AcpTerminals {
   /** ACP `terminal/output`. @throws TerminalError `not_found` */
   output(id: string): { output: string; truncated: boolean; exitStatus?: TerminalExit } {
     const t = this.#get(id);
-    return { output: t.buf.toString("utf8"), truncated: t.truncated, ...(t.exit ? { exitStatus: t.exit } : {}) };
+    const { buf, truncated } = t.out.read();
+    return { output: buf.toString("utf8"), truncated, ...(t.exit ? { exitStatus: t.exit } : {}) };
   }
 
   /** ACP `terminal/wait_for_exit`. @throws TerminalError `not_found` */

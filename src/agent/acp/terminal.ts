@@ -80,9 +80,7 @@ export function outputLimitOf(req: Pick<TerminalRequest, "outputByteLimit">): nu
 interface Term {
   child: ResultPromise;
   pid: number | undefined;
-  buf: Buffer;
-  limit: number;
-  truncated: boolean;
+  out: OutputTail;
   exit: TerminalExit | null;
   exited: Promise<TerminalExit>;
 }
@@ -104,6 +102,38 @@ export function keepTail(buf: Buffer, limit: number): { buf: Buffer; cut: boolea
   let start = buf.length - limit;
   while (start < buf.length && (buf[start]! & 0xc0) === 0x80) start++;
   return { buf: buf.subarray(start), cut: true };
+}
+
+/**
+ * A terminal's retained output: the chunks as they came, the oldest whole chunks dropped once the
+ * rest still holds `limit` bytes (so at most `limit` plus one chunk is kept, without copying on every
+ * chunk); {@link read} cuts the exact tail with {@link keepTail}.
+ */
+export class OutputTail {
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  #dropped = false;
+
+  constructor(readonly limit: number) {}
+
+  /** Appends a chunk of output. */
+  push(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    while (this.#chunks.length > 0 && this.#bytes - this.#chunks[0]!.length >= this.limit) {
+      this.#bytes -= this.#chunks.shift()!.length;
+      this.#dropped = true;
+    }
+  }
+
+  /** The last `limit` bytes at most (cut at a UTF-8 character boundary), and whether anything was dropped. */
+  read(): { buf: Buffer; truncated: boolean } {
+    const kept = keepTail(Buffer.concat(this.#chunks, this.#bytes), this.limit);
+    this.#chunks = kept.buf.length > 0 ? [kept.buf] : [];
+    this.#bytes = kept.buf.length;
+    if (kept.cut) this.#dropped = true;
+    return { buf: kept.buf, truncated: this.#dropped };
+  }
 }
 
 const killGroup = (pid: number | undefined, signal: NodeJS.Signals) => {
@@ -131,18 +161,17 @@ export class TerminalSet implements AcpTerminals {
    * @throws TerminalError (`limit`, `outside_workspace` for a cwd outside the workspace, `spawn_failed`)
    */
   async create(req: TerminalRequest): Promise<string> {
-    if (this.#disposed) throw new TerminalError("spawn_failed", "the run is ending");
-    if (this.#terms.size >= MAX_TERMINALS) throw new TerminalError("limit", `at most ${MAX_TERMINALS} terminals per run`);
+    this.#checkCanCreate();
     let cwd: string;
     try {
       cwd = await resolveInWorkspace(this.#o.root, req.cwd ?? this.#o.root);
     } catch (err) {
       throw new TerminalError("outside_workspace", (err as Error).message);
     }
+    this.#checkCanCreate(); // again: the run may have ended, or other creates filled the set, meanwhile
     const [file, argv] = terminalArgv(req);
     const env = { ...this.#o.env };
     for (const v of req.env ?? []) if (v.name !== "OPENRUNNER_RUN_ID") env[v.name] = v.value;
-    const limit = outputLimitOf(req);
     const child = execa(file, argv, {
       cwd,
       env,
@@ -162,9 +191,7 @@ export class TerminalSet implements AcpTerminals {
     const t: Term = {
       child,
       pid: child.pid,
-      buf: Buffer.alloc(0),
-      limit,
-      truncated: false,
+      out: new OutputTail(outputLimitOf(req)),
       exit: null,
       exited: child.then((r) => {
         const exit: TerminalExit = { exitCode: typeof r.exitCode === "number" ? r.exitCode : null, signal: r.signal ?? null };
@@ -173,14 +200,16 @@ export class TerminalSet implements AcpTerminals {
         return exit;
       }),
     };
-    child.all?.on("data", (chunk: Buffer) => {
-      const kept = keepTail(Buffer.concat([t.buf, chunk]), t.limit);
-      t.buf = kept.buf;
-      if (kept.cut) t.truncated = true;
-    });
+    child.all?.on("data", (chunk: Buffer) => t.out.push(chunk));
     this.#terms.set(id, t);
     this.#o.onStart?.(id, [file, ...argv].join(" "));
     return id;
+  }
+
+  /** @throws TerminalError `spawn_failed` once disposed, `limit` when the run holds {@link MAX_TERMINALS} */
+  #checkCanCreate(): void {
+    if (this.#disposed) throw new TerminalError("spawn_failed", "the run is ending");
+    if (this.#terms.size >= MAX_TERMINALS) throw new TerminalError("limit", `at most ${MAX_TERMINALS} terminals per run`);
   }
 
   #get(id: string): Term {
@@ -192,7 +221,8 @@ export class TerminalSet implements AcpTerminals {
   /** ACP `terminal/output`. @throws TerminalError `not_found` */
   output(id: string): { output: string; truncated: boolean; exitStatus?: TerminalExit } {
     const t = this.#get(id);
-    return { output: t.buf.toString("utf8"), truncated: t.truncated, ...(t.exit ? { exitStatus: t.exit } : {}) };
+    const { buf, truncated } = t.out.read();
+    return { output: buf.toString("utf8"), truncated, ...(t.exit ? { exitStatus: t.exit } : {}) };
   }
 
   /** ACP `terminal/wait_for_exit`. @throws TerminalError `not_found` */
