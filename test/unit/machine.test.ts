@@ -12,7 +12,7 @@ import { runMachine, type PrepareOutput, type RunMachineInput } from "../../src/
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../../src/agent/process-actor.ts";
 import type { AgentOutcome } from "../../src/agent/types.ts";
 import { isTerminalType, type RunEventInput } from "../../src/run/events.ts";
-import { ValidationError } from "../../src/errors.ts";
+import { ConflictError, ValidationError } from "../../src/errors.ts";
 
 const TIMEOUT_MS = 10_000;
 const STOP_WAIT_MS = 3_000;
@@ -204,15 +204,20 @@ describe("run machine: preparing", () => {
     assert.equal(h.terminals().length, 1);
   });
 
-  test("prepare failing with an AppError ends the run as failed with the error's code", async () => {
+  test("prepare failing with an error whose code is a run failure code ends the run as failed with that code; other codes become internal", async () => {
     const h = harness();
     h.actor.send({ type: "START" });
     h.clock.increment(15);
-    h.prepare.reject(new ValidationError("metadata.cwd must be inside", undefined, "cwd_outside_workspace"));
+    h.prepare.reject(new ConflictError("you already have 8 project containers", "project_limit"));
     await settle();
     const data = assertOneTerminal(h, "run.failed");
-    assert.deepEqual(data, { error: { code: "cwd_outside_workspace", message: "metadata.cwd must be inside" }, duration_ms: 15 });
+    assert.deepEqual(data, { error: { code: "project_limit", message: "you already have 8 project containers" }, duration_ms: 15 });
     assert.equal(h.agent.started, 0);
+    const h2 = harness();
+    h2.actor.send({ type: "START" });
+    h2.prepare.reject(new ValidationError("metadata.cwd must be inside", undefined, "cwd_outside_workspace"));
+    await settle();
+    assert.deepEqual(assertOneTerminal(h2, "run.failed").error, { code: "internal", message: "metadata.cwd must be inside" });
   });
 
   test("prepare failing with a plain error (or an odd code) maps to code 'internal'", async () => {

@@ -52,6 +52,8 @@ export type AcpActorInput = ProcessActorInput & { permissions?: PermissionGate }
 const STDERR_TAIL_BYTES = 4096;
 /** Updates held back until `agent.session` (past it they go out at once). */
 const MAX_EARLY_UPDATES = 256;
+/** After a completed turn, how long the agent may take to exit on its own once its stdin is closed (ms). */
+const EXIT_AT_EOF_MS = 2000;
 /** After the grace period's SIGTERM, SIGKILL follows this much later (ms). */
 const TERM_TO_KILL_MS = 1000;
 
@@ -281,7 +283,14 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
     conn.close();
     clearTimeout(graceTimer);
     clearTimeout(killTimer);
-    p.terminate();
+    // After a completed turn the agent gets a moment to exit on its own at end of input: agents save
+    // their session (Claude Code's transcript) asynchronously, and a SIGTERM at once can cut it short,
+    // so that a later `session/load` misses the end of the turn.
+    if (outcome.kind === "completed") {
+      const exitedAlone = await Promise.race([processDone.then(() => true), new Promise<false>((r) => (graceTimer = setTimeout(() => r(false), Math.min(EXIT_AT_EOF_MS, killGraceMs))))]);
+      clearTimeout(graceTimer);
+      if (!exitedAlone) p.terminate();
+    } else p.terminate();
     killTimer = setTimeout(() => p.kill(), Math.min(TERM_TO_KILL_MS, killGraceMs));
     const { exit } = await processDone;
     clearTimeout(graceTimer);
