@@ -52,8 +52,13 @@ export type AcpActorInput = ProcessActorInput & { permissions?: PermissionGate }
 const STDERR_TAIL_BYTES = 4096;
 /** Updates held back until `agent.session` (past it they go out at once). */
 const MAX_EARLY_UPDATES = 256;
-/** After a completed turn, how long the agent may take to exit on its own once its stdin is closed (ms). */
-const EXIT_AT_EOF_MS = 2000;
+/**
+ * After a completed turn, how long the agent may take to exit on its own once its stdin is
+ * closed (ms). claude-code-acp 0.16 never exits at end of input, so this is also the time its
+ * Claude Code gets to finish writing the session transcript before SIGTERM; without it a later
+ * `session/load` lost the turn's last message on a busy machine. Added to every completed run.
+ */
+const EXIT_AT_EOF_MS = 500;
 /** After the grace period's SIGTERM, SIGKILL follows this much later (ms). */
 const TERM_TO_KILL_MS = 1000;
 
