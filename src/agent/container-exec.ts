@@ -195,7 +195,7 @@ export function startContainerExec(o: ContainerExecOptions): ContainerExecution 
     // A fresh per-run container has counted no OOM kill yet; a shared one's counter is read alongside the exec's
     // start (one engine round trip less before every project run; an OOM kill in the very first milliseconds could be missed).
     try {
-      await provideRunHome(c, o.ctx.home);
+      spec = (await provideRunHome(c, o.ctx.home))(spec);
     } catch (err) {
       return finish({ outcome: failedFrom(err, "exec_failed"), exit: { stderr_tail: "" } });
     }

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, lstatSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { listHomeEntries } from "../../src/agent/container-home.ts";
+import { listHomeEntries, provideRunHome } from "../../src/agent/container-home.ts";
+import type { ContainerHandle } from "../../src/container/types.ts";
 import { toContainerExec } from "../../src/agent/container-exec.ts";
 import { ensureHomeDir, writeHomeFile } from "../../src/agent/cli-support.ts";
 import { createOpencodeAdapter } from "../../src/agent/opencode/adapter.ts";
@@ -100,4 +101,27 @@ test("opencode in a container: the image's sh and opencode, the prompt file in t
   assert.equal(readFileSync(path.join(home, "prompt-run_1.txt"), "utf8"), "hi there");
   const withCmd = await createOpencodeAdapter({ base_url: "http://10.0.0.1:1/v1", model: "m", container_command: "/opt/oc/opencode" }).command(ctx);
   assert.equal(withCmd.argv[5], "/opt/oc/opencode");
+});
+
+test("provideRunHome for a project container: a home without files is created by the agent's own exec; one with files is copied first", async (t) => {
+  const home = tmp(t);
+  mkdirSync(path.join(home, "tmp"));
+  const execs: string[][] = [];
+  const handle = {
+    id: "c0ffee000000",
+    execCollect: async (spec: { argv: string[] }) => {
+      execs.push(spec.argv);
+      return { exitCode: 0, stdout: "", stderr: "" };
+    },
+  } as unknown as ContainerHandle;
+  const c = { handle, home: "/home/agent/runs/run_1", homeFrom: "copy" as const, user: "1000:1000" };
+  const spec = { argv: ["sh", "-c", "echo hi"], env: { HOME: "/home/agent/runs/run_1" }, cwd: "/workspace" };
+  const adjusted = (await provideRunHome(c, home, false))(spec);
+  assert.equal(execs.length, 0, "no separate copy exec for an empty home");
+  assert.deepEqual(adjusted.argv, ["/bin/sh", "-c", 'mkdir -p -m 700 "$HOME" && exec "$@"', "sh", "sh", "-c", "echo hi"]);
+  assert.deepEqual([adjusted.env, adjusted.cwd], [spec.env, spec.cwd]);
+  writeFileSync(path.join(home, "config.json"), "{}");
+  const same = (await provideRunHome(c, home, false))(spec);
+  assert.equal(execs.length, 1, "a home with a file is copied in");
+  assert.equal(same, spec);
 });

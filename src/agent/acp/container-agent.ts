@@ -61,8 +61,8 @@ const ended = (s: { readableEnded: boolean; destroyed: boolean; once(ev: string,
 export async function spawnContainerAgent(o: ContainerAgentOptions): Promise<AcpAgentProcess> {
   const c = o.container;
   const warn = (msg: string, err: unknown) => o.log?.warn(msg, { run_id: o.ctx.run_id, container_id: c.handle.id, err: String(err) });
-  await provideRunHome(c, o.ctx.home, o.isRoot);
-  const x: ExecHandle = await c.handle.exec({ ...toContainerExec(o.command, o.ctx, c), stdin: true });
+  const adjust = await provideRunHome(c, o.ctx.home, o.isRoot);
+  const x: ExecHandle = await c.handle.exec(adjust({ ...toContainerExec(o.command, o.ctx, c), stdin: true }));
   if (!x.stdin) throw Object.assign(new Error("the container client gave the exec no stdin"), { code: "internal" });
   let over = false;
   let disposed = false;
