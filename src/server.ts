@@ -21,6 +21,7 @@ import { createAcpAdapter } from "./agent/acp/adapter.ts";
 import type { AgentAdapter } from "./agent/types.ts";
 import { createApp, createAppDeps } from "./api/app.ts";
 import { createProxyRoutes } from "./api/routes/proxy.ts";
+import { createContainerAddressLookup } from "./proxy/container-target.ts";
 import { createRunRoutes } from "./api/routes/runs.ts";
 import { createArtifactRoutes } from "./api/routes/artifacts.ts";
 import { createWebhookRoutes } from "./api/routes/webhooks.ts";
@@ -236,7 +237,8 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     },
   });
   // Proxy paths are dispatched before Koa, so proxied bodies stream untouched (no body parser).
-  const proxy = createProxyRoutes(deps, { runs: manager, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), publish: (topic, payload) => bus.publish(topic, payload as BusEvents[typeof topic]) });
+  const containerAddress = createContainerAddressLookup({ client: dockerClient, liveContainerId: (id) => manager.liveContainerId(id), ...(config.docker.network ? { network: config.docker.network } : {}) });
+  const proxy = createProxyRoutes(deps, { runs: manager, containerAddress, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), publish: (topic, payload) => bus.publish(topic, payload as BusEvents[typeof topic]) });
   const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
   // Webhooks hear committed run events on the bus and deliver off the run's path.
   const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: deps.metrics.registry, version: VERSION });

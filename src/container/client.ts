@@ -240,6 +240,7 @@ class DockerContainer implements ContainerHandle {
       startedAt: i.State.StartedAt && !i.State.StartedAt.startsWith("0001") ? i.State.StartedAt : null,
       finishedAt: i.State.FinishedAt && !i.State.FinishedAt.startsWith("0001") ? i.State.FinishedAt : null,
       user: i.Config.User,
+      ipAddresses: Object.fromEntries(Object.entries(i.NetworkSettings?.Networks ?? {}).flatMap(([name, n]) => (n?.IPAddress ? [[name, n.IPAddress]] : []))),
       hostConfig: {
         memoryBytes: hc.Memory ?? 0,
         memorySwapBytes: hc.MemorySwap ?? 0,

@@ -90,6 +90,8 @@ export interface ContainerState extends ContainerSummary {
   };
   /** Configured user (`uid:gid`). */
   user: string;
+  /** The container's IPv4 address on each network it is attached to (network name -> address); empty with network `none`. */
+  ipAddresses: Record<string, string>;
 }
 
 /** One process to run inside a running container. */

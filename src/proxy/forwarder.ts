@@ -58,6 +58,11 @@ export interface ForwardTarget {
   prefix: string;
   /** Path and query for the target (prefix stripped, credentials removed). */
   url: string;
+  /**
+   * The target's address: absent for the host (`127.0.0.1`), else the IPv4 address of the run's
+   * container as the engine reported it (never taken from the request).
+   */
+  host?: string;
 }
 
 /** The proxy actor. */
@@ -100,10 +105,14 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   const publish = opts.publish ?? dropProxyEvents;
   const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: maxIdle, scheduling: "lifo" });
   const states = new WeakMap<http.IncomingMessage, RequestState>();
-  const targets = new Map<number, { protocol: string; host: string; port: number }>();
-  const targetFor = (port: number) => {
-    let t = targets.get(port);
-    if (!t) targets.set(port, (t = Object.freeze({ protocol: "http:", host: PROXY_HOST, port })));
+  const targets = new Map<string, { protocol: string; host: string; port: number }>();
+  const targetFor = (host: string, port: number) => {
+    const key = `${host}:${port}`;
+    let t = targets.get(key);
+    if (!t) {
+      if (targets.size >= 4096) targets.clear(); // container addresses come and go
+      targets.set(key, (t = Object.freeze({ protocol: "http:", host, port })));
+    }
     return t;
   };
   let closed = false;
@@ -169,10 +178,11 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
       const cl = req.headers["content-length"];
       const hasBody = req.headers["transfer-encoding"] !== undefined || (cl !== undefined && cl !== "0");
       const st = prepare(req, target, false);
-      req.headers.host = `${PROXY_HOST}:${target.port}`;
+      const host = target.host ?? PROXY_HOST;
+      req.headers.host = `${host}:${target.port}`;
       let proxyReq: http.ClientRequest;
       try {
-        proxyReq = http.request({ host: PROXY_HOST, port: target.port, method: req.method, path: target.url, headers: req.headers, agent });
+        proxyReq = http.request({ host, port: target.port, method: req.method, path: target.url, headers: req.headers, agent });
       } catch (err) {
         // A header value Node refuses to send (never from a parsed request, but cheap to guard).
         publish("proxy.error", errorEvent(st, "upstream_unavailable", err));
@@ -250,7 +260,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     ws(req, socket, head, target) {
       if (closed) return writeRawError(socket, 503, "proxy_closed", "the proxy is shutting down");
       const st = prepare(req, target, true);
-      proxy.ws(req, socket as Socket, head, { target: targetFor(target.port), agent: false }, (err) => {
+      proxy.ws(req, socket as Socket, head, { target: targetFor(target.host ?? PROXY_HOST, target.port), agent: false }, (err) => {
         const code = classify(err, st);
         publish("proxy.error", errorEvent(st, code, err));
         publish("proxy.request", { route: target.route, port: target.port, method: "GET", status: code === "upstream_timeout" ? 504 : 502, upgrade: true });

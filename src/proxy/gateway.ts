@@ -54,6 +54,12 @@ export interface ProxyGatewayOptions {
   findUser: (userId: string) => AuthUser | undefined;
   /** The run if the caller may see it. @throws NotFoundError (404) otherwise. */
   getRun: (caller: AuthUser, runId: string) => ProxyRunView;
+  /**
+   * The IPv4 address of a docker run's container, from the engine (any port of the run's own
+   * container may be proxied). Absent: docker runs answer 409 `proxy_unavailable`.
+   * @throws ProxyUnavailableError when the container is gone or has no network
+   */
+  containerAddress?: (run: ProxyRunView) => Promise<string>;
   previews: PreviewTokens;
   publish?: ProxyPublish;
   log: Log;
@@ -69,13 +75,10 @@ export interface ProxyGateway {
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
 }
 
-/** 409: proxying into a docker run's container is not possible yet. */
+/** 409: the docker run's container cannot be reached (no network, not running, or no docker here). */
 export class ProxyUnavailableError extends ConflictError {
-  constructor() {
-    super(
-      "this run is isolated in a container without a network (network none), so its ports cannot be proxied yet; use a host run with an allowed port",
-      "proxy_unavailable",
-    );
+  constructor(why = "this run's container has no network (docker.network is none), so its ports cannot be proxied") {
+    super(why, "proxy_unavailable");
   }
 }
 
@@ -137,8 +140,21 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
 
   function authorizeRun(user: AuthUser, t: ProxyRequestTarget): void {
     const run = opts.getRun(user, t.runId!);
-    if (run.metadata.isolation === "docker") throw new ProxyUnavailableError();
+    if (run.metadata.isolation === "docker") {
+      // Any port of the run's own container; the address comes from the engine (hostOf).
+      if (!opts.containerAddress) throw new ProxyUnavailableError("docker is not available on this server, so a container's ports cannot be proxied");
+      return;
+    }
     checkPortAllowed(t.port, allowed);
+  }
+
+  /** Where a request goes: undefined for 127.0.0.1, else the run's container address. */
+  async function hostOf(user: AuthUser, t: ProxyRequestTarget): Promise<string | undefined> {
+    if (t.runId === null) return undefined;
+    const run = opts.getRun(user, t.runId);
+    if (run.metadata.isolation !== "docker") return undefined;
+    if (!opts.containerAddress) throw new ProxyUnavailableError("docker is not available on this server, so a container's ports cannot be proxied");
+    return opts.containerAddress(run);
   }
 
   /** Parses, or authenticates and then rethrows the parse error (so an anonymous caller learns nothing but 401). */
@@ -159,6 +175,7 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
       if (!t) throw new Error("not a proxy path");
       const user = await authorize(req, t, res);
       if (!user) return;
+      const host = await hostOf(user, t);
       const cookie = stripCookie(req.headers.cookie, PREVIEW_COOKIE);
       if (cookie === undefined) delete req.headers.cookie;
       else req.headers.cookie = cookie;
@@ -168,7 +185,7 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
         res.end();
         return;
       }
-      forwarder.web(req, res, { route: t.route, port: t.port, prefix: t.prefix, url: buildForwardUrl(t) });
+      forwarder.web(req, res, { route: t.route, port: t.port, prefix: t.prefix, url: buildForwardUrl(t), ...(host ? { host } : {}) });
     } catch (err) {
       const mapped = mapError(err);
       if (mapped.status >= 500) log.error("proxy request failed", { url: t?.prefix ?? "?", err: err instanceof Error ? err.message : String(err) });
@@ -218,11 +235,12 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
         try {
           t = await parseOrRefuse(req);
           if (!t) throw new Error("not a proxy path");
-          await authorize(req, t, null);
+          const user = await authorize(req, t, null);
+          const host = user ? await hostOf(user, t) : undefined;
           const cookie = stripCookie(req.headers.cookie, PREVIEW_COOKIE);
           if (cookie === undefined) delete req.headers.cookie;
           else req.headers.cookie = cookie;
-          forwarder.ws(req, socket, head, { route: t.route, port: t.port, prefix: t.prefix, url: buildForwardUrl(t) });
+          forwarder.ws(req, socket, head, { route: t.route, port: t.port, prefix: t.prefix, url: buildForwardUrl(t), ...(host ? { host } : {}) });
         } catch (err) {
           const mapped = mapError(err);
           publish("proxy.request", { route: t?.route ?? routeOf(url), port: t?.port ?? null, method: req.method ?? "GET", status: mapped.status, upgrade: true });

@@ -100,6 +100,8 @@ interface ActiveRun {
   homeKey: string;
   /** A project run: its folder is shared by design and serialized by the project's lock. */
   project: boolean;
+  /** The container the run's agent runs in, from its `run.started` (docker runs). */
+  containerId?: string;
 }
 
 /** Committed event types republished on the bus as `run.event` (for webhooks). */
@@ -138,6 +140,7 @@ export class RunManager {
       const active = this.#active.get(e.run_id);
       if (e.type === "run.started") {
         this.#d.store.runs.update(e.run_id, { status: "running", started_at: e.ts });
+        if (active && e.data.container_id) active.containerId = e.data.container_id;
         if (active) after.push(() => this.#publish(active, "running"));
       } else if (e.type === "agent.session") {
         this.#d.store.runs.update(e.run_id, { session_id: e.data.session_id });
@@ -347,6 +350,11 @@ export class RunManager {
       if (project && other.project) continue;
       if (within(cwd, other.cwd) || within(other.cwd, cwd)) throw new ConflictError(`run ${other.id} (live) works in ${other.cwd === cwd ? "the same folder" : "an overlapping folder"}; start this one after it ends or use another cwd`, "workspace_busy");
     }
+  }
+
+  /** The container a live docker run's agent runs in (from its `run.started`); undefined otherwise. */
+  liveContainerId(runId: string): string | undefined {
+    return this.#active.get(runId)?.containerId;
   }
 
   /** A run the caller may see (admins see all). @throws NotFoundError */

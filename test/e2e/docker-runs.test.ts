@@ -13,7 +13,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createDockerClient } from "../../src/container/client.ts";
@@ -213,6 +213,44 @@ describe("docker runs end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : f
     assertRunShape(bgEvents, "run.completed");
     assert.ok(Date.now() - t0 < 15_000, `the run took ${Date.now() - t0} ms`);
     assert.deepEqual(await containersOfRun(client, bg), []);
+  });
+
+  test("the port proxy reaches a dev server inside the run's container (docker.network bridge); a run without network answers 409 proxy_unavailable", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "openrunner-docker-proxy-"));
+    const conf = path.join(dir, "openrunner.yaml");
+    writeFileSync(conf, JSON.stringify({ docker: { network: "bridge" } }));
+    const r = await spawnServer({ env: { OPENRUNNER_CONFIG: conf, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) } });
+    try {
+      const t = await r.login();
+      const server = `node -e "require('http').createServer((q, s) => s.end('hello from ' + require('os').hostname() + ' ' + q.url)).listen(8080, () => console.log('listening'))"`;
+      const id = await createRun(r, t, server, { timeout_secs: 120 });
+      const started = await eventsUntil(r, t, id, (e) => e.type === "log" && e.data.text === "listening");
+      const cid = started.find((e) => e.type === "run.started")!.data.container_id as string;
+      const res = await r.api(`/api/runs/${id}/proxy/8080/hi?x=1`, { token: t });
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), `hello from ${cid.slice(0, 12)} /hi?x=1`);
+      const link = await r.api(`/api/runs/${id}/preview-links`, { method: "POST", token: t, json: { port: 8080 } });
+      assert.equal(link.status, 201, await link.clone().text());
+      const closed = await r.api(`/api/runs/${id}/proxy/8081/`, { token: t });
+      assert.equal(closed.status, 502, "a closed port of the container is a 502, not another address");
+      assert.equal((await r.api(`/api/runs/${id}/cancel`, { method: "POST", token: t })).status, 202);
+      assert.equal((await allEvents(r, t, id)).at(-1)!.type, "run.cancelled");
+      const gone = await r.api(`/api/runs/${id}/proxy/8080/hi`, { token: t });
+      assert.equal(gone.status, 409);
+      assert.equal(((await gone.json()) as { error: { code: string } }).error.code, "proxy_unavailable");
+    } finally {
+      await r.stop();
+      r.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The shared server's containers have network none.
+    const none = await createRun(s, token, "sleep 300");
+    await eventsUntil(s, token, none, (e) => e.type === "run.started");
+    const refused = await s.api(`/api/runs/${none}/proxy/8080/`, { token });
+    assert.equal(refused.status, 409);
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, "proxy_unavailable");
+    await s.api(`/api/runs/${none}/cancel`, { method: "POST", token });
+    assert.equal((await allEvents(s, token, none)).at(-1)!.type, "run.cancelled");
   });
 
   test("with the engine unreachable a docker run answers 503 engine_unavailable; host runs still work", async () => {

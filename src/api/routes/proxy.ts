@@ -1,8 +1,9 @@
 /**
  * The port proxy's routes (DESIGN.md section 8, issue 6 part 1):
  * - `ALL /proxy/:port/*` to `127.0.0.1:<port>` for ports in `proxy.allowed_ports`;
- * - `ALL /api/runs/:id/proxy/:port/*` for a host run (same allowlist); a docker
- *   run answers 409 `proxy_unavailable` (its container has no network yet);
+ * - `ALL /api/runs/:id/proxy/:port/*` for a host run (same allowlist), or any
+ *   port of a docker run's container at its address on `docker.network`
+ *   (409 `proxy_unavailable` with network none or no running container);
  * - `POST /api/runs/:id/preview-links {port, ttl_secs?}` -> `{url, path, expires_at}`.
  *
  * Proxy requests should reach {@link ProxyRouteModule.handleRequest} before
@@ -53,6 +54,8 @@ export interface ProxyRouteOptions {
    * an API key or deleting a user takes effect on the proxy within this time.
    */
   authCacheMs?: number;
+  /** A docker run's container address (`src/proxy/container-target.ts`); absent: docker runs answer 409 `proxy_unavailable`. */
+  containerAddress?: (run: ProxyRunView) => Promise<string>;
 }
 
 /** The route module plus the entry points server.ts attaches. */
@@ -108,6 +111,7 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
     publish,
     log: deps.log,
     getRun: (caller, runId) => opts.runs.get(caller, runId),
+    ...(opts.containerAddress ? { containerAddress: opts.containerAddress } : {}),
     findUser: (id) => {
       const u = deps.store.users.getById(id);
       return u ? { id: u.id, username: u.username, role: u.role } : undefined;
@@ -117,11 +121,14 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
 
   const router = new Router<AppState>();
 
-  router.post("/api/runs/:id/preview-links", deps.auth, (ctx) => {
+  router.post("/api/runs/:id/preview-links", deps.auth, async (ctx) => {
     const body = validateBody(PreviewLinkBody, ctx.request.body);
     const run = opts.runs.get(ctx.state.user, ctx.params.id!);
-    if (run.metadata.isolation === "docker") throw new ProxyUnavailableError();
-    if (!allowed.has(body.port)) throw new PortNotAllowedError(body.port);
+    if (run.metadata.isolation === "docker") {
+      // Any port of the run's own container; it must be reachable now.
+      if (!opts.containerAddress) throw new ProxyUnavailableError("docker is not available on this server, so a container's ports cannot be proxied");
+      await opts.containerAddress(run);
+    } else if (!allowed.has(body.port)) throw new PortNotAllowedError(body.port);
     const exp = Math.floor(Date.now() / 1000) + (body.ttl_secs ?? defaultTtl);
     const token = previews.issue({ runId: run.id, port: body.port, userId: ctx.state.user.id, exp });
     const path = `/api/runs/${run.id}/proxy/${body.port}/?${PREVIEW_COOKIE}=${token}`;
@@ -213,8 +220,8 @@ const proxyOperations: OperationSpec[] = [
       method,
       path: "/api/runs/:id/proxy/:port/:path",
       operationId: `${method}_run_proxy_port`,
-      summary: "Forward to a port of a run (host runs: 127.0.0.1, within proxy.allowed_ports); any method, any path depth, WebSocket upgrades too",
-      description: "Also accepts the preview-link cookie. Another user's run is 404; a docker run is 409 `proxy_unavailable` (its container has no network yet).",
+      summary: "Forward to a port of a run (host runs: 127.0.0.1, within proxy.allowed_ports; docker runs: any port of the run's container); any method, any path depth, WebSocket upgrades too",
+      description: "Also accepts the preview-link cookie. Another user's run is 404; a docker run whose container is not running or has no network (docker.network none) is 409 `proxy_unavailable`.",
       tags: ["proxy"],
       auth: true,
       responses: { 200: { description: "The target's response, streamed" }, 502: { description: "Target unreachable (`upstream_unavailable`)" }, 504: { description: "Target too slow (`upstream_timeout`)" }, ...errorResponses(400, 401, 403, 404, 409) },
