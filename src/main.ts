@@ -100,6 +100,10 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .option("--timeout <secs>", "timeout in seconds", parsePositiveInt)
     .option("--model <model>", "model name passed to the agent")
     .option("--resume <run>", "continue the session of this earlier run")
+    .option("--acp-agent <name>", "the ACP agent of an `--agent acp` run (see `openrunner agents`)")
+    .addOption(new Option("--isolation <mode>", "run on the host or in a container").choices(["none", "docker"]))
+    .option("--project <id>", "run in this project's long-lived container (implies docker)")
+    .addOption(new Option("--permission-policy <policy>", "who answers the agent's permission requests").choices(["allow", "deny", "ask"]))
     .option("--json", "print each event as one JSON line")
     .addOption(serverOpt())
     .action(act((text: string, o: Omit<Parameters<typeof runRunCommand>[1], "text">) => runRunCommand(ctx, { ...o, text })));

@@ -1,5 +1,6 @@
 /**
- * `openrunner run --agent A [--cwd DIR] [--timeout SECS] [--model M] [--resume RUN] [--json] "text"`:
+ * `openrunner run --agent A [--cwd DIR] [--timeout SECS] [--model M] [--resume RUN] [--acp-agent NAME]
+ * [--isolation none|docker] [--project ID] [--permission-policy allow|deny|ask] [--json] "text"`:
  * creates a run (POST /api/runs) and streams its events until the terminal
  * one. Exit code 0 when the run completed, 1 otherwise.
  */
@@ -19,6 +20,14 @@ export interface RunCommandOptions {
   timeout?: number;
   model?: string;
   resume?: string;
+  /** `metadata.acp_agent`. */
+  acpAgent?: string;
+  /** `metadata.isolation`. */
+  isolation?: "none" | "docker";
+  /** `metadata.project_id`. */
+  project?: string;
+  /** `metadata.permission_policy`. */
+  permissionPolicy?: "allow" | "deny" | "ask";
   json?: boolean;
 }
 
@@ -33,6 +42,10 @@ export async function runRunCommand(ctx: CliContext, opts: RunCommandOptions): P
   if (opts.timeout !== undefined) metadata.timeout_secs = opts.timeout;
   if (opts.model !== undefined) metadata.model = opts.model;
   if (opts.resume !== undefined) metadata.resume = opts.resume;
+  if (opts.acpAgent !== undefined) metadata.acp_agent = opts.acpAgent;
+  if (opts.isolation !== undefined) metadata.isolation = opts.isolation;
+  if (opts.project !== undefined) metadata.project_id = opts.project;
+  if (opts.permissionPolicy !== undefined) metadata.permission_policy = opts.permissionPolicy;
 
   const created = await client.request<{ run_id: string; status: RunStatus }>("POST", "/api/runs", {
     body: { input: { text: opts.text }, metadata },

@@ -178,6 +178,12 @@ describe("openrunner CLI against the real server", () => {
     assert.match(refused.stderr, /^error: cannot reach the OpenRunner server at http:\/\/127\.0\.0\.1:1/);
 
     assert.equal((await runCli(["run", "no agent given"], env)).code, 2);
+    // --acp-agent reaches metadata.acp_agent: without it the server would answer acp_agent_required.
+    const acp = await runCli(["run", "--agent", "acp", "--acp-agent", "no-such-agent", "hello"], env);
+    assert.equal(acp.code, 1);
+    assert.match(acp.stderr, /^error: unknown_acp_agent: .*no-such-agent/, acp.stderr);
+    assert.equal((await runCli(["run", "--agent", "shell", "--isolation", "sideways", "true"], env)).code, 2);
+    assert.equal((await runCli(["run", "--agent", "acp", "--acp-agent", "x", "--permission-policy", "maybe", "hi"], env)).code, 2);
     assert.equal((await runCli(["runs", "--limit", "0"], env)).code, 2);
     assert.equal((await runCli(["runs", "--status", "bogus"], env)).code, 2);
   });
