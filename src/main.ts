@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { runAgents } from "./cli/agents.ts";
 import { runCancel } from "./cli/cancel.ts";
+import { runAnswer, runPermissions } from "./cli/permissions.ts";
 import { describeCliError } from "./cli/client.ts";
 import { runImageBuild } from "./cli/image.ts";
 import { registerTunnelCommands, type Closable } from "./cli/tunnel.ts";
@@ -133,6 +134,23 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .argument("<run>", "run id")
     .addOption(serverOpt())
     .action(act((runId: string, o: { server?: string }) => runCancel(ctx, { ...o, runId })));
+
+  program
+    .command("permissions")
+    .description("list a run's open permission requests and their options")
+    .argument("<run>", "run id")
+    .option("--json", "print each request as one JSON line")
+    .addOption(serverOpt())
+    .action(act((runId: string, o: { server?: string; json?: boolean }) => runPermissions(ctx, { ...o, runId })));
+
+  program
+    .command("answer")
+    .description("answer a run's permission request with one of its options")
+    .argument("<run>", "run id")
+    .argument("<request>", "request id (see `openrunner permissions RUN`)")
+    .argument("<option>", "option id")
+    .addOption(serverOpt())
+    .action(act((runId: string, requestId: string, optionId: string, o: { server?: string }) => runAnswer(ctx, { ...o, runId, requestId, optionId })));
 
   program
     .command("agents")

@@ -10,6 +10,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -157,6 +158,35 @@ describe("ACP permission requests end to end", () => {
     assert.equal(delivered.valid, true);
     assert.equal(delivered.body.type, "permission.request");
     assert.equal(delivered.body.event.data.request_id, req.request_id);
+  });
+
+  test("the CLI lists a run's open requests (openrunner permissions) and answers one (openrunner answer); a second answer exits 1 with the 409", T, async () => {
+    const cli = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [path.join(ROOT, "bin/openrunner.js"), ...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: os.tmpdir(), OPENRUNNER_URL: s.url, OPENRUNNER_TOKEN: token } });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        child.once("error", reject);
+        child.once("close", (code) => resolve({ code, stdout, stderr }));
+      });
+    const runId = await startRun(permissionScript(), { permission_policy: "ask" });
+    const open = await until(async () => ((await (await s.api(`/api/runs/${runId}/permissions`, { token })).json()) as { permissions: Array<{ request_id: string }> }).permissions[0], "open request");
+    const listed = await cli(["permissions", runId]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`^${open.request_id}  Write hello.txt  \\(deadline `, "m"));
+    assert.match(listed.stdout, /^  allow  .* \[allow_once\]$/m);
+    const answered = await cli(["answer", runId, open.request_id, "reject"]);
+    assert.equal(answered.code, 0, answered.stderr);
+    assert.equal(answered.stdout, `${open.request_id}: reject (by user:admin)\n`);
+    const again = await cli(["answer", runId, open.request_id, "allow"]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^error: permission_already_decided: /);
+    const evs = await events(runId);
+    assert.equal(evs.at(-1)!.type, "run.completed", dump(evs));
+    assert.match(finalText(evs), /permission reject/);
+    assert.equal((await cli(["permissions", runId])).stdout, `no open permission requests for ${runId}\n`);
   });
 
   test("ask: the deadline applies the configured default decision, recorded as timeout", T, async () => {
