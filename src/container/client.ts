@@ -22,12 +22,13 @@
  * containers, stopping the container is the backstop.
  */
 import { randomBytes } from "node:crypto";
-import { Writable, type Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import Docker from "dockerode";
 import { ValidationError } from "../errors.ts";
 import { collectBuildOutput } from "./build-output.ts";
 import { demuxDockerStream } from "./demux.ts";
 import { KILL_SCRIPT, MARKER_ENV, OOM_SCRIPT } from "./exec-scripts.ts";
+import { stdinOf, type HijackedSocket } from "./exec-stdin.ts";
 import { ContainerError, toContainerError } from "./errors.ts";
 import { checkExecUser, createOptions, parseDockerHost } from "./spec.ts";
 import type {
@@ -314,27 +315,6 @@ class DockerContainer implements ContainerHandle {
     if (exit.error) throw exit.error instanceof ContainerError ? exit.error : this.#err(exit.error, "exec");
     return { exitCode: exit.exitCode, stdout: out(), stderr: err() };
   }
-}
-
-/** The engine's upgraded exec connection (a `net.Socket`). */
-type HijackedSocket = Readable & { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean; end(cb?: () => void): void; destroy(): void; writable: boolean };
-
-/**
- * The writable stdin of a hijacked exec connection: writes go to the socket; `end()` half-closes
- * it (the engine then closes the process's stdin, its output keeps flowing); destroying this
- * stream does not destroy the socket. Writes after the connection is gone fail with EPIPE.
- */
-function stdinOf(socket: HijackedSocket): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (!socket.writable) return cb(Object.assign(new Error("the exec's stdin is closed"), { code: "EPIPE" }));
-      socket.write(chunk, (err) => cb(err ?? null));
-    },
-    final(cb) {
-      if (!socket.writable) return cb();
-      socket.end(() => cb());
-    },
-  });
 }
 
 class DockerExec implements ExecHandle {

@@ -21,7 +21,7 @@ import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import type { AgentOutcome } from "../agent/types.ts";
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/process-actor.ts";
 import type { RunContainer } from "../container/run-container.ts";
-import { failureCode, type RunEventInput, type RunFailureCode } from "./events.ts";
+import { failureCode, type RunEventInput } from "./events.ts";
 
 /** What `prepare` produced for the run. */
 export interface PrepareOutput {
@@ -111,7 +111,7 @@ export const runMachine = setup({
         o?.kind === "failed"
           ? { code: o.code, message: o.message }
           : String(event.type).startsWith("xstate.error")
-            ? { code: errorCode((event as { error?: unknown }).error), message: errorMessage((event as { error?: unknown }).error) }
+            ? { code: failureCode((event as { error?: unknown }).error, "internal"), message: errorMessage((event as { error?: unknown }).error) }
             : { code: "internal", message: "run failed" };
       context.emit({
         type: "run.failed",
@@ -192,11 +192,6 @@ export const runMachine = setup({
     timed_out: { type: "final", entry: "emitTimedOut" },
   },
 });
-
-/** The run failure code of an error thrown while preparing or running; `internal` for anything outside {@link RUN_FAILURE_CODES}. */
-function errorCode(err: unknown): RunFailureCode {
-  return failureCode(err, "internal");
-}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : "run failed";

@@ -49,6 +49,7 @@ import { createPermissionGate, PermissionRegistry, storedRequestExists, type Pen
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "./requests.ts";
+import { checkWorkspaceFree, inheritPlacement } from "./placement.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
 import { checkTaskRequest } from "../agent/task/request.ts";
 
@@ -95,7 +96,7 @@ interface ActiveRun {
   pendingPermissions: number;
   /** The run's permission policy is `ask`: only then does a request block the run (`waiting`); `allow`/`deny` decide at once. */
   asksUser: boolean;
-  /** Working directory (absolute) and agent home key: held from create to the terminal event, see `#checkWorkspaceFree`. */
+  /** Working directory (absolute) and agent home key: held from create to the terminal event, see `checkWorkspaceFree` (placement.ts). */
   cwd: string;
   homeKey: string;
   /** A project run: its folder is shared by design and serialized by the project's lock. */
@@ -211,7 +212,7 @@ export class RunManager {
     if (!projects && md.cwd !== undefined) await this.#d.docker?.projects?.checkNotInProjects(caller.id, cwd);
     const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : id;
     if (!this.#admitting) throw new ShuttingDownError();
-    this.#checkWorkspaceFree(caller.id, cwd, homeKey, projects !== undefined); // from here to #active.set: no await
+    checkWorkspaceFree(this.#active.values(), { userId: caller.id, cwd, homeKey, project: projects !== undefined }); // from here to #active.set: no await
     const slot = projects?.claim(caller.id, md.project_id!); // 409 project_busy in reject mode; released at the terminal event
     const row = this.#d.store.runs.insert({
       id,
@@ -332,24 +333,6 @@ export class RunManager {
     });
     this.#pump();
     return row;
-  }
-
-  /**
-   * One live run per folder tree and per agent home: root prepares a run's
-   * folders (chown, input files) while the agents of other runs could be
-   * rewriting them, and two agents editing one checkout undo each other.
-   * Project runs share their project folder by design (the project's lock
-   * serializes them).
-   * @throws ConflictError 409 `workspace_busy` naming the live run
-   */
-  #checkWorkspaceFree(userId: string, cwd: string, homeKey: string, project: boolean): void {
-    const within = (a: string, b: string) => a === b || a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
-    for (const other of this.#active.values()) {
-      if (other.userId !== userId) continue;
-      if (other.homeKey === homeKey) throw new ConflictError(`run ${other.id} (live) uses the same agent session and home; start this one after it ends`, "workspace_busy");
-      if (project && other.project) continue;
-      if (within(cwd, other.cwd) || within(other.cwd, cwd)) throw new ConflictError(`run ${other.id} (live) works in ${other.cwd === cwd ? "the same folder" : "an overlapping folder"}; start this one after it ends or use another cwd`, "workspace_busy");
-    }
   }
 
   /** The container a live docker run's agent runs in (from its `run.started`); undefined otherwise. */
@@ -521,18 +504,4 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
-}
-
-/**
- * The metadata of a resumed run: `isolation` and `project_id` of the earlier run
- * (its stored metadata) where the request leaves them unset, so a follow-up to
- * a containerized run does not silently run on the host, and a project run's
- * follow-up never runs in the project folder outside the project's container.
- */
-function inheritPlacement(md: CreateRunBody["metadata"], earlier: Record<string, unknown>): CreateRunBody["metadata"] {
-  const out = { ...md };
-  if (out.isolation === undefined && (earlier.isolation === "docker" || earlier.isolation === "none")) out.isolation = earlier.isolation;
-  // A project run resumes in its project (with `isolation: "none"` that is a 400: projects need docker).
-  if (out.project_id === undefined && typeof earlier.project_id === "string") out.project_id = earlier.project_id;
-  return out;
 }

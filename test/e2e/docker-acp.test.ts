@@ -20,15 +20,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { createDockerClient } from "../../src/container/client.ts";
 import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
 import { buildFixtureAgentImage, dockerFixtureAcpAgents } from "../fixtures/acp-agent/bundle.ts";
 import { startModelServer, type ModelServer } from "../fixtures/model-server/index.ts";
+import { bridgeGateway, connectDocker, inProbe, startRelay } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
@@ -39,6 +38,8 @@ const IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
 const FIXTURE_IMAGE = "openrunner-agent:test-acp-fixture";
 const NETWORK = "bridge";
 const PROBE_INSTANCE = "test-docker-acp-probe";
+const PROBE = { image: IMAGE, network: NETWORK, instance: PROBE_INSTANCE };
+const probe = (client: ContainerClient, argv: string[], image = IMAGE) => inProbe(client, argv, { ...PROBE, image });
 const T = { timeout: 240_000 };
 if (SKIP) console.warn("# docker ACP e2e tests SKIPPED: OPENRUNNER_SKIP_DOCKER=1");
 
@@ -70,63 +71,8 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what:
   throw new Error(`${what}: not within ${ms} ms`);
 }
 
-/** Runs `argv` in a throw-away container of `image` on NETWORK; returns its stdout and exit code. */
-async function inProbe(client: ContainerClient, argv: string[], image = IMAGE): Promise<{ exitCode: number | null; stdout: string }> {
-  const ws = mkdtempSync(path.join(os.tmpdir(), "openrunner-probe-"));
-  try {
-    await using c = await client.create({
-      image,
-      labels: { [LABEL.instance]: PROBE_INSTANCE },
-      workspace: ws,
-      user: "1000:1000",
-      limits: { memoryBytes: 256 * 1024 * 1024, nanoCpus: 1_000_000_000, pidsLimit: 64 },
-      network: NETWORK,
-    });
-    await c.start();
-    return await c.execCollect({ argv });
-  } finally {
-    rmSync(ws, { recursive: true, force: true });
-  }
-}
 
-/** The default gateway seen from a container on NETWORK (the host's address on the bridge), from /proc/net/route. */
-async function bridgeGateway(client: ContainerClient): Promise<string> {
-  const { stdout } = await inProbe(client, ["cat", "/proc/net/route"]);
-  const row = stdout.split("\n").map((l) => l.trim().split(/\s+/)).find((f) => f[1] === "00000000");
-  assert.ok(row?.[2], `no default route in a ${NETWORK} container:\n${stdout}`);
-  const hex = row[2]!;
-  return [0, 1, 2, 3].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).reverse().join(".");
-}
 
-/** A TCP relay listening on `host` (port 0) to 127.0.0.1:`port`. */
-async function startRelay(host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((down) => {
-    const up = net.connect(port, "127.0.0.1");
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        down.destroy();
-        up.destroy();
-      });
-    }
-    down.pipe(up).pipe(down);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const { port: relayPort } = server.address() as net.AddressInfo;
-  return {
-    url: `http://${host}:${relayPort}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe("ACP agents inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : false }, () => {
   let client: ContainerClient;
@@ -139,17 +85,12 @@ describe("ACP agents inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=
   const outside = mkdtempSync(path.join(os.tmpdir(), "docker-acp-outside-"));
 
   before(async () => {
-    client = createDockerClient({ dockerHost: process.env.DOCKER_HOST });
-    try {
-      await client.ping({ timeoutMs: 5000 });
-    } catch (err) {
-      throw new Error(`Docker engine not reachable (${client.engine}): ${(err as Error).message}. Start one with scripts/ci-docker.sh, or set OPENRUNNER_SKIP_DOCKER=1.`);
-    }
+    client = await connectDocker();
     // The image must carry claude-code-acp (an image built before it was added is rebuilt).
-    const hasAcp = (await client.imageInfo(IMAGE)) && (await inProbe(client, ["sh", "-c", "command -v claude-code-acp"]).catch(() => ({ exitCode: 1, stdout: "" }))).exitCode === 0;
+    const hasAcp = (await client.imageInfo(IMAGE)) && (await probe(client, ["sh", "-c", "command -v claude-code-acp"]).catch(() => ({ exitCode: 1, stdout: "" }))).exitCode === 0;
     if (!hasAcp) await buildAgentImage({ client, offline: true, tag: IMAGE });
     await buildFixtureAgentImage(client, IMAGE, FIXTURE_IMAGE);
-    const gateway = await bridgeGateway(client);
+    const gateway = await bridgeGateway(client, PROBE);
     model = await startModelServer();
     relay = await startRelay(gateway, Number(new URL(model.url).port));
 

@@ -34,14 +34,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { createDockerClient } from "../../src/container/client.ts";
 import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
 import { startModelServer, type ModelServer } from "../fixtures/model-server/index.ts";
+import { bridgeGateway, connectDocker, inProbe, startRelay } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
@@ -61,67 +60,13 @@ const SETUP: Record<CliAgent, { model: string; urlSuffix: string; max_retries?: 
 };
 const NETWORK = "bridge";
 const PROBE_INSTANCE = "test-docker-agents-probe";
+const PROBE = { image: IMAGE, network: NETWORK, instance: PROBE_INSTANCE };
+const probe = (client: ContainerClient, argv: string[], image = IMAGE) => inProbe(client, argv, { ...PROBE, image });
 const T = { timeout: 240_000 };
 if (SKIP) console.warn("# docker agent e2e tests SKIPPED: OPENRUNNER_SKIP_DOCKER=1");
 
-/** Runs `argv` in a throw-away container of `image` on NETWORK; returns its stdout and exit code. */
-async function inProbe(client: ContainerClient, argv: string[], image = IMAGE): Promise<{ exitCode: number | null; stdout: string }> {
-  const ws = mkdtempSync(path.join(os.tmpdir(), "openrunner-probe-"));
-  try {
-    await using c = await client.create({
-      image,
-      labels: { [LABEL.instance]: PROBE_INSTANCE },
-      workspace: ws,
-      user: "1000:1000",
-      limits: { memoryBytes: 256 * 1024 * 1024, nanoCpus: 1_000_000_000, pidsLimit: 64 },
-      network: NETWORK,
-    });
-    await c.start();
-    return await c.execCollect({ argv });
-  } finally {
-    rmSync(ws, { recursive: true, force: true });
-  }
-}
 
-/** The default gateway seen from a container on NETWORK (the host's address on the bridge), from /proc/net/route. */
-async function bridgeGateway(client: ContainerClient): Promise<string> {
-  const { stdout } = await inProbe(client, ["cat", "/proc/net/route"]);
-  const row = stdout.split("\n").map((l) => l.trim().split(/\s+/)).find((f) => f[1] === "00000000");
-  assert.ok(row?.[2], `no default route in a ${NETWORK} container:\n${stdout}`);
-  const hex = row[2]!;
-  // Little-endian hex: "010011AC" is 172.17.0.1.
-  return [0, 1, 2, 3].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).reverse().join(".");
-}
 
-/** A TCP relay listening on `host` (port 0) to 127.0.0.1:`port`. */
-async function startRelay(host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((down) => {
-    const up = net.connect(port, "127.0.0.1");
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        down.destroy();
-        up.destroy();
-      });
-    }
-    down.pipe(up).pipe(down);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const { port: relayPort } = server.address() as net.AddressInfo;
-  return {
-    url: `http://${host}:${relayPort}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** The `agents:` config of the CLIs run from {@link ALL_IMAGE}. */
 function cliAgentsConfig(modelUrl: string, relayUrl: string): Record<string, unknown> {
@@ -206,19 +151,14 @@ describe("agent CLIs inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=
   let confDir: string;
 
   before(async () => {
-    client = createDockerClient({ dockerHost: process.env.DOCKER_HOST });
-    try {
-      await client.ping({ timeoutMs: 5000 });
-    } catch (err) {
-      throw new Error(`Docker engine not reachable (${client.engine}): ${(err as Error).message}. Start one with scripts/ci-docker.sh, or set OPENRUNNER_SKIP_DOCKER=1.`);
-    }
+    client = await connectDocker();
     // The image must carry the CLI (an image built before the CLIs were added is rebuilt).
-    const hasClaude = (await client.imageInfo(IMAGE)) && (await inProbe(client, ["claude", "--version"]).catch(() => ({ exitCode: 1, stdout: "" }))).exitCode === 0;
+    const hasClaude = (await client.imageInfo(IMAGE)) && (await probe(client, ["claude", "--version"]).catch(() => ({ exitCode: 1, stdout: "" }))).exitCode === 0;
     if (!hasClaude) await buildAgentImage({ client, offline: true, tag: IMAGE });
     const probeAll = ["sh", "-c", "codex --version && opencode --version && gemini --version"];
-    const hasAll = (await client.imageInfo(ALL_IMAGE)) && (await inProbe(client, probeAll, ALL_IMAGE).catch(() => ({ exitCode: 1, stdout: "" }))).exitCode === 0;
+    const hasAll = (await client.imageInfo(ALL_IMAGE)) && (await probe(client, probeAll, ALL_IMAGE).catch(() => ({ exitCode: 1, stdout: "" }))).exitCode === 0;
     if (!hasAll) await buildAgentImage({ client, offline: true, tag: ALL_IMAGE, agents: ALL_AGENTS });
-    const gateway = await bridgeGateway(client);
+    const gateway = await bridgeGateway(client, PROBE);
     model = await startModelServer();
     relay = await startRelay(gateway, Number(new URL(model.url).port));
 
@@ -294,7 +234,7 @@ describe("agent CLIs inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=
 
   test("npm-package CLIs (codex, Gemini CLI) and a single-binary one (opencode) run in the offline image as the non-root user", T, async () => {
     const script = 'set -e; id -u; for c in codex opencode gemini; do printf "%s: " "$c"; "$c" --version 2>&1; done';
-    const r = await inProbe(client, ["sh", "-c", script], ALL_IMAGE);
+    const r = await probe(client, ["sh", "-c", script], ALL_IMAGE);
     assert.equal(r.exitCode, 0, r.stdout);
     assert.match(r.stdout, /^1000\n/, r.stdout);
     for (const c of ["codex", "opencode", "gemini"]) assert.match(r.stdout, new RegExp(`^${c}: .*\\d+\\.\\d+\\.\\d+`, "m"), r.stdout);

@@ -15,10 +15,10 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createDockerClient } from "../../src/container/client.ts";
 import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient, ContainerSummary } from "../../src/container/types.ts";
+import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
@@ -59,12 +59,7 @@ describe("docker warm pool end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1
   const poolContainers = async (): Promise<ContainerSummary[]> => (await client.list({ [LABEL.instance]: instance, [LABEL.kind]: "pool" })).filter((c) => c.state === "running");
 
   before(async () => {
-    client = createDockerClient({ dockerHost: process.env.DOCKER_HOST });
-    try {
-      await client.ping({ timeoutMs: 5000 });
-    } catch (err) {
-      throw new Error(`Docker engine not reachable (${client.engine}): ${(err as Error).message}. Start one with scripts/ci-docker.sh, or set OPENRUNNER_SKIP_DOCKER=1.`);
-    }
+    client = await connectDocker();
     if (!(await client.imageInfo(IMAGE))) await buildAgentImage({ client, offline: true, tag: IMAGE });
     cfgDir = mkdtempSync(path.join(tmpdir(), "openrunner-pool-cfg-"));
     const cfg = path.join(cfgDir, "openrunner.yaml");

@@ -14,10 +14,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { createDockerClient } from "../../src/container/client.ts";
 import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
+import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
@@ -94,12 +94,7 @@ describe("docker project containers end to end", { skip: SKIP ? "OPENRUNNER_SKIP
   let adminId: string;
 
   before(async () => {
-    client = createDockerClient({ dockerHost: process.env.DOCKER_HOST });
-    try {
-      await client.ping({ timeoutMs: 5000 });
-    } catch (err) {
-      throw new Error(`Docker engine not reachable (${client.engine}): ${(err as Error).message}. Start one with scripts/ci-docker.sh, or set OPENRUNNER_SKIP_DOCKER=1.`);
-    }
+    client = await connectDocker();
     if (!(await client.imageInfo(IMAGE))) await buildAgentImage({ client, offline: true, tag: IMAGE });
     s = await spawnServer({ env: { OPENRUNNER_MAX_CONCURRENT_RUNS: "6", OPENRUNNER_MAX_CONCURRENT_RUNS_PER_USER: "6", ...DOCKER_ENV } });
     admin = await s.login();

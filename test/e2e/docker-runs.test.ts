@@ -16,10 +16,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createDockerClient } from "../../src/container/client.ts";
 import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
+import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
@@ -76,15 +76,7 @@ describe("docker runs end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : f
   let instance: string;
 
   before(async () => {
-    client = createDockerClient({ dockerHost: process.env.DOCKER_HOST });
-    try {
-      await client.ping({ timeoutMs: 5000 });
-    } catch (err) {
-      throw new Error(
-        `Docker engine not reachable (${client.engine}): ${(err as Error).message}. ` +
-          "Start one with scripts/ci-docker.sh, or set OPENRUNNER_SKIP_DOCKER=1 to skip the Docker tests explicitly.",
-      );
-    }
+    client = await connectDocker();
     if (!(await client.imageInfo(IMAGE))) await buildAgentImage({ client, offline: true, tag: IMAGE });
     s = await spawnServer({ env: { OPENRUNNER_MAX_CONCURRENT_RUNS: "4", OPENRUNNER_MAX_CONCURRENT_RUNS_PER_USER: "4", ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) } });
     token = await s.login();

@@ -27,6 +27,7 @@ import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
 import { createTarStream } from "../../src/container/tar.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
+import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
@@ -82,12 +83,7 @@ describe("task.json contract end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER
   let confDir: string;
 
   before(async () => {
-    client = createDockerClient({ dockerHost: process.env.DOCKER_HOST });
-    try {
-      await client.ping({ timeoutMs: 5000 });
-    } catch (err) {
-      throw new Error(`Docker engine not reachable (${client.engine}): ${(err as Error).message}. Start one with scripts/ci-docker.sh, or set OPENRUNNER_SKIP_DOCKER=1.`);
-    }
+    client = await connectDocker();
     if (!(await client.imageInfo(BASE_IMAGE))) await buildAgentImage({ client, offline: true, tag: BASE_IMAGE });
     await buildTaskImage(client);
     confDir = mkdtempSync(path.join(os.tmpdir(), "openrunner-task-conf-"));
