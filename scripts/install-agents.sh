@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# Install the agent CLIs that OpenRunner drives into a project-local npm prefix.
+# Install the agent CLIs that OpenRunner drives into a project-local npm prefix, at the versions
+# the test suite was run against (scripts/agents.lock.json).
 #
-#   scripts/install-agents.sh                 # all four: claude-code, codex, opencode, gemini
+#   scripts/install-agents.sh                 # the four CLIs: claude-code, codex, opencode, gemini
 #   scripts/install-agents.sh --codex --gemini
-#   scripts/install-agents.sh --acp           # also the ACP adapters @zed-industries/claude-code-acp and codex-acp
+#   scripts/install-agents.sh --acp           # also the ACP adapters claude-code-acp and codex-acp
+#   scripts/install-agents.sh --latest        # the registry's latest instead of the pins (untested;
+#                                             # prints each pin -> latest that differs)
 #   scripts/install-agents.sh --prefix /opt/agents
 #
 # Prefix: --prefix, else $OPENRUNNER_AGENTS_PREFIX, else <repo>/.agents (git-ignored).
 # Binaries land in <prefix>/bin, where the adapters look after config and PATH.
-# Idempotent: a package already installed in the prefix (at the pinned version when a pin is
-# given, at any version otherwise) is skipped. Pin with e.g. CLAUDE_CODE_VERSION=2.1.197
-# (also CODEX_VERSION, OPENCODE_VERSION, GEMINI_CLI_VERSION, CLAUDE_CODE_ACP_VERSION, CODEX_ACP_VERSION).
+# Idempotent: a package already installed in the prefix at the wanted version is skipped; another
+# version is replaced. One package may be set by hand, e.g. CODEX_VERSION=0.171.0 (also
+# CLAUDE_CODE_VERSION, OPENCODE_VERSION, GEMINI_CLI_VERSION, CLAUDE_CODE_ACP_VERSION, CODEX_ACP_VERSION).
+# Exit: 0 when everything asked for is installed, 1 when an install failed, 2 on a usage error.
 set -euo pipefail
 
 script_path="${BASH_SOURCE[0]}"
 [[ "$script_path" == */* ]] || script_path="./$script_path"
 repo_root="$(cd "${script_path%/*}/.." && pwd)"
+lock_file="$repo_root/scripts/agents.lock.json"
 prefix="${OPENRUNNER_AGENTS_PREFIX:-$repo_root/.agents}"
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 selected=()
 with_acp=0
+latest=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --claude-code) selected+=(claude-code) ;;
@@ -31,6 +37,7 @@ while [[ $# -gt 0 ]]; do
     --opencode) selected+=(opencode) ;;
     --gemini) selected+=(gemini) ;;
     --acp) with_acp=1 ;;
+    --latest) latest=1 ;;
     --prefix)
       [[ $# -ge 2 ]] || { echo "install-agents: --prefix needs a directory" >&2; exit 2; }
       prefix="$2"; shift ;;
@@ -41,10 +48,21 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-if ! command -v npm >/dev/null 2>&1; then
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   echo "install-agents: npm not found on PATH; install Node.js 20+ (which ships npm) and retry" >&2
   exit 1
 fi
+[[ -f "$lock_file" ]] || { echo "install-agents: $lock_file is missing" >&2; exit 1; }
+
+# lock_field NAME FIELD: one field of packages.NAME in the lock file ("" when absent).
+lock_field() {
+  node -e '
+    const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const p = lock.packages[process.argv[2]];
+    if (!p) { console.error(`install-agents: ${process.argv[2]} is not in ${process.argv[1]}`); process.exit(3); }
+    const v = p[process.argv[3]];
+    process.stdout.write(v === undefined ? "" : String(v));' "$lock_file" "$1" "$2"
+}
 
 if [[ ${#selected[@]} -eq 0 ]]; then
   selected=(claude-code codex opencode gemini)
@@ -53,18 +71,8 @@ if [[ $with_acp -eq 1 ]]; then
   selected+=(claude-code-acp codex-acp)
 fi
 
-# name -> npm package and optional version pin (environment variable).
-package_of() {
-  case "$1" in
-    claude-code) echo "@anthropic-ai/claude-code" ;;
-    codex) echo "@openai/codex" ;;
-    opencode) echo "opencode-ai" ;;
-    gemini) echo "@google/gemini-cli" ;;
-    claude-code-acp) echo "@zed-industries/claude-code-acp" ;;
-    codex-acp) echo "@zed-industries/codex-acp" ;;
-  esac
-}
-pin_of() {
+# A hand-set version for one package (environment variable), or nothing.
+env_pin_of() {
   case "$1" in
     claude-code) echo "${CLAUDE_CODE_VERSION:-}" ;;
     codex) echo "${CODEX_VERSION:-}" ;;
@@ -85,18 +93,29 @@ installed_version() {
 mkdir -p "$prefix"
 failed=0
 for name in "${selected[@]}"; do
-  pkg="$(package_of "$name")"
-  pin="$(pin_of "$name")"
+  pkg="$(lock_field "$name" package)"
+  pinned="$(lock_field "$name" version)"
+  want="$(env_pin_of "$name")"
+  if [[ -z "$want" && $latest -eq 1 ]]; then
+    if ! want="$(npm view "$pkg" version 2>/dev/null)" || [[ -z "$want" ]]; then
+      echo "install-agents: cannot read the latest version of $pkg from the registry" >&2
+      failed=1
+      continue
+    fi
+    if [[ "$want" != "$pinned" ]]; then
+      echo "install-agents: $name: tested $pinned -> latest $want (untested; see docs/compatibility.md)"
+    fi
+  fi
+  [[ -n "$want" ]] || want="$pinned"
   have="$(installed_version "$pkg")"
-  if [[ -n "$have" && ( -z "$pin" || "$have" == "$pin" ) ]]; then
+  if [[ "$have" == "$want" ]]; then
     echo "install-agents: $pkg@$have already installed in $prefix, skipping"
     continue
   fi
-  spec="$pkg"
-  [[ -n "$pin" ]] && spec="$pkg@$pin"
-  echo "install-agents: installing $spec into $prefix"
-  if ! npm install --global --prefix "$prefix" --no-fund --no-audit --loglevel=error "$spec"; then
-    echo "install-agents: failed to install $spec" >&2
+  [[ -n "$have" ]] && echo "install-agents: replacing $pkg@$have"
+  echo "install-agents: installing $pkg@$want into $prefix"
+  if ! npm install --global --prefix "$prefix" --no-fund --no-audit --loglevel=error "$pkg@$want"; then
+    echo "install-agents: failed to install $pkg@$want" >&2
     failed=1
     continue
   fi

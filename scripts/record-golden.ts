@@ -14,6 +14,13 @@
  * without the flag it prints the events so they can be compared with the committed file.
  * `--expected-only` re-derives `<case>.expected.json` from the committed `.jsonl` and
  * `.meta.json` without running any CLI (after a parser change; review the diff).
+ *
+ * `--prefix DIR` runs the CLIs installed in another npm prefix (`DIR/bin/<bin>`, e.g.
+ * `scripts/install-agents.sh --latest --prefix DIR`). A CLI whose version is its pin in
+ * `scripts/agents.lock.json` writes to `test/golden/<agent>/`, any other version to
+ * `test/golden/<agent>@<version>/`. `--model M` configures model M instead of the golden default
+ * (`--model default`: none, so the CLI picks its own; codex's default is a code-mode model whose
+ * tools arrive as one `exec` tool in an `additional_tools` input item).
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -22,7 +29,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { startModelServer, type ModelServer, type Scenario, type Turn } from "../test/fixtures/model-server/index.ts";
-import { GOLDEN_AGENTS, createGoldenAdapter, createGoldenParser, type GoldenAgent } from "../test/golden/agents.ts";
+import { GOLDEN_AGENTS, createGoldenAdapter, createGoldenParser, listGoldenFolders, type GoldenAgent } from "../test/golden/agents.ts";
+import { readAgentsLock } from "../src/agent/tested-versions.ts";
 import type { AgentAdapter, AgentRunContext, ProcessExit } from "../src/agent/types.ts";
 import type { RunEventInput } from "../src/run/events.ts";
 
@@ -95,10 +103,20 @@ function scenarioFor(c: Case, agent: GoldenAgent, cwd: string): { prompt: string
   }
 }
 
-async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writeExpected: boolean): Promise<void> {
+/** The lock file's package name of a golden agent, and its executable. */
+const LOCK_NAME: Record<GoldenAgent, string> = { "claude-code": "claude-code", codex: "codex", opencode: "opencode", gemini: "gemini" };
+
+/** `<agent>` for the pinned version, `<agent>@<version>` for any other. */
+function goldenFolder(agent: GoldenAgent, version: string | undefined): string {
+  const pinned = readAgentsLock().packages[LOCK_NAME[agent]]?.version;
+  return !version || version === pinned ? agent : `${agent}@${version}`;
+}
+
+async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writeExpected: boolean, prefix?: string, model?: string | null): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), `openrunner-golden-${agent}-`));
   const { prompt, scenario, max_retries } = scenarioFor(c, agent, join(root, "work"));
-  const adapter = createGoldenAdapter(agent, server.url, max_retries);
+  const bin = readAgentsLock().packages[LOCK_NAME[agent]]?.bin;
+  const adapter = createGoldenAdapter(agent, server.url, max_retries, prefix && bin ? join(prefix, "bin", bin) : undefined, model);
   const health = await adapter.detect();
   if (!health.available) return console.log(`${agent}/${c}: skipped (${health.reason})`);
   const ctx: AgentRunContext = { run_id: `golden-${c}`, text: prompt, cwd: join(root, "work"), home: join(root, "home"), server_env: process.env };
@@ -130,31 +148,31 @@ async function recordCase(agent: GoldenAgent, c: Case, server: ModelServer, writ
   if (c === "success") checks.file_created = existsSync(join(ctx.cwd, "hello.txt"));
   if (c === "write") checks.file_created = existsSync(join(ctx.cwd, "note.txt"));
   if (c === "resume") checks.history_sent = server.requests.slice(before).some((r) => r.kind === "main" && JSON.stringify(r.body).includes("pineapple"));
-  const dir = join(GOLDEN_DIR, agent);
+  const dir = join(GOLDEN_DIR, goldenFolder(agent, health.version));
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, `${c}.jsonl`), rec.lines.map((l) => `${l}\n`).join(""));
-  const meta = { agent_version: health.version, case: c, prompt, scenario, exit: rec.exit, duration_ms: rec.duration_ms, resumed_session: firstSession, checks, requests };
+  const meta = { agent_version: health.version, ...(model === undefined ? {} : { model: model ?? "default" }), case: c, prompt, scenario, exit: rec.exit, duration_ms: rec.duration_ms, resumed_session: firstSession, checks, requests };
   await writeFile(join(dir, `${c}.meta.json`), `${JSON.stringify(meta, null, 2)}\n`);
   const parser = adapter.createParser(ctx);
   const events: RunEventInput[] = [...rec.lines.flatMap((l) => parser.parseLine(l)), ...parser.end()];
   const expected = { events, outcome: parser.outcome(rec.exit) };
-  const summary = `${agent}/${c}: exit ${rec.exit.exit_code ?? rec.exit.signal} in ${rec.duration_ms} ms, ${rec.lines.length} lines, ${requests.length} requests, checks ${JSON.stringify(checks)}, outcome ${JSON.stringify(expected.outcome).slice(0, 300)}`;
+  const summary = `${agent}@${health.version}/${c}: exit ${rec.exit.exit_code ?? rec.exit.signal} in ${rec.duration_ms} ms, ${rec.lines.length} lines, ${requests.length} requests, checks ${JSON.stringify(checks)}, outcome ${JSON.stringify(expected.outcome).slice(0, 300)}`;
   console.log(summary);
   if (writeExpected) await writeFile(join(dir, `${c}.expected.json`), `${JSON.stringify(expected, null, 2)}\n`);
   else if (process.env.VERBOSE) console.log(JSON.stringify(expected, null, 2));
   await rm(root, { recursive: true, force: true });
 }
 
-/** Re-derives `<case>.expected.json` from a committed transcript. */
-async function rederive(agent: GoldenAgent, c: Case): Promise<void> {
-  const dir = join(GOLDEN_DIR, agent);
+/** Re-derives `<case>.expected.json` from a committed transcript in `test/golden/<folder>/`. */
+async function rederive(agent: GoldenAgent, folder: string, c: Case): Promise<void> {
+  const dir = join(GOLDEN_DIR, folder);
   if (!existsSync(join(dir, `${c}.jsonl`))) return;
   const lines = (await readFile(join(dir, `${c}.jsonl`), "utf8")).split("\n").filter((l) => l !== "");
   const meta = JSON.parse(await readFile(join(dir, `${c}.meta.json`), "utf8")) as { exit: ProcessExit };
   const parser = createGoldenParser(agent);
   const events = [...lines.flatMap((l) => parser.parseLine(l)), ...parser.end()];
   await writeFile(join(dir, `${c}.expected.json`), `${JSON.stringify({ events, outcome: parser.outcome(meta.exit) }, null, 2)}\n`);
-  console.log(`${agent}/${c}: ${events.length} events, outcome ${JSON.stringify(parser.outcome(meta.exit)).slice(0, 160)}`);
+  console.log(`${folder}/${c}: ${events.length} events, outcome ${JSON.stringify(parser.outcome(meta.exit)).slice(0, 160)}`);
 }
 
 function listArg(flag: string): string[] {
@@ -168,9 +186,12 @@ async function main(): Promise<void> {
   const cases = (listArg("--case").length ? listArg("--case") : CASES) as Case[];
   const writeExpected = process.argv.includes("--write-expected");
   if (process.argv.includes("--expected-only")) {
-    for (const agent of agents) for (const c of cases) await rederive(agent, c);
+    for (const { agent, folder } of listGoldenFolders(GOLDEN_DIR)) if (agents.includes(agent)) for (const c of cases) await rederive(agent, folder, c);
     return;
   }
+  const prefix = listArg("--prefix")[0];
+  const modelArg = listArg("--model")[0];
+  const model = modelArg === undefined ? undefined : modelArg === "default" ? null : modelArg;
   const server = await startModelServer();
   try {
     for (const agent of agents) {
@@ -178,7 +199,7 @@ async function main(): Promise<void> {
       for (const c of cases) {
         if (!CASES.includes(c)) throw new Error(`unknown case ${c}; one of ${CASES.join(", ")}`);
         if (c === "error-500" && agent === "opencode") continue;
-        await recordCase(agent, c, server, writeExpected);
+        await recordCase(agent, c, server, writeExpected, prefix, model);
       }
     }
   } finally {

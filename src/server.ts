@@ -10,6 +10,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { AgentRegistry } from "./agent/registry.ts";
+import { readAgentsLock, testedVersionsOf } from "./agent/tested-versions.ts";
 import { resolveRunAs } from "./agent/run-as.ts";
 import { createClaudeCodeAdapter } from "./agent/claude-code/adapter.ts";
 import { createCodexAdapter } from "./agent/codex/adapter.ts";
@@ -154,7 +155,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     createTaskAdapter({ client: dockerClient, docker: config.docker }),
     createAcpAdapter(config.acp_agents, opts.env),
     ...(opts.adapters ?? []),
-  ]);
+  ], { tested: testedVersionsOf(readAgentsLock()) });
 
   let manager: RunManager | undefined;
   const writer = new EventWriter({

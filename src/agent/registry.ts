@@ -4,17 +4,30 @@
  */
 import { AgentUnavailableError, ValidationError } from "../errors.ts";
 import type { AgentAdapter, AgentHealth } from "./types.ts";
+import { withTestedVersion } from "./tested-versions.ts";
 
-/** See the module comment. `healthTtlMs`: how long a detection result is reused (default 60 s). */
+/** Options of an {@link AgentRegistry}. */
+export interface AgentRegistryOptions {
+  /** How long a detection result is reused, in ms (default 60 000). */
+  healthTtlMs?: number;
+  /**
+   * Tested version per health entry name (`testedVersionsOf(readAgentsLock())`): entries with a pin
+   * get `tested_version` and `tested` in {@link AgentRegistry.health}. Default: none.
+   */
+  tested?: ReadonlyMap<string, string>;
+}
+
+/** See the module comment. */
 export class AgentRegistry {
   readonly #adapters = new Map<string, AgentAdapter>();
   readonly #cache = new Map<string, { at: number; health: Promise<AgentHealth> }>();
+  readonly #healthTtlMs: number;
+  readonly #tested: ReadonlyMap<string, string>;
 
-  constructor(
-    adapters: AgentAdapter[],
-    private readonly healthTtlMs = 60_000,
-  ) {
+  constructor(adapters: AgentAdapter[], options: AgentRegistryOptions = {}) {
     for (const a of adapters) this.#adapters.set(a.name, a);
+    this.#healthTtlMs = options.healthTtlMs ?? 60_000;
+    this.#tested = options.tested ?? new Map();
   }
 
   /** Registered agent names. */
@@ -32,7 +45,7 @@ export class AgentRegistry {
     const adapter = this.#adapters.get(name);
     if (!adapter) return Promise.resolve({ agent: name, available: false, reason: "unknown agent" });
     const hit = this.#cache.get(name);
-    if (hit && Date.now() - hit.at < this.healthTtlMs) return hit.health;
+    if (hit && Date.now() - hit.at < this.#healthTtlMs) return hit.health;
     const health = adapter.detect().catch((err: unknown) => ({
       agent: name,
       available: false,
@@ -45,6 +58,7 @@ export class AgentRegistry {
   /**
    * Health of every agent, in registration order; an adapter with `subHealth()` (the `acp`
    * adapter: one entry per configured ACP agent, `acp:<name>`) adds its entries after its own.
+   * Entries with a tested version carry `tested_version` and `tested`.
    */
   async health(): Promise<AgentHealth[]> {
     const all = await Promise.all(
@@ -53,7 +67,7 @@ export class AgentRegistry {
         return [await this.detect(n), ...(sub ? await sub.call(this.#adapters.get(n)) : [])];
       }),
     );
-    return all.flat();
+    return all.flat().map((h) => withTestedVersion(h, this.#tested));
   }
 
   /**

@@ -14,6 +14,10 @@ export interface AgentHealth {
   path?: string;
   /** Why it is not available (when `available` is false). */
   reason?: string;
+  /** The version the test suite ran against (`scripts/agents.lock.json`), for agents that have a pin. */
+  tested_version?: string;
+  /** Whether `version` is exactly `tested_version` (absent for agents without a pin). */
+  tested?: boolean;
 }
 
 /** Everything an adapter may use to build its command for one run. */

@@ -7,7 +7,16 @@
  * The CLIs come from `scripts/install-agents.sh` (`.agents/bin`). A CLI that is missing or cannot
  * be driven FAILS its tests with the reason (`/health/agents`); nothing is skipped.
  * CLIs run one at a time (2-core machine), except in the concurrency test.
- * `E2E_DUMP=<file>` appends every run's events to that file (for debugging).
+ *
+ * codex runs the scenarios twice: with `gpt-5.5`, whose tools arrive in the Responses request's
+ * `tools` field, and with a code-mode model (`codex-code-mode`: `gpt-6.1-sol`, `tool_mode:
+ * code_mode_only` in the catalogs of codex 0.169 and 0.171, and the kind of model codex picks when
+ * none is configured), whose tools arrive as one freeform `exec` tool (JavaScript calling
+ * `tools.exec_command(…)`) in an `additional_tools` input item.
+ *
+ * Environment (used by `npm run compat`): `OPENRUNNER_E2E_TARGETS=codex,codex-code-mode` limits the
+ * per-agent scenarios to those targets; `OPENRUNNER_E2E_AGENT_COMMANDS='{"codex":"/path/bin/codex"}'`
+ * runs another install of a CLI. `E2E_DUMP=<file>` appends every run's events to that file.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,11 +25,30 @@ import path from "node:path";
 import { startModelServer, type ModelServer, type RecordedRequest } from "../fixtures/model-server/index.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
+import { readAgentsLock, testedVersionsOf } from "../../src/agent/tested-versions.ts";
 
 type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
 type Agent = "claude_code" | "codex" | "opencode" | "gemini";
 
 const AGENTS: Agent[] = ["claude_code", "codex", "opencode", "gemini"];
+/** One agent under test: the agent, and the model a run asks for when it is not the configured one. */
+interface Target {
+  id: string;
+  agent: Agent;
+  model?: string;
+}
+const ALL_TARGETS: Target[] = [
+  { id: "claude_code", agent: "claude_code" },
+  { id: "codex", agent: "codex" },
+  { id: "codex-code-mode", agent: "codex", model: "gpt-6.1-sol" },
+  { id: "opencode", agent: "opencode" },
+  { id: "gemini", agent: "gemini" },
+];
+const TARGETS = process.env.OPENRUNNER_E2E_TARGETS
+  ? ALL_TARGETS.filter((t) => process.env.OPENRUNNER_E2E_TARGETS!.split(",").includes(t.id))
+  : ALL_TARGETS;
+/** CLI path per agent (`OPENRUNNER_E2E_AGENT_COMMANDS`, JSON); default: PATH, then `.agents/bin`. */
+const COMMANDS = JSON.parse(process.env.OPENRUNNER_E2E_AGENT_COMMANDS ?? "{}") as Partial<Record<Agent, string>>;
 const TERMINAL = new Set(["run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
 /** Model, base URL path and retry cap per agent (opencode has no retry knob). */
 const AGENT_SETUP: Record<Agent, { model: string; urlSuffix: string; max_retries?: number }> = {
@@ -46,6 +74,7 @@ function agentsConfig(models: Record<Agent, ModelServer>): Record<string, unknow
   for (const a of AGENTS) {
     const s = AGENT_SETUP[a];
     out[a] = {
+      ...(COMMANDS[a] ? { command: COMMANDS[a] } : {}),
       base_url: models[a].url + s.urlSuffix,
       api_key: "sk-test",
       model: s.model,
@@ -165,7 +194,7 @@ describe("real agent CLIs end to end", () => {
   let workspaces: string;
   let configFile: string;
   /** The first (file-creating) run of each agent, resumed by the follow-up test. */
-  const firstRun: Partial<Record<Agent, { id: string; finalText: string }>> = {};
+  const firstRun: Partial<Record<string, { id: string; finalText: string }>> = {};
 
   before(async () => {
     for (const a of AGENTS) models[a] = await startModelServer();
@@ -193,19 +222,25 @@ describe("real agent CLIs end to end", () => {
   test("GET /health/agents reports every installed CLI available with path and version", T, async () => {
     const res = await s.api("/health/agents", { token });
     assert.equal(res.status, 200);
-    const { agents } = (await res.json()) as { agents: Array<{ agent: string; available: boolean; path?: string; version?: string; reason?: string }> };
+    const { agents } = (await res.json()) as { agents: Array<{ agent: string; available: boolean; path?: string; version?: string; reason?: string; tested?: boolean; tested_version?: string }> };
+    const tested = testedVersionsOf(readAgentsLock());
     for (const a of AGENTS) {
       const h = agents.find((x) => x.agent === a);
       assert.ok(h, `${a} is registered`);
       assert.ok(h.available, `${a} CLI cannot be used here (run scripts/install-agents.sh): ${h.reason}`);
       assert.ok(h.path && existsSync(h.path), `${a}: path ${h.path}`);
       assert.match(h.version ?? "", /^\d+\.\d+\.\d+/, `${a}: version`);
+      assert.equal(h.tested_version, tested.get(a), `${a}: the tested version is the lock file's`);
+      assert.equal(h.tested, h.version === h.tested_version, `${a}: tested says whether ${h.version} is the pin`);
     }
+    assert.equal(agents.find((x) => x.agent === "shell")?.tested, undefined, "agents without a pin carry no tested flag");
   });
 
-  for (const agent of AGENTS) {
-    describe(agent, () => {
-      test(`${agent}: a run creates a named file and streams the event contract`, T, async () => {
+  for (const { id, agent, model: runModel } of TARGETS) {
+    /** `metadata` of every run of this target: its model, when it is not the configured one. */
+    const withModel = (metadata: Record<string, unknown> = {}) => (runModel ? { ...metadata, model: runModel } : metadata);
+    describe(id, () => {
+      test(`${id}: a run creates a named file and streams the event contract`, T, async () => {
         const sub = `e2e-${agent}-${Date.now()}`;
         const cwd = path.join(workspaces, sub);
         const file = `note-${agent}.txt`;
@@ -214,9 +249,14 @@ describe("real agent CLIs end to end", () => {
         models[agent].setScenario({
           turns: [{ text: `Writing ${file}.`, tool: { write: { path: path.join(cwd, file), content } } }, { text: finalText }],
         });
-        const runId = await createRun(s, token, agent, `Create ${file} with the given content.`, { cwd: sub });
+        const since = models[agent].requests.length;
+        const runId = await createRun(s, token, agent, `Create ${file} with the given content.`, withModel({ cwd: sub }));
         const events = await allEvents(s, token, runId);
         assertSuccessSequence(events, agent);
+        if (id === "codex-code-mode") {
+          const offered = models[agent].requests.slice(since).find((r) => r.kind === "main")?.tools ?? [];
+          assert.ok(offered.includes("exec") && !offered.includes("exec_command"), `code mode: tools only through exec (offered ${offered.join(", ")})`);
+        }
         const run = (await (await s.api(`/api/runs/${runId}`, { token })).json()) as Record<string, any>;
         assert.equal(run.status, "completed");
         assert.equal(run.cwd, cwd);
@@ -224,15 +264,15 @@ describe("real agent CLIs end to end", () => {
         assert.equal(events.at(-1)!.data.exit_code, 0);
         assert.equal(events.find((e) => e.type === "run.started")!.data.cwd, cwd);
         assert.ok(events.some((e) => e.type === "message" && e.data.text.includes("FIRST-TURN-DONE")), "the final text arrives as a message");
-        firstRun[agent] = { id: runId, finalText };
+        firstRun[id] = { id: runId, finalText };
       });
 
-      test(`${agent}: a follow-up run with metadata.resume continues the session`, T, async () => {
-        const first = firstRun[agent];
+      test(`${id}: a follow-up run with metadata.resume continues the session`, T, async () => {
+        const first = firstRun[id];
         assert.ok(first, "needs the first run of this agent (previous test)");
         const since = models[agent].requests.length;
         models[agent].setScenario({ turns: [{ text: `SECOND-TURN-DONE ${agent}.` }] });
-        const runId = await createRun(s, token, agent, "What did you write before?", { resume: first.id });
+        const runId = await createRun(s, token, agent, "What did you write before?", withModel({ resume: first.id }));
         const events = await allEvents(s, token, runId);
         const dump = describeEvents(events);
         assert.equal(events.at(-1)!.type, "run.completed", dump);
@@ -248,11 +288,11 @@ describe("real agent CLIs end to end", () => {
         assert.ok(events.some((e) => e.type === "message" && e.data.text.includes("SECOND-TURN-DONE")), dump);
       });
 
-      test(`${agent}: cancel mid-stream ends the run as run.cancelled and leaves no process`, T, async () => {
+      test(`${id}: cancel mid-stream ends the run as run.cancelled and leaves no process`, T, async () => {
         const model = models[agent];
         model.setScenario({ turns: [{ slow: { text: LONG_TEXT, chunk_ms: 200 } }] });
         const since = Date.now();
-        const runId = await createRun(s, token, agent, "Tell me a long story.");
+        const runId = await createRun(s, token, agent, "Tell me a long story.", withModel());
         await model.waitForRequest((r) => r.kind === "main" && r.at >= since, 120_000);
         await new Promise((r) => setTimeout(r, 1000)); // a few words streamed
         const res = await s.api(`/api/runs/${runId}/cancel`, { method: "POST", token });
@@ -265,11 +305,11 @@ describe("real agent CLIs end to end", () => {
         await assertNoSurvivors(runId, pid);
       });
 
-      test(`${agent}: cancel while its shell tool runs \`sleep\` kills the tool's processes too`, T, async () => {
+      test(`${id}: cancel while its shell tool runs \`sleep\` kills the tool's processes too`, T, async () => {
         const marker = `or-e2e-sleep-${agent}-${Date.now()}`;
         // `exec -a` names the sleep after the marker, so it can be found even outside the group
         models[agent].setScenario({ turns: [{ tool: { shell: `bash -c 'exec -a ${marker} sleep 120'` } }, { text: "Slept." }] });
-        const runId = await createRun(s, token, agent, "Sleep for a while.");
+        const runId = await createRun(s, token, agent, "Sleep for a while.", withModel());
         try {
           await waitFor(() => findByCmdline(marker).length > 0, 60_000, `the tool's sleep (${marker}) started`);
           const res = await s.api(`/api/runs/${runId}/cancel`, { method: "POST", token });
@@ -285,12 +325,12 @@ describe("real agent CLIs end to end", () => {
         }
       });
 
-      test(`${agent}: metadata.timeout_secs ends a slow run as run.timed_out`, T, async () => {
+      test(`${id}: metadata.timeout_secs ends a slow run as run.timed_out`, T, async () => {
         const model = models[agent];
         model.setScenario({ turns: [{ slow: { text: LONG_TEXT, chunk_ms: 200 } }] });
         const since = Date.now();
         const timeoutSecs = TIMEOUT_SECS[agent];
-        const runId = await createRun(s, token, agent, "Tell me a long story.", { timeout_secs: timeoutSecs });
+        const runId = await createRun(s, token, agent, "Tell me a long story.", withModel({ timeout_secs: timeoutSecs }));
         const events = await allEvents(s, token, runId);
         const last = events.at(-1)!;
         assert.equal(last.type, "run.timed_out", describeEvents(events));
@@ -300,13 +340,13 @@ describe("real agent CLIs end to end", () => {
         await assertNoSurvivors(runId, pid);
       });
 
-      test(`${agent}: a model HTTP 500 fails the run with model_error`, T, async () => {
+      test(`${id}: a model HTTP 500 fails the run with model_error`, T, async () => {
         // claude, codex and gemini: retries capped by `agents.<name>.max_retries: 0`, one request.
         // opencode has no retry knob (~6 attempts over ~80 s by default); it honours the server's
         // `retry-after-ms`, so the 500 advises 0 and its retries run at once, still all of them.
         models[agent].setScenario({ turns: [{ error: { status: 500, headers: { "retry-after-ms": "0" } }, times: Infinity }] });
         const since = models[agent].requests.length;
-        const runId = await createRun(s, token, agent, "Say hello.");
+        const runId = await createRun(s, token, agent, "Say hello.", withModel());
         const events = await allEvents(s, token, runId);
         const last = events.at(-1)!;
         assert.equal(last.type, "run.failed", describeEvents(events));

@@ -1,17 +1,17 @@
 /**
- * Replays every golden transcript (`test/golden/<agent>/<case>.jsonl`, recorded from the real CLI
+ * Replays every golden transcript (`test/golden/<agent>[@<version>]/<case>.jsonl`, recorded from the real CLI
  * by `scripts/record-golden.ts`) through its agent's parser and deep-compares the events and the
  * outcome with the hand-checked `<case>.expected.json`. Every produced event must also validate
  * against its `data` schema in `EVENT_DATA_SCHEMAS` (the event contract).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import { EVENT_DATA_SCHEMAS, type RunEventInput, type RunEventType } from "../../src/run/events.ts";
 import type { AgentOutcome, ProcessExit } from "../../src/agent/types.ts";
-import { GOLDEN_AGENTS, createGoldenParser } from "../golden/agents.ts";
+import { GOLDEN_AGENTS, createGoldenParser, listGoldenFolders } from "../golden/agents.ts";
 
 const GOLDEN_DIR = new URL("../golden/", import.meta.url).pathname;
 const ajv = new Ajv({ strict: false, allErrors: true });
@@ -38,12 +38,11 @@ function replay(agent: (typeof GOLDEN_AGENTS)[number], dir: string, name: string
   return { lines, events, stderr, outcome: parser.outcome(meta.exit) };
 }
 
-for (const agent of GOLDEN_AGENTS) {
-  const dir = join(GOLDEN_DIR, agent);
-  if (!existsSync(dir)) continue;
+for (const { agent, folder } of listGoldenFolders(GOLDEN_DIR)) {
+  const dir = join(GOLDEN_DIR, folder);
   const cases = readdirSync(dir).filter((f) => f.endsWith(".jsonl")).map((f) => f.slice(0, -".jsonl".length));
   for (const name of cases) {
-    test(`golden ${agent}/${name}`, () => {
+    test(`golden ${folder}/${name}`, () => {
       const expected = JSON.parse(readFileSync(join(dir, `${name}.expected.json`), "utf8")) as { events: RunEventInput[]; outcome: AgentOutcome };
       const { lines, events, stderr, outcome } = replay(agent, dir, name);
       assert.deepEqual(events, expected.events);

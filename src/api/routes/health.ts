@@ -1,7 +1,8 @@
 /**
  * Liveness and agent availability (DESIGN.md section 6), both unauthenticated:
  * `GET /health` -> `{status: "ok", version, uptime_s}`;
- * `GET /health/agents` -> `{agents: [{agent, available, version?, path?, reason?}]}`; after the
+ * `GET /health/agents` -> `{agents: [{agent, available, version?, path?, reason?, tested_version?, tested?}]}`
+ * (`tested`: the installed version is the one in `scripts/agents.lock.json`); after the
  * `acp` entry, one `acp:<name>` entry per configured ACP agent with `acp_agent`, and the version,
  * `capabilities` and `protocol_version` it reported at `initialize` (cached).
  */
@@ -23,6 +24,10 @@ export const AgentHealthSchema = Type.Object({
   version: Type.Optional(Type.String()),
   path: Type.Optional(Type.String()),
   reason: Type.Optional(Type.String()),
+  /** The version the test suite ran against (`scripts/agents.lock.json`), for agents that have a pin. */
+  tested_version: Type.Optional(Type.String()),
+  /** Whether the installed `version` is exactly `tested_version`; absent for agents without a pin. */
+  tested: Type.Optional(Type.Boolean()),
   /** ACP agents (`agent: "acp:<name>"`): the `acp_agents` name, and what the agent reported at `initialize`. */
   acp_agent: Type.Optional(Type.String()),
   capabilities: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
