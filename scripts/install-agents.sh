@@ -5,9 +5,11 @@
 #   scripts/install-agents.sh                 # the four CLIs: claude-code, codex, opencode, gemini
 #   scripts/install-agents.sh --codex --gemini
 #   scripts/install-agents.sh --acp           # also the ACP adapters claude-code-acp and codex-acp
+#   scripts/install-agents.sh --codex-acp     # one adapter only (also --claude-code-acp)
 #   scripts/install-agents.sh --latest        # the registry's latest instead of the pins (untested;
 #                                             # prints each pin -> latest that differs)
 #   scripts/install-agents.sh --prefix /opt/agents
+#   scripts/install-agents.sh --codex --version 0.171.0 --prefix /tmp/codex-0.171   # one package, any version
 #
 # Prefix: --prefix, else $OPENRUNNER_AGENTS_PREFIX, else <repo>/.agents (git-ignored).
 # Binaries land in <prefix>/bin, where the adapters look after config and PATH.
@@ -24,20 +26,27 @@ lock_file="$repo_root/scripts/agents.lock.json"
 prefix="${OPENRUNNER_AGENTS_PREFIX:-$repo_root/.agents}"
 
 usage() {
-  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 selected=()
 with_acp=0
 latest=0
+version_arg=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --claude-code) selected+=(claude-code) ;;
     --codex) selected+=(codex) ;;
     --opencode) selected+=(opencode) ;;
     --gemini) selected+=(gemini) ;;
+    --claude-code-acp) selected+=(claude-code-acp) ;;
+    --codex-acp) selected+=(codex-acp) ;;
     --acp) with_acp=1 ;;
     --latest) latest=1 ;;
+    --version)
+      [[ $# -ge 2 ]] || { echo "install-agents: --version needs a version" >&2; exit 2; }
+      version_arg="$2"; shift ;;
+    --version=*) version_arg="${1#--version=}" ;;
     --prefix)
       [[ $# -ge 2 ]] || { echo "install-agents: --prefix needs a directory" >&2; exit 2; }
       prefix="$2"; shift ;;
@@ -64,6 +73,10 @@ lock_field() {
     process.stdout.write(v === undefined ? "" : String(v));' "$lock_file" "$1" "$2"
 }
 
+if [[ -n "$version_arg" && ( ${#selected[@]} -ne 1 || $with_acp -eq 1 ) ]]; then
+  echo "install-agents: --version needs exactly one package (e.g. --codex --version 0.171.0)" >&2
+  exit 2
+fi
 if [[ ${#selected[@]} -eq 0 ]]; then
   selected=(claude-code codex opencode gemini)
 fi
@@ -95,7 +108,7 @@ failed=0
 for name in "${selected[@]}"; do
   pkg="$(lock_field "$name" package)"
   pinned="$(lock_field "$name" version)"
-  want="$(env_pin_of "$name")"
+  want="${version_arg:-$(env_pin_of "$name")}"
   if [[ -z "$want" && $latest -eq 1 ]]; then
     if ! want="$(npm view "$pkg" version 2>/dev/null)" || [[ -z "$want" ]]; then
       echo "install-agents: cannot read the latest version of $pkg from the registry" >&2

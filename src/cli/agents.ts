@@ -1,6 +1,7 @@
 /**
  * `openrunner agents`: which agents work on the server (GET /health/agents) as
- * a table: name, available, version, and the path or the reason it is not.
+ * a table: name, available, version, whether that version is the tested one
+ * (`scripts/agents.lock.json`), and the path or the reason it is not.
  */
 import { createApiClient } from "./client.ts";
 import { printLine, type CliContext } from "./context.ts";
@@ -26,7 +27,8 @@ export function formatAgentsTable(agents: readonly AgentHealth[]): string {
     a.agent,
     a.available ? "yes" : "no",
     a.version ?? "-",
+    a.tested === undefined ? "-" : a.tested ? "yes" : `no (tested ${a.tested_version})`,
     (a.available ? a.path : a.reason) ?? a.path ?? a.reason ?? "",
   ]);
-  return formatTable(["AGENT", "AVAILABLE", "VERSION", "PATH / REASON"], rows);
+  return formatTable(["AGENT", "AVAILABLE", "VERSION", "TESTED", "PATH / REASON"], rows);
 }

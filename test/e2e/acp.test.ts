@@ -7,6 +7,8 @@
  * Part 2 runs the real `claude-code-acp` (scripts/install-agents.sh --acp) against the scripted
  * model server; part 3 the other built-ins that run here (codex-acp, opencode acp, gemini
  * --experimental-acp). A missing agent FAILS its test with the reason; nothing is skipped.
+ * `OPENRUNNER_E2E_AGENT_COMMANDS='{"codex-acp":"/path/bin/codex-acp"}'` runs another install of an
+ * adapter (`npm run compat`).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +21,9 @@ import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { readSse } from "../helpers/sse.ts";
 
 type Ev = { id: number; type: string; data: Record<string, any> };
+/** Adapter path per ACP agent name (`OPENRUNNER_E2E_AGENT_COMMANDS`, JSON); default: the built-in lookup. */
+const COMMANDS = JSON.parse(process.env.OPENRUNNER_E2E_AGENT_COMMANDS ?? "{}") as Record<string, string>;
+const commandOf = (name: string) => (COMMANDS[name] ? { command: COMMANDS[name] } : {});
 const T = { timeout: 120_000 };
 const TERMINAL = new Set(["run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
 
@@ -370,7 +375,7 @@ describe("acp adapter with the real claude-code-acp", () => {
   before(async () => {
     model = await startModelServer();
     configFile = path.join(mkdtempSync(path.join(os.tmpdir(), "acp-config-")), "openrunner.yaml");
-    writeFileSync(configFile, JSON.stringify({ acp_agents: { "claude-code-acp": { base_url: model.url, api_key: "sk-test", model: "claude-sonnet-4-5" } } }));
+    writeFileSync(configFile, JSON.stringify({ acp_agents: { "claude-code-acp": { ...commandOf("claude-code-acp"), base_url: model.url, api_key: "sk-test", model: "claude-sonnet-4-5" } } }));
     s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile } });
     token = await s.login();
     const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
@@ -393,7 +398,7 @@ describe("acp adapter with the real claude-code-acp", () => {
     return { id, evs: out.messages.map((m) => JSON.parse(m.data) as Ev) };
   }
 
-  test("claude-code-acp writes a file through fs/write_text_file and runs a command through terminal/*", { timeout: 240_000 }, async () => {
+  test("claude-code-acp: writes a file through fs/write_text_file and runs a command through terminal/*", { timeout: 240_000 }, async () => {
     const health = ((await (await s.api("/health/agents")).json()) as { agents: Array<Record<string, any>> }).agents.find((a) => a.agent === "acp:claude-code-acp");
     assert.ok(health?.available, `claude-code-acp cannot run here (scripts/install-agents.sh --acp): ${health?.reason}`);
     assert.match(health.version, /^\d+\.\d+\.\d+/);
@@ -498,7 +503,7 @@ describe("acp adapter with codex-acp, opencode acp and gemini --experimental-acp
     const acp_agents: Record<string, unknown> = {};
     for (const [name, a] of Object.entries(AGENTS) as Array<[Name, (typeof AGENTS)[Name]]>) {
       models[name] = await startModelServer();
-      acp_agents[name] = { base_url: models[name].url + a.suffix, api_key: "sk-test", model: a.model };
+      acp_agents[name] = { ...commandOf(name), base_url: models[name].url + a.suffix, api_key: "sk-test", model: a.model };
     }
     configFile = path.join(mkdtempSync(path.join(os.tmpdir(), "acp-config-")), "openrunner.yaml");
     writeFileSync(configFile, JSON.stringify({ acp_agents }));

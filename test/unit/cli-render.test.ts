@@ -193,3 +193,19 @@ describe("cli format helpers", () => {
     assert.equal(formatTable(["ID", "NAME"], [["1", "alice"], ["22", "b"]]), "ID  NAME\n1   alice\n22  b");
   });
 });
+
+describe("openrunner agents table", () => {
+  it("says whether each pinned agent runs its tested version", async () => {
+    const { formatAgentsTable } = await import("../../src/cli/agents.ts");
+    const table = formatAgentsTable([
+      { agent: "codex", available: true, version: "0.171.0", path: "/x/codex", tested: false, tested_version: "0.169.0" },
+      { agent: "gemini", available: true, version: "0.61.0", path: "/x/gemini", tested: true, tested_version: "0.61.0" },
+      { agent: "shell", available: true, path: "/bin/sh" },
+    ]);
+    const lines = table.split("\n");
+    assert.match(lines[0]!, /AGENT\s+AVAILABLE\s+VERSION\s+TESTED\s+PATH \/ REASON/);
+    assert.match(lines.find((l) => l.startsWith("codex"))!, /0\.171\.0\s+no \(tested 0\.169\.0\)\s+\/x\/codex/);
+    assert.match(lines.find((l) => l.startsWith("gemini"))!, /0\.61\.0\s+yes\s+\/x\/gemini/);
+    assert.match(lines.find((l) => l.startsWith("shell"))!, /-\s+-\s+\/bin\/sh/);
+  });
+});

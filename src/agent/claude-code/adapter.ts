@@ -2,7 +2,7 @@
  * The Claude Code adapter (`agent_type: "claude_code"`): runs
  * `claude -p --output-format stream-json --verbose --include-partial-messages
  * --dangerously-skip-permissions [--model M] [--resume ID] -- PROMPT` with an isolated
- * `CLAUDE_CONFIG_DIR` under the run's home. Verified with Claude Code 2.1.197.
+ * `CLAUDE_CONFIG_DIR` under the run's home. Verified with Claude Code 2.1.197 (pinned) and 2.1.332.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";

@@ -1,7 +1,8 @@
 /**
  * Parser for Claude Code's `-p --output-format stream-json --verbose --include-partial-messages`
- * output (one JSON object per line). Format source: Claude Code 2.1.197, transcripts in
- * `test/golden/claude-code/*.jsonl` and /work/shared/agents (observed-event-schemas.md).
+ * output (one JSON object per line). Format source: Claude Code 2.1.197 and 2.1.332, transcripts in
+ * `test/golden/claude-code/*.jsonl` (2.1.197), `test/golden/claude-code@2.1.332/*.jsonl` and
+ * /work/shared/agents (observed-event-schemas.md).
  *
  * Lines: `system/init` (session id), `system/status`, `system/api_retry`, `stream_event`
  * (raw Messages API events: text deltas), `assistant` (one complete content block per line:

@@ -2,7 +2,9 @@
  * The codex adapter (`agent_type: "codex"`): runs `codex exec --json --skip-git-repo-check
  * --dangerously-bypass-approvals-and-sandbox [-m M] -- PROMPT` (or `codex exec resume … -- ID PROMPT`)
  * with `CODEX_HOME=<home>/.codex` holding a generated `config.toml` whose model provider points at
- * the configured base URL (Responses wire API). Verified with codex-cli 0.169.0.
+ * the configured base URL (Responses wire API). Verified with codex-cli 0.169.0 (pinned) and 0.171.0,
+ * with a classic model (`gpt-5.5`: tools in `tools`) and a code-mode model (`gpt-6.1-sol`: one `exec`
+ * tool in an `additional_tools` input item); the `exec --json` output is the same for both.
  */
 import type { AgentAdapter, AgentRunContext } from "../types.ts";
 import { baseUrlOf, defineCliAdapter, ensureHomeDir, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";

@@ -1,6 +1,9 @@
 /**
  * Parser for `codex exec --json` output (JSONL "thread events"). Format source: codex-cli
- * 0.169.0, transcripts in `test/golden/codex/*.jsonl` and /work/shared/agents.
+ * 0.169.0 and 0.171.0, transcripts in `test/golden/codex/*.jsonl` (0.169.0, `gpt-5.5`) and
+ * `test/golden/codex@0.171.0/*.jsonl` (0.171.0, its default code-mode model): in code mode the nested
+ * tool calls of the `exec` orchestrator are reported as the same items (`command_execution`,
+ * `file_change`), and 0.171 adds no item type for these cases.
  *
  * Lines: `thread.started{thread_id}`, `turn.started`, `item.started|updated|completed{item}`
  * (item types `agent_message`, `reasoning`, `command_execution`, `file_change`,
