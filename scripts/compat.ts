@@ -66,6 +66,8 @@ interface Row {
   pkg: string;
   version: string;
   kind: "pinned" | "latest";
+  /** The registry's latest is this same (pinned) version. */
+  isLatest?: boolean;
   /** Set when the version could not be installed or run at all. */
   error?: string;
   outcomes: Outcome[];
@@ -141,7 +143,8 @@ function render(rows: Row[], date: string): string {
     "`scripts/agents.lock.json` at its pinned (tested) version and at the registry's latest, through the real e2e",
     "scenarios against the scripted model server. CI runs the pinned versions only; a failure on `latest` is listed",
     "here and is not fatal. `codex-code-mode` is codex with a code-mode model (`gpt-6.1-sol`), whose tools arrive as",
-    "one `exec` tool in an `additional_tools` input item (the default of codex 0.171's own model).",
+    "one `exec` tool in an `additional_tools` input item (the kind of model codex picks when none is configured).",
+    "`—`: the scenario is not part of that suite (the ACP suites test fewer).",
     "",
     `| package | version | | target | ${scenarios.join(" | ")} |`,
     `|---|---|---|---|${scenarios.map(() => "---").join("|")}|`,
@@ -150,7 +153,7 @@ function render(rows: Row[], date: string): string {
     const targets = SUITES[row.name]!.targets;
     for (const target of targets) {
       const cells = row.error ? scenarios.map(() => "**not run**") : scenarios.map((s) => cell(row, target, s));
-      out.push(`| ${row.pkg} | ${row.version} | ${row.kind} | ${target} | ${cells.join(" | ")} |`);
+      out.push(`| ${row.pkg} | ${row.version} | ${row.isLatest ? "pinned = latest" : row.kind} | ${target} | ${cells.join(" | ")} |`);
     }
   }
   const failures = rows.flatMap((r) =>
@@ -168,17 +171,18 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   for (const name of names) {
     const pin = lock.packages[name]!;
-    const versions: Array<{ kind: Row["kind"]; version: string; error?: string }> = [{ kind: "pinned", version: pin.version }];
+    const versions: Array<{ kind: Row["kind"]; version: string; error?: string; isLatest?: boolean }> = [{ kind: "pinned", version: pin.version }];
     if (!values["no-latest"]) {
       try {
         const latest = await latestOf(pin.package);
         if (latest !== pin.version) versions.push({ kind: "latest", version: latest });
+        else versions[0]!.isLatest = true;
       } catch (err) {
         versions.push({ kind: "latest", version: "?", error: `registry look-up failed: ${(err as Error).message.split("\n")[0]}` });
       }
     }
     for (const v of versions) {
-      const row: Row = { name, pkg: pin.package, version: v.version, kind: v.kind, outcomes: [] };
+      const row: Row = { name, pkg: pin.package, version: v.version, kind: v.kind, ...(v.isLatest ? { isLatest: true } : {}), outcomes: [] };
       rows.push(row);
       if (v.error) {
         row.error = v.error;
