@@ -32,7 +32,7 @@ import { startModelServer, type ModelServer, type Scenario, type Turn } from "..
 import { GOLDEN_AGENTS, createGoldenAdapter, createGoldenParser, listGoldenFolders, type GoldenAgent } from "../test/golden/agents.ts";
 import { readAgentsLock } from "../src/agent/tested-versions.ts";
 import type { AgentAdapter, AgentRunContext, ProcessExit } from "../src/agent/types.ts";
-import type { RunEventInput } from "../src/run/events.ts";
+import type { RunEventInput } from "../src/protocol/events.ts";
 
 const CASES = ["success", "write", "error-400", "error-500", "auth", "cancel", "resume"] as const;
 type Case = (typeof CASES)[number];

@@ -7,7 +7,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildRunEventJsonSchema } from "../src/run/events.ts";
+import { buildRunEventJsonSchema } from "../src/protocol/events.ts";
 
 const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../schemas/run-events.schema.json");
 writeFileSync(file, `${JSON.stringify(buildRunEventJsonSchema(), null, 2)}\n`);

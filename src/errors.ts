@@ -1,8 +1,9 @@
 /**
  * The closed set of application errors. Each carries an HTTP `status`, a stable
  * `code` and `expose` (whether `message` may be shown to the client). The API
- * maps them to `{error: {code, message, details?}}` in one middleware
- * (`src/api/error-middleware.ts`); nothing else translates errors to HTTP.
+ * maps them to `{error: {code, message, details?}}` with one function,
+ * `mapError` (`src/errors-http.ts`, used by the API's error middleware and the
+ * port proxy); nothing else translates errors to HTTP.
  */
 export abstract class AppError extends Error {
   abstract readonly status: number;

@@ -28,7 +28,7 @@ import { runRunsList } from "./cli/runs.ts";
 import { runUsersAdd, runUsersList, runUsersRemove } from "./cli/users.ts";
 import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type Log, type LogLevelName } from "./log.ts";
-import { RUN_STATUSES } from "./run/events.ts";
+import { RUN_STATUSES } from "./protocol/events.ts";
 import type { ServerHandle } from "./server.ts";
 
 /** What an action leaves behind: an exit code, or "serving" (keep the process alive). */

@@ -9,7 +9,7 @@
 import { writeFileSync } from "node:fs";
 import { RunChannel, Subscription } from "../../src/run/channel.ts";
 import type { EventChunk } from "../../src/run/channel.ts";
-import type { RunEvent } from "../../src/run/events.ts";
+import type { RunEvent } from "../../src/protocol/events.ts";
 
 const counters = {
   batches: 0,

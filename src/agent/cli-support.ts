@@ -9,7 +9,7 @@ import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { AgentUnavailableError } from "../errors.ts";
-import type { RunEventInput } from "../run/events.ts";
+import type { RunEventInput } from "../protocol/events.ts";
 import type { AgentAdapter, AgentCommand, AgentHealth, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 
 /** `agents.<name>` from the configuration, plus test-only knobs. */

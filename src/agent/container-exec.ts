@@ -30,7 +30,7 @@ import type { ContainerRunEvent, RunContainer } from "../container/run-container
 import type { ExecHandle, ExecSpec } from "../container/types.ts";
 import { explainDiskFull } from "../container/disk-full.ts";
 import type { Log } from "../log.ts";
-import { failureCode, type RunEventInput, type RunFailureCode } from "../run/events.ts";
+import { failureCode, type RunEventInput, type RunFailureCode } from "../protocol/events.ts";
 import { provideRunHome } from "./container-home.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import type { AgentCommand, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";

@@ -4,7 +4,7 @@
  * event carrying the line itself, `end()` that throws yields nothing, and an
  * `outcome()` that throws fails the run with `internal` and the error message.
  */
-import type { RunEventInput } from "../run/events.ts";
+import type { RunEventInput } from "../protocol/events.ts";
 import { logEvent } from "./cli-support.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "./types.ts";
 

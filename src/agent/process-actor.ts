@@ -19,7 +19,7 @@ import { execa } from "execa";
 import { fromCallback } from "xstate";
 import type { RunContainer } from "../container/run-container.ts";
 import type { Log } from "../log.ts";
-import { failureCode, type RunEventInput } from "../run/events.ts";
+import { failureCode, type RunEventInput } from "../protocol/events.ts";
 import { startContainerExec, teardownRunContainer, type ContainerExecution } from "./container-exec.ts";
 import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
 import type { PermissionGate } from "./permissions.ts";

@@ -4,7 +4,7 @@
  * actor (`src/agent/process-actor.ts`) does the spawning, line splitting,
  * cancellation and exit handling for every adapter.
  */
-import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../run/events.ts";
+import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../protocol/events.ts";
 
 /** What /health/agents reports for one agent. */
 export interface AgentHealth {

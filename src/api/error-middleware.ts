@@ -1,46 +1,16 @@
 /**
- * The one place where errors become HTTP responses (STYLE.md 6):
- * - an {@link AppError} answers its `status` and `{error: {code, message, details?}}`
- *   (the message only when `expose`; 429 also sets `Retry-After`, 401
- *   `WWW-Authenticate: Bearer`);
- * - a Koa/http-errors error with `expose` (4xx from the body parser, the
- *   router…) answers its status with a stable code (`invalid_json`,
- *   `payload_too_large`, …);
- * - anything else is 500 `internal` with a generic message, logged with the
- *   request id. A stack never reaches a response.
+ * The one place where the API turns errors into HTTP responses (STYLE.md 6):
+ * what a handler throws is answered as {@link mapError} (`src/errors-http.ts`,
+ * which the port proxy uses too) says: an `AppError` its status and
+ * `{error: {code, message, details?}}`, an exposed http-errors 4xx its status
+ * with a stable code, anything else 500 `internal`. 5xx are logged with the
+ * request id, 401s with their cause; a stack never reaches a response.
  * A request no route answered becomes 404 `not_found`.
  */
-import { AppError, NotFoundError, TooManyRequestsError } from "../errors.ts";
+import { mapError } from "../errors-http.ts";
+import { NotFoundError } from "../errors.ts";
 import { redactUrl, type Log } from "../log.ts";
 import type { AppMiddleware } from "./context.ts";
-
-/** The JSON body of every error response. */
-export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown };
-}
-
-/** A mapped error: what the client sees. */
-interface HttpError {
-  status: number;
-  body: ErrorBody;
-  headers: Record<string, string>;
-}
-
-/** Stable codes for exposed http-errors statuses. */
-const CODES_BY_STATUS: Record<number, string> = {
-  400: "bad_request",
-  401: "unauthorized",
-  403: "forbidden",
-  404: "not_found",
-  405: "method_not_allowed",
-  406: "not_acceptable",
-  408: "request_timeout",
-  411: "length_required",
-  413: "payload_too_large",
-  415: "unsupported_media_type",
-  429: "rate_limited",
-  501: "not_implemented",
-};
 
 /**
  * Builds the error middleware. Mount it right inside the request-context
@@ -68,25 +38,6 @@ export function createErrorMiddleware(opts: { log: Log }): AppMiddleware {
       ctx.body = mapped.body;
     }
   };
-}
-
-/** Maps any thrown value to the response the client gets. Exported for tests. */
-export function mapError(err: unknown): HttpError {
-  if (err instanceof AppError) {
-    const headers: Record<string, string> = {};
-    if (err instanceof TooManyRequestsError) headers["Retry-After"] = String(err.retryAfterS);
-    if (err.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="openrunner"';
-    const message = err.expose ? err.message : "internal server error";
-    const error = err.details !== undefined && err.expose ? { code: err.code, message, details: err.details } : { code: err.code, message };
-    return { status: err.status, body: { error }, headers };
-  }
-  const e = err as { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown; type?: unknown } | null;
-  const status = typeof e?.status === "number" ? e.status : typeof e?.statusCode === "number" ? e.statusCode : 500;
-  if (status >= 400 && status < 500 && e?.expose === true) {
-    const code = e.type === "entity.parse.failed" ? "invalid_json" : (CODES_BY_STATUS[status] ?? "bad_request");
-    return { status, body: { error: { code, message: String(e.message ?? code) } }, headers: {} };
-  }
-  return { status: 500, body: { error: { code: "internal", message: "internal server error" } }, headers: {} };
 }
 
 /** The auth failure's cause for the log: a message, never a token. */

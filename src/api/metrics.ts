@@ -6,7 +6,7 @@
 import { Router } from "@koa/router";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Bus } from "../bus/bus.ts";
-import { RUN_STATUSES } from "../run/events.ts";
+import { RUN_STATUSES } from "../protocol/events.ts";
 import type { AppState, RouteModule } from "./context.ts";
 
 /** Labels of one observed HTTP request. `route` is the matched route pattern (`/api/runs/:id`) or `unmatched`. */

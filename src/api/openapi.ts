@@ -92,7 +92,7 @@ export const ErrorResponseSchema = Type.Object(
 export interface OpenApiInput {
   version: string;
   operations: readonly OperationSpec[];
-  /** The RunEvent JSON schema (`buildRunEventJsonSchema()` from `src/run/events.ts`). */
+  /** The RunEvent JSON schema (`buildRunEventJsonSchema()` from `src/protocol/events.ts`). */
   eventSchema: Record<string, unknown>;
 }
 

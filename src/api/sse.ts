@@ -4,9 +4,11 @@
  * after `after`, then follows live; a comment heartbeat every
  * `heartbeatMs`; ends after the terminal event, on client abort, or on
  * shutdown, whichever is first. A subscriber too slow for its buffer gets a
- * `stream.lagged` event (`data: {"last_event_id": N}`) and is closed.
+ * `stream.lagged` event (`data: {"last_event_id": N}`) and is closed. The
+ * frames are formatted by `src/protocol/sse.ts`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { formatLaggedFrame } from "../protocol/sse.ts";
 import type { EventChunk, RunChannel } from "../run/channel.ts";
 
 export interface SseOptions {
@@ -68,7 +70,7 @@ export function streamRunEvents(req: IncomingMessage, res: ServerResponse, chann
         return more;
       },
       lagged(lastId: number) {
-        res.write(`event: stream.lagged\ndata: ${JSON.stringify({ last_event_id: lastId })}\n\n`);
+        res.write(formatLaggedFrame(lastId));
         finish();
         // A lagging socket may never drain: do not wait for it.
         setTimeout(() => res.destroy(), 5000).unref();

@@ -4,13 +4,19 @@
  * container, proxy and tunnel actors, subscribe. Handlers run synchronously in
  * publish order; a throwing handler is reported to `onError` and does not stop
  * the others.
+ *
+ * The bus imports only the contract (`src/protocol/`): a producer in a higher
+ * layer declares its own topics by augmenting {@link BusEvents} next to its
+ * payload types, e.g. `src/proxy/events.ts` and `src/tunnel/events.ts`:
+ * `declare module "../bus/bus.ts" { interface BusEvents extends ProxyBusEvents {} }`.
  */
-import type { RunEvent, RunStatus } from "../run/events.ts";
-import type { ProxyBusEvents } from "../proxy/events.ts";
-import type { TunnelBusEvents } from "../tunnel/events.ts";
+import type { RunEvent, RunStatus } from "../protocol/events.ts";
 
-/** The system events and their payloads. Extend this map to add a topic. */
-export interface BusEvents extends TunnelBusEvents, ProxyBusEvents {
+/**
+ * The system events and their payloads: the run topics here, plus every topic a
+ * producer adds by module augmentation (`proxy.*`, `tunnel.*`, see the module comment).
+ */
+export interface BusEvents {
   /** A run changed status; `prev` is null for a new run. */
   "run.status": { run_id: string; user_id: string; agent: string; status: RunStatus; prev: RunStatus | null };
   /**

@@ -5,7 +5,7 @@
  * half-printed; it is cleared before any output.
  */
 import { createSpinner, type Spinner } from "nanospinner";
-import type { RunEvent } from "../run/events.ts";
+import type { RunEvent } from "../protocol/events.ts";
 import { shouldUseColor, type CliContext } from "./context.ts";
 import { createRenderer } from "./render.ts";
 

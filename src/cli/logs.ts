@@ -3,7 +3,7 @@
  * through `GET /api/runs/:id/events?after=N` with `Accept: application/json`;
  * with `-f`, then follows the live stream over SSE until the run ends.
  */
-import type { RunEvent } from "../run/events.ts";
+import type { RunEvent } from "../protocol/events.ts";
 import { createApiClient } from "./client.ts";
 import type { CliContext } from "./context.ts";
 import { createEventOutput } from "./event-output.ts";

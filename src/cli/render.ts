@@ -4,7 +4,7 @@
  * streams inline from `message.delta`; the whole `message` is printed only when
  * it was not streamed. Unknown event types (newer servers) get a generic line.
  */
-import type { RunEvent, Usage } from "../run/events.ts";
+import type { RunEvent, Usage } from "../protocol/events.ts";
 import {
   createPaint,
   formatCount,

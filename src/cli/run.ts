@@ -4,7 +4,7 @@
  * creates a run (POST /api/runs) and streams its events until the terminal
  * one. Exit code 0 when the run completed, 1 otherwise.
  */
-import type { RunStatus } from "../run/events.ts";
+import type { RunStatus } from "../protocol/events.ts";
 import { createApiClient } from "./client.ts";
 import { shouldUseColor, type CliContext } from "./context.ts";
 import { createEventOutput } from "./event-output.ts";

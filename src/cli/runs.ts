@@ -4,7 +4,7 @@
  * follows `next_cursor` through every page.
  */
 import type { Static } from "@sinclair/typebox";
-import type { RunListResponse, RunView } from "../run/requests.ts";
+import type { RunListResponse, RunView } from "../protocol/requests.ts";
 import { createApiClient } from "./client.ts";
 import { printLine, type CliContext } from "./context.ts";
 import { formatDuration, formatTable, formatTimestamp, truncateLine } from "./format.ts";

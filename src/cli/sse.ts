@@ -6,7 +6,8 @@
  * already seen are skipped, so the caller sees each id once, in order.
  */
 import { createParser } from "eventsource-parser";
-import { isTerminalType, type RunEvent } from "../run/events.ts";
+import { isTerminalType, type RunEvent } from "../protocol/events.ts";
+import { STREAM_LAGGED } from "../protocol/sse.ts";
 import { ApiError, ConnectionError, type ApiClient } from "./client.ts";
 
 /** Options of {@link followRunEvents}. */
@@ -90,14 +91,14 @@ async function connectOnce(
   const parser = createParser({
     onEvent(msg) {
       if (outcome) return;
-      if (msg.event === "stream.lagged") return finish({ kind: "lagged" });
+      if (msg.event === STREAM_LAGGED) return finish({ kind: "lagged" });
       let ev: RunEvent;
       try {
         ev = JSON.parse(msg.data) as RunEvent;
       } catch {
         return; // not an event (a server notice we do not know)
       }
-      if ((ev.type as string) === "stream.lagged") return finish({ kind: "lagged" });
+      if ((ev.type as string) === STREAM_LAGGED) return finish({ kind: "lagged" });
       if (typeof ev.id !== "number" || ev.id <= state.lastId) return;
       state.lastId = ev.id;
       state.progressed = true;

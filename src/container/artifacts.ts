@@ -21,7 +21,7 @@
 import { constants } from "node:fs";
 import { lstat, open, readdir, readlink, realpath, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import type { Artifact } from "../run/events.ts";
+import type { Artifact } from "../protocol/events.ts";
 
 /** Bounds of {@link collectArtifacts}. */
 export interface ArtifactLimits {

@@ -40,6 +40,3 @@ export function containerLabels(l: ContainerLabelInput): Record<string, string> 
   if (l.userId !== undefined) out[LABEL.userId] = l.userId;
   return out;
 }
-
-/** What a project id (`metadata.project_id`, the `:project_id` of the project routes) must match. */
-export const PROJECT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";

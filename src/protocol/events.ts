@@ -7,6 +7,10 @@
  *
  * Every data object may carry `raw`: the agent's original object, for detail
  * that fits no field (never lost).
+ *
+ * `src/protocol/` is the bottom layer (see `test/unit/layers.test.ts`): it
+ * imports nothing of the project, so the store, the bus, containers and
+ * agents can all depend on the contract without pointing up at `run/`.
  */
 import { Type, type Static, type TSchema, type TObject, type TProperties } from "@sinclair/typebox";
 
@@ -27,11 +31,13 @@ const Usage = Type.Object(
 );
 /** Token counts (tokens) and cost (USD) of a turn or a whole run. */
 export type Usage = Static<typeof Usage>;
+/** The JSON schema of {@link Usage}, e.g. for the API's run views. */
 export const UsageSchema = Usage;
 
 const Artifact = Type.Object({ path: Type.String(), size_bytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false });
 /** A file a `task` run produced: `path` relative to the run's workspace (`/`-separated), size in bytes. */
 export type Artifact = Static<typeof Artifact>;
+/** The JSON schema of {@link Artifact}. */
 export const ArtifactSchema = Artifact;
 
 const RunError = Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: true });
@@ -181,6 +187,7 @@ export const RUN_EVENT_TYPES = Object.keys(EVENT_DATA_SCHEMAS) as RunEventType[]
 
 /** The four terminal event types; exactly one of them ends every run, always last. */
 export const TERMINAL_EVENT_TYPES = ["run.completed", "run.failed", "run.cancelled", "run.timed_out"] as const;
+/** One of {@link TERMINAL_EVENT_TYPES}. */
 export type TerminalEventType = (typeof TERMINAL_EVENT_TYPES)[number];
 
 /** True when `type` ends a run. */
@@ -225,7 +232,9 @@ export type RunEventInput = {
  * `waiting`: running, but blocked on a `permission.request` nobody has answered yet.
  */
 export const RUN_STATUSES = ["queued", "preparing", "running", "waiting", "completed", "failed", "cancelled", "timed_out"] as const;
+/** One of {@link RUN_STATUSES}. */
 export type RunStatus = (typeof RUN_STATUSES)[number];
+/** The statuses a run ends in, one per terminal event type. */
 export const TERMINAL_STATUSES: readonly RunStatus[] = ["completed", "failed", "cancelled", "timed_out"];
 
 /** The status a terminal event type leaves the run in. */

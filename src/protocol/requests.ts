@@ -1,10 +1,13 @@
 /**
  * Request and response schemas of the runs API (DESIGN.md section 6). The same
  * TypeBox schemas validate requests (ajv) and appear in the OpenAPI document.
+ * Part of the contract layer: imports nothing of the project but `./events.ts`.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { PROJECT_ID_PATTERN } from "../container/labels.ts";
 import { RUN_STATUSES, UsageSchema } from "./events.ts";
+
+/** What a project id (`metadata.project_id`, the `:project_id` of the project routes) must match. */
+export const PROJECT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
 
 export const CreateRunBody = Type.Object(
   {

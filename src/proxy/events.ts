@@ -1,8 +1,8 @@
 /**
- * The proxy's bus topics and payloads. `src/bus/bus.ts` lists them in
- * `BusEvents` (`extends TunnelBusEvents, ProxyBusEvents`); the proxy itself
- * only needs a {@link ProxyPublish} function, so it works with a `Bus` or
- * without one (tests).
+ * The proxy's bus topics and payloads. This file adds them to the bus's
+ * `BusEvents` (module augmentation of `src/bus/bus.ts`, so the bus need not
+ * import the proxy); the proxy itself only needs a {@link ProxyPublish}
+ * function, so it works with a `Bus` or without one (tests).
  */
 
 /** Which proxy route answered: `/proxy/:port/*` ("port") or `/api/runs/:id/proxy/:port/*` ("run"). */
@@ -34,10 +34,15 @@ export interface ProxyErrorEvent {
   upgrade: boolean;
 }
 
-/** The proxy topics, as `BusEvents` lists them. */
+/** The proxy topics, which `BusEvents` gets by the augmentation below. */
 export interface ProxyBusEvents {
   "proxy.request": ProxyRequestEvent;
   "proxy.error": ProxyErrorEvent;
+}
+
+declare module "../bus/bus.ts" {
+  /** The proxy's topics on the system bus. */
+  interface BusEvents extends ProxyBusEvents {}
 }
 
 export type ProxyTopic = keyof ProxyBusEvents;

@@ -18,8 +18,8 @@
 import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import { mapError } from "../api/error-middleware.ts";
 import type { AuthUser } from "../auth/middleware.ts";
+import { mapError } from "../errors-http.ts";
 import { ConflictError, UnauthorizedError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { dropProxyEvents, type ProxyPublish } from "./events.ts";

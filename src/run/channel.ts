@@ -12,9 +12,10 @@
  */
 import type { EventRepo } from "../store/types.ts";
 import type { EventWriter } from "./event-writer.ts";
-import { dataJsonOf, isTerminalType, type RunEvent, type RunEventInput } from "./events.ts";
+import { isTerminalType, type RunEvent, type RunEventInput } from "../protocol/events.ts";
+import { formatSseFrame } from "../protocol/sse.ts";
 
-/** Serialized SSE frames of some events, built once and shared by all subscribers. */
+/** Serialized SSE frames (see {@link formatSseFrame}) of some events, built once and shared by all subscribers. */
 export interface EventChunk {
   events: RunEvent[];
   /** `id:`/`event:`/`data:` frames, concatenated. */
@@ -36,15 +37,6 @@ export interface EventSink {
 const REPLAY_PAGE = 2000;
 /** Most bytes (UTF-16 code units, ~bytes) of frames in one replay chunk: a page of huge events is split. */
 export const MAX_CHUNK_CHARS = 4 * 1024 * 1024;
-
-/**
- * Formats one event as an SSE frame; `data:` is the whole event as JSON, built
- * around the event's cached data JSON (see {@link dataJsonOf}).
- */
-export function formatSseFrame(e: RunEvent): string {
-  const json = `{"id":${e.id},"run_id":${JSON.stringify(e.run_id)},"ts":"${e.ts}","type":"${e.type}","data":${dataJsonOf(e)}}`;
-  return `id: ${e.id}\nevent: ${e.type}\ndata: ${json}\n\n`;
-}
 
 let lastMs = 0;
 let lastIso = "";

@@ -7,7 +7,7 @@ import type { Config } from "../config/schema.ts";
 import { mib } from "../container/run-container.ts";
 import type { ContainerLimits } from "../container/types.ts";
 import { ValidationError } from "../errors.ts";
-import type { CreateRunBody } from "./requests.ts";
+import type { CreateRunBody } from "../protocol/requests.ts";
 
 /**
  * Returns the limits, or null when the run executes on the host.

@@ -6,7 +6,7 @@
  * subscriber sees it, and a burst of lines costs one commit, not one per event.
  */
 import type { EventRepo, Store } from "../store/types.ts";
-import type { RunEvent } from "./events.ts";
+import type { RunEvent } from "../protocol/events.ts";
 
 /** Receives the committed events of one run, in id order. */
 export interface CommitListener {

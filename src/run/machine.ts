@@ -21,7 +21,7 @@ import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import type { AgentOutcome } from "../agent/types.ts";
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/process-actor.ts";
 import type { RunContainer } from "../container/run-container.ts";
-import { failureCode, type RunEventInput } from "./events.ts";
+import { failureCode, type RunEventInput } from "../protocol/events.ts";
 
 /** What `prepare` produced for the run. */
 export interface PrepareOutput {

@@ -24,7 +24,7 @@ import type { PermissionAnswer, PermissionAsk, PermissionGate, PermissionOption 
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import type { EventRepo } from "../store/types.ts";
-import type { RunEventInput } from "./events.ts";
+import type { RunEventInput } from "../protocol/events.ts";
 
 /** Who decides a run's permission requests. */
 export type PermissionPolicy = "allow" | "deny" | "ask";

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { ConflictError } from "../errors.ts";
-import type { CreateRunBody } from "./requests.ts";
+import type { CreateRunBody } from "../protocol/requests.ts";
 
 /** The part of a live run its placement is checked against. */
 export interface LivePlacement {

@@ -4,7 +4,7 @@
  * commit transaction, so a row and its events never disagree.
  */
 import type { RunRow } from "../store/types.ts";
-import { statusOfTerminal, type RunEvent, type TerminalEventType, type Usage } from "./events.ts";
+import { statusOfTerminal, type RunEvent, type TerminalEventType, type Usage } from "../protocol/events.ts";
 
 /** Sums two usage records; optional counts stay absent when both are. */
 export function addUsage(a: Usage | null, b: Usage): Usage {

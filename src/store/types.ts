@@ -3,7 +3,7 @@
  * (`sqlite.ts`, better-sqlite3 in WAL mode); PostgreSQL can implement the same
  * interfaces later (DESIGN.md section 9). All timestamps are ISO 8601 UTC strings.
  */
-import type { RunEvent, RunEventType, RunStatus, Usage } from "../run/events.ts";
+import type { RunEvent, RunEventType, RunStatus, Usage } from "../protocol/events.ts";
 
 export type Role = "admin" | "user";
 

@@ -1,7 +1,8 @@
 /**
- * The tunnel's bus topics and payloads. `src/bus/bus.ts` lists them in
- * `BusEvents`; the tunnel itself only needs a {@link TunnelPublish} function,
- * so it works with a `Bus` or without one.
+ * The tunnel's bus topics and payloads. This file adds them to the bus's
+ * `BusEvents` (module augmentation of `src/bus/bus.ts`, so the bus need not
+ * import the tunnel); the tunnel itself only needs a {@link TunnelPublish}
+ * function, so it works with a `Bus` or without one.
  */
 
 /** A client registered with the relay (role "relay"), or the client is registered (role "client"). */
@@ -35,11 +36,16 @@ export interface TunnelPoolEvent {
   target: number;
 }
 
-/** The tunnel topics, as `BusEvents` lists them. */
+/** The tunnel topics, which `BusEvents` gets by the augmentation below. */
 export interface TunnelBusEvents {
   "tunnel.connected": TunnelConnectedEvent;
   "tunnel.disconnected": TunnelDisconnectedEvent;
   "tunnel.pool": TunnelPoolEvent;
+}
+
+declare module "../bus/bus.ts" {
+  /** The tunnel's topics on the system bus. */
+  interface BusEvents extends TunnelBusEvents {}
 }
 
 /** A tunnel topic. */

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { createApiClient } from "../../src/cli/client.ts";
 import { followRunEvents } from "../../src/cli/sse.ts";
-import type { RunEvent } from "../../src/run/events.ts";
+import type { RunEvent } from "../../src/protocol/events.ts";
 import { ADMIN_PASSWORD, spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/openrunner.js");

@@ -21,7 +21,7 @@ import { ensureFirstAdmin } from "../../src/auth/bootstrap.ts";
 import { Bus } from "../../src/bus/bus.ts";
 import { ConfigSchema, type Config } from "../../src/config/schema.ts";
 import { SECRET_KEYS } from "../../src/log.ts";
-import { RUN_EVENT_TYPES } from "../../src/run/events.ts";
+import { RUN_EVENT_TYPES } from "../../src/protocol/events.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/types.ts";
 

@@ -8,8 +8,9 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { EventWriter } from "../../src/run/event-writer.ts";
-import { MAX_CHUNK_CHARS, RunChannel, formatSseFrame, type EventChunk, type EventSink, type Subscription } from "../../src/run/channel.ts";
-import { isTerminalType, type RunEvent, type RunEventInput, type RunEventType } from "../../src/run/events.ts";
+import { MAX_CHUNK_CHARS, RunChannel, type EventChunk, type EventSink, type Subscription } from "../../src/run/channel.ts";
+import { formatSseFrame } from "../../src/protocol/sse.ts";
+import { isTerminalType, type RunEvent, type RunEventInput, type RunEventType } from "../../src/protocol/events.ts";
 import type { EventRepo } from "../../src/store/types.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 

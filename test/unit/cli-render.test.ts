@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
-import { EVENT_DATA_SCHEMAS, RUN_EVENT_TYPES, type RunEvent, type RunEventInput } from "../../src/run/events.ts";
+import { EVENT_DATA_SCHEMAS, RUN_EVENT_TYPES, type RunEvent, type RunEventInput } from "../../src/protocol/events.ts";
 import { createRenderer, type RenderableEvent } from "../../src/cli/render.ts";
 import {
   formatDuration,

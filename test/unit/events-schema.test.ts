@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildRunEventJsonSchema, RUN_EVENT_TYPES } from "../../src/run/events.ts";
+import { buildRunEventJsonSchema, RUN_EVENT_TYPES } from "../../src/protocol/events.ts";
 
 const committed = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../schemas/run-events.schema.json");
 

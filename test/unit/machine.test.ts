@@ -11,7 +11,7 @@ import { createActor, fromCallback, fromPromise, SimulatedClock } from "xstate";
 import { runMachine, type PrepareOutput, type RunMachineInput } from "../../src/run/machine.ts";
 import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../../src/agent/process-actor.ts";
 import type { AgentOutcome } from "../../src/agent/types.ts";
-import { isTerminalType, type RunEventInput } from "../../src/run/events.ts";
+import { isTerminalType, type RunEventInput } from "../../src/protocol/events.ts";
 import { ConflictError, ValidationError } from "../../src/errors.ts";
 
 const TIMEOUT_MS = 10_000;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
-import { EVENT_DATA_SCHEMAS, type RunEventInput, type RunEventType } from "../../src/run/events.ts";
+import { EVENT_DATA_SCHEMAS, type RunEventInput, type RunEventType } from "../../src/protocol/events.ts";
 import type { AgentOutcome, ProcessExit } from "../../src/agent/types.ts";
 import { GOLDEN_AGENTS, createGoldenParser, listGoldenFolders } from "../golden/agents.ts";
 

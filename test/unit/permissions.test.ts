@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { PermissionOption } from "../../src/agent/permissions.ts";
 import { AppError } from "../../src/errors.ts";
-import type { RunEventInput } from "../../src/run/events.ts";
+import type { RunEventInput } from "../../src/protocol/events.ts";
 import { createPermissionGate, MAX_OPEN_REQUESTS_PER_RUN, pickOption, PermissionRegistry, storedRequestExists, type PermissionGateOptions } from "../../src/run/permissions.ts";
 
 const OPTIONS: PermissionOption[] = [

@@ -12,7 +12,7 @@ import { createActor, sendTo, setup } from "xstate";
 import { processActor, type ProcessActorEmitted, type ProcessActorInput } from "../../src/agent/process-actor.ts";
 import { createShellAdapter } from "../../src/agent/shell/adapter.ts";
 import type { AgentAdapter } from "../../src/agent/types.ts";
-import type { RunEventInput } from "../../src/run/events.ts";
+import type { RunEventInput } from "../../src/protocol/events.ts";
 import { AgentUnavailableError } from "../../src/errors.ts";
 
 let tmp: string;

@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 import { applyMigrations, MIGRATIONS } from "../../src/store/migrations.ts";
 import type { Store, RunRow } from "../../src/store/types.ts";
-import type { RunEvent, RunStatus } from "../../src/run/events.ts";
+import type { RunEvent, RunStatus } from "../../src/protocol/events.ts";
 import { ConflictError, ValidationError } from "../../src/errors.ts";
 
 let tmp: string;

@@ -13,7 +13,7 @@ import { Registry } from "prom-client";
 import { Logger, type ILogObj } from "tslog";
 import { Bus } from "../../src/bus/bus.ts";
 import type { Config } from "../../src/config/schema.ts";
-import type { RunEvent } from "../../src/run/events.ts";
+import type { RunEvent } from "../../src/protocol/events.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/types.ts";
 import { WebhookDispatcher } from "../../src/webhooks/dispatcher.ts";

@@ -27,7 +27,7 @@
  */
 import { fromCallback } from "xstate";
 import { PROTOCOL_VERSION } from "@agentclientprotocol/sdk";
-import { failureCode, type RunEventInput, type RunFailureCode } from "../../run/events.ts";
+import { failureCode, type RunEventInput, type RunFailureCode } from "../../protocol/events.ts";
 import { crashed, modelFailure, statusInMessage } from "../cli-support.ts";
 import { teardownRunContainer } from "../container-exec.ts";
 import { createLineSplitter } from "../line-splitter.ts";

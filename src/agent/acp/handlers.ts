@@ -8,7 +8,7 @@
  */
 import { RequestError } from "@agentclientprotocol/sdk";
 import type * as acp from "@agentclientprotocol/sdk";
-import type { RunEventInput } from "../../run/events.ts";
+import type { RunEventInput } from "../../protocol/events.ts";
 import type { PermissionAnswer, PermissionGate, PermissionOption } from "../permissions.ts";
 import type { AcpClientHandlers } from "./connection.ts";
 import { containerPathToHost, readWorkspaceFile, WorkspacePathError, writeWorkspaceFile, type ContainerPathMap } from "./fs.ts";

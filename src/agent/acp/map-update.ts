@@ -16,7 +16,7 @@
  * - anything else (mode, commands, usage_update, notices …) -> a `log` event carrying the original.
  * Every mapped event keeps the original update in `data.raw`.
  */
-import type { RunEventInput, Usage } from "../../run/events.ts";
+import type { RunEventInput, Usage } from "../../protocol/events.ts";
 
 type Obj = Record<string, unknown>;
 

@@ -10,7 +10,7 @@
  * (tool_result blocks), `result` (final text, usage, cost; `is_error` — a synthetic API error
  * has `subtype:"success"` with `is_error:true`).
  */
-import type { RunEventInput, Usage } from "../../run/events.ts";
+import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
 

@@ -12,7 +12,7 @@
  * Agent text arrives whole (no deltas). An HTTP 500 is reported as "high demand" text; only 4xx
  * bodies reach the message.
  */
-import type { RunEventInput, Usage } from "../../run/events.ts";
+import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
 

@@ -9,7 +9,7 @@
  * is the HTTP status modulo 256 (500 → 244, 400 → 144); its own codes are 41 auth, 42 bad input,
  * 53 turn limit, 55 untrusted folder. After SIGINT/SIGTERM it exits 0 with no `result`.
  */
-import type { RunEventInput, Usage } from "../../run/events.ts";
+import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
 

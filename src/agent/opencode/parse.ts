@@ -8,7 +8,7 @@
  * `error` (`error.name` e.g. "APIError", `error.data.statusCode`, `responseBody`). Success has NO
  * final event: the stream just ends after a `step_finish` whose reason is not "tool-calls".
  */
-import type { RunEventInput, Usage } from "../../run/events.ts";
+import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
 

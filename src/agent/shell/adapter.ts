@@ -5,7 +5,7 @@
  * it with `exit_nonzero`, a signal with `agent_crashed`.
  */
 import { access, constants } from "node:fs/promises";
-import type { RunEventInput } from "../../run/events.ts";
+import type { RunEventInput } from "../../protocol/events.ts";
 import type { AgentAdapter, AgentCommand, AgentHealth, AgentRunContext, LineParser, ProcessExit, AgentOutcome } from "../types.ts";
 
 const SHELL = "/bin/sh";

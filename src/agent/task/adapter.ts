@@ -23,7 +23,7 @@ import type { Config } from "../../config/schema.ts";
 import { collectArtifacts } from "../../container/artifacts.ts";
 import { ContainerError } from "../../container/errors.ts";
 import type { ContainerClient } from "../../container/types.ts";
-import type { RunEventInput } from "../../run/events.ts";
+import type { RunEventInput } from "../../protocol/events.ts";
 import { logEvent, tailOf } from "../cli-support.ts";
 import type { AgentAdapter, AgentCommand, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "../types.ts";
 import { TASK_FILE, writeTaskInputs } from "./inputs.ts";

@@ -6,7 +6,7 @@
  */
 import type { Config } from "../../config/schema.ts";
 import { ValidationError } from "../../errors.ts";
-import type { CreateRunBody } from "../../run/requests.ts";
+import type { CreateRunBody } from "../../protocol/requests.ts";
 import type { TaskRunSpec } from "../types.ts";
 
 /** The agent name of batch runs. */

@@ -15,7 +15,7 @@ import { Router } from "@koa/router";
 import { Type } from "@sinclair/typebox";
 import { artifactSegments, openArtifact } from "../../container/artifacts.ts";
 import { NotFoundError, ValidationError } from "../../errors.ts";
-import { ArtifactSchema, type Artifact } from "../../run/events.ts";
+import { ArtifactSchema, type Artifact } from "../../protocol/events.ts";
 import type { RunManager } from "../../run/manager.ts";
 import type { Store } from "../../store/types.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";

@@ -18,11 +18,12 @@
 import { Router } from "@koa/router";
 import { Type, type Static } from "@sinclair/typebox";
 import type { Config } from "../../config/schema.ts";
-import { LABEL, PROJECT_ID_PATTERN, type ContainerKind } from "../../container/labels.ts";
+import { LABEL, type ContainerKind } from "../../container/labels.ts";
 import type { WarmPool } from "../../container/pool.ts";
 import type { ProjectContainers } from "../../container/projects.ts";
 import type { ContainerClient, ContainerSummary } from "../../container/types.ts";
 import { NotFoundError, ValidationError } from "../../errors.ts";
+import { PROJECT_ID_PATTERN } from "../../protocol/requests.ts";
 import { resolveContainerLimits } from "../../run/container-limits.ts";
 import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses } from "../openapi.ts";

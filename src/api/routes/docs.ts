@@ -7,7 +7,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { Router } from "@koa/router";
-import { buildRunEventJsonSchema } from "../../run/events.ts";
+import { buildRunEventJsonSchema } from "../../protocol/events.ts";
 import type { AppState, RouteModule } from "../context.ts";
 import { buildOpenApiDocument, type OperationSpec } from "../openapi.ts";
 
