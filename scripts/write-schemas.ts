@@ -1,6 +1,6 @@
 /**
  * Writes `schemas/run-events.schema.json`, the committed JSON Schema of the run
- * event contract, from the table in `src/run/events.ts`. Run after changing an
+ * event contract, from the table in `src/protocol/events.ts`. Run after changing an
  * event type (`npm run schema`); `test/unit/events-schema.test.ts` fails while
  * the committed file and the table disagree.
  */
