@@ -115,6 +115,19 @@ function checkDockerConfig(d: Config["docker"]): void {
 }
 
 /**
+ * The tested agent versions for `/health/agents`; a missing or broken `scripts/agents.lock.json`
+ * (an install without the scripts folder) only loses the `tested` flags, with a warning, never the boot.
+ */
+function loadTestedVersions(log: Log): ReadonlyMap<string, string> {
+  try {
+    return testedVersionsOf(readAgentsLock());
+  } catch (err) {
+    log.warn("agent versions lock not readable; /health/agents reports no tested flags", { err: (err as Error).message });
+    return new Map();
+  }
+}
+
+/**
  * Opens the store (creating the data folder), ends runs a crash left live,
  * creates the first admin if there is none, and listens on `config.addr`.
  * @throws when the data folder or database cannot be opened, or the address is in use
@@ -155,7 +168,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
     createTaskAdapter({ client: dockerClient, docker: config.docker }),
     createAcpAdapter(config.acp_agents, opts.env),
     ...(opts.adapters ?? []),
-  ], { tested: testedVersionsOf(readAgentsLock()) });
+  ], { tested: loadTestedVersions(log) });
 
   let manager: RunManager | undefined;
   const writer = new EventWriter({
