@@ -1,5 +1,5 @@
 /**
- * The container branch of the process actor (DESIGN.md sections 5 and 8): the
+ * The container branch of the process actor (docs/architecture.md#process-actor, docs/architecture.md#containers): the
  * adapter's host command runs inside the run's container through the engine's
  * exec API, and everything else stays as on the host: the exec's stdout and
  * stderr go through the same line splitters into the adapter's parser, the

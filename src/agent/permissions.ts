@@ -1,7 +1,7 @@
 /**
  * The contract between an agent actor that can ask before it acts (ACP's
- * `session/request_permission`) and the run's permission policy (DESIGN.md
- * section 4, `permission.request` / `permission.decision`). The actor calls
+ * `session/request_permission`) and the run's permission policy (docs/architecture.md#permissions,
+ * `permission.request` / `permission.decision`). The actor calls
  * {@link PermissionGate.ask}; the gate (src/run/permissions.ts) writes the
  * `permission.request` event, applies the run's policy (`allow`, `deny`, or
  * `ask` the owner with a deadline), writes the `permission.decision` event and

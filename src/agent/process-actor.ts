@@ -1,5 +1,5 @@
 /**
- * The process actor every CLI adapter runs in (DESIGN.md section 5): an xstate
+ * The process actor every CLI adapter runs in (docs/architecture.md#process-actor): an xstate
  * `fromCallback` actor that spawns the adapter's command with execa in its own
  * process group (stdin closed), splits stdout and stderr into lines for the
  * adapter's parser, streams the resulting events straight into the run's

@@ -1,5 +1,5 @@
 /**
- * The agent adapter contract (DESIGN.md section 5). An adapter describes how to
+ * The agent adapter contract (docs/architecture.md#agents). An adapter describes how to
  * run one CLI non-interactively and how to read its output; the generic process
  * actor (`src/agent/process-actor.ts`) does the spawning, line splitting,
  * cancellation and exit handling for every adapter.

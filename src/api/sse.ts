@@ -1,5 +1,5 @@
 /**
- * Serves one run's events as Server-Sent Events (DESIGN.md section 4): `id:`
+ * Serves one run's events as Server-Sent Events (docs/architecture.md#sse): `id:`
  * is the event id, `event:` the type, `data:` the whole event as JSON. Replays
  * after `after`, then follows live; a comment heartbeat every
  * `heartbeatMs`; ends after the terminal event, on client abort, or on

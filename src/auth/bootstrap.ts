@@ -1,5 +1,5 @@
 /**
- * The first administrator (DESIGN.md section 1): when the users table is
+ * The first administrator (docs/architecture.md#authentication): when the users table is
  * empty at boot, create `admin` with the configured password or a generated
  * one. A generated password is handed to `print` exactly once and never logged.
  */

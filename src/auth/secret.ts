@@ -1,5 +1,5 @@
 /**
- * The JWT signing secret (DESIGN.md section 7): the configured one wins;
+ * The JWT signing secret (docs/architecture.md#authentication): the configured one wins;
  * otherwise it is generated once into `<dataDir>/jwt-secret` (mode 0600) and
  * reused on every later start. There is no fallback secret.
  */

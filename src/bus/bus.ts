@@ -1,5 +1,5 @@
 /**
- * Typed in-process pub/sub for system events (DESIGN.md section 2). The
+ * Typed in-process pub/sub for system events (docs/architecture.md#the-bus). The
  * RunManager publishes run lifecycle changes here; metrics, and later the
  * container, proxy and tunnel actors, subscribe. Handlers run synchronously in
  * publish order; a throwing handler is reported to `onError` and does not stop

@@ -1,5 +1,5 @@
 /**
- * Loads the configuration (DESIGN.md section 7): schema defaults < YAML file <
+ * Loads the configuration (docs/architecture.md#configuration): schema defaults < YAML file <
  * environment (`OPENRUNNER_*`) < CLI flags, validated once with ajv against
  * {@link ConfigSchema}. Every invalid value throws a {@link ConfigError} that
  * names the setting the way the user wrote it, the expected form and the value:

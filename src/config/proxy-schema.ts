@@ -1,5 +1,5 @@
 /**
- * The `proxy` configuration section (DESIGN.md sections 7 and 8) and its port
+ * The `proxy` configuration section (docs/architecture.md#configuration, docs/architecture.md#port-proxy) and its port
  * list parser. `ConfigSchema` embeds {@link ProxyConfigSchema}
  * as `proxy`; the loader normalises `allowed_ports` with {@link normalizeAllowedPorts}
  * after validation.

@@ -1,5 +1,5 @@
 /**
- * The configuration schema (DESIGN.md section 7). One TypeBox schema gives the
+ * The configuration schema (docs/architecture.md#configuration). One TypeBox schema gives the
  * TypeScript type, the ajv validation at boot and the documented defaults.
  * Sources, lowest to highest precedence: defaults < file (`openrunner.yaml`) <
  * environment (`OPENRUNNER_*`) < CLI flags. See `load.ts`.
@@ -150,7 +150,7 @@ export const ConfigSchema = Type.Object(
       ),
       { default: {} },
     ),
-    /** Docker isolation (DESIGN.md section 8): image, container user, limits and their admin maxima, network. */
+    /** Docker isolation (docs/architecture.md#containers): image, container user, limits and their admin maxima, network. */
     docker: Type.Object(
       {
         /** Image of per-run containers (`openrunner image build` makes it). */

@@ -1,5 +1,5 @@
 /**
- * Artifacts of `task` runs (the OpenAaaS contract, DESIGN.md section 8): the
+ * Artifacts of `task` runs (the OpenAaaS contract, docs/architecture.md#containers): the
  * regular files a batch container wrote under the run's workspace, found on
  * the host side of the bind mount once the container is gone.
  *

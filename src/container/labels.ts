@@ -1,5 +1,5 @@
 /**
- * The labels every OpenRunner container carries (DESIGN.md section 8). The
+ * The labels every OpenRunner container carries (docs/architecture.md#containers). The
  * sweeper and the list endpoint find containers by them; the engine is the
  * source of truth for what exists, so a crashed server's containers are found
  * again at the next start.

@@ -1,5 +1,5 @@
 /**
- * The warm pool (DESIGN.md section 8): `docker.warm_pool` containers per
+ * The warm pool (docs/architecture.md#containers): `docker.warm_pool` containers per
  * image, created and started ahead of time, handed to per-run runs at once and
  * replaced in the background, to hide the cold start.
  *

@@ -1,5 +1,5 @@
 /**
- * Project containers (DESIGN.md section 8, `metadata.project_id`): one
+ * Project containers (docs/architecture.md#containers, `metadata.project_id`): one
  * long-lived container per (user, project), reused by that user's runs of the
  * project, as RCoder does.
  *

@@ -1,6 +1,6 @@
 /**
- * The per-run container of a `metadata.isolation: "docker"` run (DESIGN.md
- * section 8): created and started while the run is `preparing`, handed to the
+ * The per-run container of a `metadata.isolation: "docker"` run (see
+ * docs/architecture.md#containers): created and started while the run is `preparing`, handed to the
  * process actor, which runs the agent in it with `exec` and stops and removes
  * it when the agent's process ends (`src/agent/container-exec.ts`).
  *

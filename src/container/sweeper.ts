@@ -1,5 +1,5 @@
 /**
- * Removes containers nobody owns any more (DESIGN.md section 8):
+ * Removes containers nobody owns any more (docs/architecture.md#containers):
  *
  * - at start, `sweepOrphans()`: every container labelled with this server
  *   instance is a leftover of an earlier process (per-run and pool containers

@@ -1,5 +1,5 @@
 /**
- * The run event contract (DESIGN.md section 4): one table of event types and
+ * The run event contract (docs/architecture.md#event-contract): one table of event types and
  * their `data` schemas. The TypeScript union, the store, the SSE `event:` names
  * and the OpenAPI document are all derived from {@link EVENT_DATA_SCHEMAS};
  * `test/unit/events-schema.test.ts` fails when the committed
@@ -228,7 +228,7 @@ export type RunEventInput = {
 }[RunEventType];
 
 /**
- * The run statuses (DESIGN.md section 3); `run.*` terminal events map to the last four.
+ * The run statuses (docs/architecture.md#run-lifecycle); `run.*` terminal events map to the last four.
  * `waiting`: running, but blocked on a `permission.request` nobody has answered yet.
  */
 export const RUN_STATUSES = ["queued", "preparing", "running", "waiting", "completed", "failed", "cancelled", "timed_out"] as const;

@@ -1,5 +1,5 @@
 /**
- * Request and response schemas of the runs API (DESIGN.md section 6). The same
+ * Request and response schemas of the runs API (docs/architecture.md#http-api). The same
  * TypeBox schemas validate requests (ajv) and appear in the OpenAPI document.
  * Part of the contract layer: imports nothing of the project but `./events.ts`.
  */

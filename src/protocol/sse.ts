@@ -1,5 +1,5 @@
 /**
- * The SSE wire format of `GET /api/runs/:id/events` (DESIGN.md section 4):
+ * The SSE wire format of `GET /api/runs/:id/events` (docs/architecture.md#sse):
  * one frame per stored event (`id:` the event id, `event:` the type, `data:`
  * the whole event as JSON), and the one frame that is not a stored event,
  * `stream.lagged`, sent to a subscriber too slow for its buffer just before it

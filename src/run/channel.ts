@@ -1,5 +1,5 @@
 /**
- * The per-run channel (DESIGN.md section 4): append -> persist -> fan out.
+ * The per-run channel (docs/architecture.md#channel): append -> persist -> fan out.
  *
  * `append` numbers an event (1, 2, 3 … per run, no gaps) and hands it to the
  * {@link EventWriter}; once committed it is delivered to every subscription.

@@ -1,5 +1,5 @@
 /**
- * The run state machine (DESIGN.md section 3), xstate v5:
+ * The run state machine (docs/architecture.md#run-lifecycle), xstate v5:
  *
  * ```
  * queued -> preparing -> running(working -> stopping) -> completed | failed | cancelled | timed_out

@@ -1,5 +1,5 @@
 /**
- * The RunManager (DESIGN.md section 3): admission with a global and a per-user
+ * The RunManager (docs/architecture.md#run-lifecycle): admission with a global and a per-user
  * concurrency limit and a FIFO queue, one xstate run machine per run, cancel,
  * timeouts, projections of events onto the run row, recovery at start and an
  * ordered, idempotent shutdown.

@@ -1,5 +1,5 @@
 /**
- * Approvals (DESIGN.md section 4, `permission.request` / `permission.decision`):
+ * Approvals (docs/architecture.md#permissions, `permission.request` / `permission.decision`):
  * the {@link PermissionGate} of one run and the server's
  * {@link PermissionRegistry} of open requests.
  *

@@ -1,5 +1,5 @@
 /**
- * Where a run may work, decided at creation (DESIGN.md section 3): one live run
+ * Where a run may work, decided at creation (docs/architecture.md#placement): one live run
  * per folder tree and per agent home, and a resumed run's placement inherited
  * from the earlier run.
  */

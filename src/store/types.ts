@@ -1,7 +1,7 @@
 /**
  * Repository interfaces of the store. The embedded implementation is SQLite
  * (`sqlite.ts`, better-sqlite3 in WAL mode); PostgreSQL can implement the same
- * interfaces later (DESIGN.md section 9). All timestamps are ISO 8601 UTC strings.
+ * interfaces later (docs/architecture.md#not-built). All timestamps are ISO 8601 UTC strings.
  */
 import type { RunEvent, RunEventType, RunStatus, Usage } from "../protocol/events.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The tunnel's wire format (DESIGN.md section 8).
+ * The tunnel's wire format (docs/architecture.md#reverse-tunnel).
  *
  * A frame is a 4-byte unsigned big-endian length `L` followed by `L` bytes of
  * UTF-8 JSON: one {@link TunnelMessage} object with a `type` field. `L` counts

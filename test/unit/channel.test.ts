@@ -1,5 +1,5 @@
 /**
- * RunChannel + EventWriter (DESIGN.md section 4): events are numbered 1..N,
+ * RunChannel + EventWriter (docs/architecture.md#channel): events are numbered 1..N,
  * stored before delivery, replayed then followed live with no gap or duplicate,
  * paused sinks resume, a lagging live subscriber is dropped with `lagged`.
  * The store is an in-memory EventRepo with a rolling-back transaction stub

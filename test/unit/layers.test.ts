@@ -1,5 +1,5 @@
 /**
- * Dependencies point one way (DESIGN.md section 2, issue 17): every relative
+ * Dependencies point one way (docs/architecture.md#layers, issue 17): every relative
  * import in `src/` goes from a higher layer to a strictly lower one. A file's
  * layer is the first folder under `src/` (`src/run/manager.ts` is `run`); a
  * top-level file is its own layer (`src/errors.ts` is `errors`). Layers of one

@@ -1,5 +1,5 @@
 /**
- * The run machine (DESIGN.md section 3) with a fake `agent` (an xstate
+ * The run machine (docs/architecture.md#run-lifecycle) with a fake `agent` (an xstate
  * `fromCallback` the test drives) and a controllable `prepare`, on xstate's
  * SimulatedClock. For every state and every way a run can end (CANCEL,
  * timeout, agent exit ok/failed, and their races) exactly one terminal event

@@ -1,7 +1,7 @@
 /**
  * Pure mapping of ACP `session/update` notifications (protocol v1, `update` field of
  * `SessionNotification`; source: agentclientprotocol.com/protocol/v1, SDK 2.4 types) to run
- * events (DESIGN.md section 4). The mapper keeps per-turn state (the message being streamed,
+ * events (docs/architecture.md#event-contract). The mapper keeps per-turn state (the message being streamed,
  * tool calls seen) but does no I/O; the actor feeds it and appends what it returns.
  *
  * - `agent_message_chunk` -> `message.delta`; the whole text becomes one `message` when a tool

@@ -1,5 +1,5 @@
 /**
- * The caller's own API keys (DESIGN.md section 6):
+ * The caller's own API keys (docs/architecture.md#http-api):
  * `POST /api/api-keys` `{name}` -> 201 with `key`, shown this once (only its SHA-256 is stored);
  * `GET /api/api-keys` -> `{api_keys: [...]}` (never the key or its hash);
  * `DELETE /api/api-keys/:id` -> 204, or 404 when absent, not the caller's, or already revoked.

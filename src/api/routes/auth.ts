@@ -1,5 +1,5 @@
 /**
- * Login and the caller (DESIGN.md section 6):
+ * Login and the caller (docs/architecture.md#http-api):
  * `POST /api/auth/login` `{username, password}` -> `{token, token_type: "Bearer", expires_in}`,
  * throttled per username and per address (429 with Retry-After), and the same
  * 401 for an unknown user and a wrong password (both cost one bcrypt compare);

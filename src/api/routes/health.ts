@@ -1,5 +1,5 @@
 /**
- * Liveness and agent availability (DESIGN.md section 6), both unauthenticated:
+ * Liveness and agent availability (docs/architecture.md#http-api), both unauthenticated:
  * `GET /health` -> `{status: "ok", version, uptime_s}`;
  * `GET /health/agents` -> `{agents: [{agent, available, version?, path?, reason?, tested_version?, tested?}]}`
  * (`tested`: the installed version is the one in `scripts/agents.lock.json`); after the

@@ -1,5 +1,5 @@
 /**
- * The port proxy's routes (DESIGN.md section 8, issue 6 part 1):
+ * The port proxy's routes (docs/architecture.md#port-proxy, issue 6 part 1):
  * - `ALL /proxy/:port/*` to `127.0.0.1:<port>` for ports in `proxy.allowed_ports`;
  * - `ALL /api/runs/:id/proxy/:port/*` for a host run (same allowlist), or any
  *   port of a docker run's container at its address on `docker.network`

@@ -1,5 +1,5 @@
 /**
- * The runs API (DESIGN.md section 6): create, list, get, cancel, delete, the
+ * The runs API (docs/architecture.md#http-api): create, list, get, cancel, delete, the
  * event stream (SSE, or a JSON page with `Accept: application/json`), and
  * `POST /api/chat`, and approvals: `GET /api/runs/:id/permissions` (open requests)
  * and `POST /api/runs/:id/permissions/:request_id` `{option_id}` (see `src/run/permissions.ts`).

@@ -1,5 +1,5 @@
 /**
- * User administration, admin only (DESIGN.md section 6):
+ * User administration, admin only (docs/architecture.md#http-api):
  * `POST /api/users` `{username, password, role?}` -> 201 the user (409 `username_taken`);
  * `GET /api/users` -> `{users: [...]}`;
  * `DELETE /api/users/:id` -> 204 (404 when absent; 409 `cannot_delete_self`).
