@@ -122,7 +122,7 @@ test("the import extractor sees static, re-export, side-effect and dynamic impor
 test("every src/ layer has a rank", () => {
   const layers = new Set(sourceFiles(SRC).map(layerOf));
   const missing = [...layers].filter((l) => RANK[l] === undefined);
-  assert.deepEqual(missing, [], "add the new layer to RANK in test/unit/layers.test.ts (DESIGN.md section 2)");
+  assert.deepEqual(missing, [], "add the new layer to RANK in test/unit/layers.test.ts (docs/architecture.md#layers)");
 });
 
 test("no import points from a lower layer to a higher one (or to a peer)", () => {
@@ -134,7 +134,7 @@ test("no import points from a lower layer to a higher one (or to a peer)", () =>
   assert.deepEqual(
     unexpected.map((e) => `src/${e.from} -> src/${e.to}`),
     [],
-    `imports against the layer order (DESIGN.md section 2); move the shared piece down a layer instead:\n  ${upward.join("\n  ")}`,
+    `imports against the layer order (docs/architecture.md#layers); move the shared piece down a layer instead:\n  ${upward.join("\n  ")}`,
   );
 });
 
