@@ -1,4 +1,7 @@
-/** Unit: the ACP terminal capability (`src/agent/acp/terminal.ts` with real child processes; `terminal-container.ts` with a fake engine). */
+/**
+ * Unit: the ACP terminal capability (`src/agent/acp/terminal.ts` with real child processes;
+ * `terminal-container.ts` with a fake engine; `terminal-core.ts` with a fake binding).
+ */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
@@ -7,6 +10,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { keepTail, OutputTail, TerminalError, TerminalSet } from "../../src/agent/acp/terminal.ts";
 import { ContainerTerminalSet } from "../../src/agent/acp/terminal-container.ts";
+import { MAX_TERMINALS, TerminalCore, type TerminalBinding, type TerminalCommand, type TerminalExit, type TerminalProcess } from "../../src/agent/acp/terminal-core.ts";
 import type { ExecHandle } from "../../src/container/types.ts";
 
 const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), "acp-term-")));
@@ -135,4 +139,82 @@ test("OutputTail keeps what keepTail of everything would", () => {
       }
     }
   }
+});
+
+/** A fake binding: every start is recorded with hooks to feed output, end it, and see what the core called. */
+function fakeBinding(opts: { resolveCwd?: TerminalBinding["resolveCwd"]; startGate?: Promise<void> } = {}) {
+  const started: Array<{ cmd: TerminalCommand; output: (s: string) => void; end: (e: TerminalExit) => void; calls: string[] }> = [];
+  const binding: TerminalBinding = {
+    resolveCwd: opts.resolveCwd ?? (async (cwd) => cwd ?? "/ws"),
+    async start(cmd, onOutput) {
+      await opts.startGate;
+      let end!: (e: TerminalExit) => void;
+      const exited = new Promise<TerminalExit>((r) => (end = r));
+      const calls: string[] = [];
+      started.push({ cmd, output: (s) => onOutput(Buffer.from(s)), end, calls });
+      const proc: TerminalProcess = {
+        exited,
+        kill: () => void calls.push("kill"),
+        reap: () => void calls.push("reap"),
+        close: () => void calls.push("close"),
+        discard: async () => void calls.push("discard"),
+      };
+      return proc;
+    },
+    describe: (cmd) => `${cmd.file} ${cmd.args.join(" ")} @ ${cmd.cwd}`,
+  };
+  return { binding, started };
+}
+
+test("core: the request's env over the run's (never OPENRUNNER_RUN_ID), the binding's cwd and command line", async () => {
+  const { binding, started } = fakeBinding();
+  const lines: string[] = [];
+  const set = new TerminalCore(binding, { env: { OPENRUNNER_RUN_ID: "run_1", A: "1" }, onStart: (_id, line) => lines.push(line) });
+  await set.create({ command: "ls", args: ["-l"], cwd: "/ws/sub", env: [{ name: "A", value: "2" }, { name: "OPENRUNNER_RUN_ID", value: "x" }] });
+  assert.deepEqual(started[0]!.cmd, { file: "ls", args: ["-l"], env: { OPENRUNNER_RUN_ID: "run_1", A: "2" }, cwd: "/ws/sub" });
+  assert.deepEqual(lines, ["ls -l @ /ws/sub"]);
+  const refusing = new TerminalCore(fakeBinding({ resolveCwd: async () => Promise.reject(new Error("nope")) }).binding, { env: {} });
+  await assert.rejects(refusing.create({ command: "ls" }), (e: unknown) => e instanceof TerminalError && e.reason === "outside_workspace" && e.message === "nope");
+});
+
+test("core: output and exit status; after the exit the leftovers are reaped once and kill no longer reaches the process", async () => {
+  const { binding, started } = fakeBinding();
+  const set = new TerminalCore(binding, { env: {} });
+  const id = await set.create({ command: "x", outputByteLimit: 4 });
+  started[0]!.output("abcdef");
+  assert.deepEqual(set.output(id), { output: "cdef", truncated: true });
+  started[0]!.end({ exitCode: 3, signal: null });
+  assert.deepEqual(await set.waitForExit(id), { exitCode: 3, signal: null });
+  assert.deepEqual(set.output(id).exitStatus, { exitCode: 3, signal: null });
+  set.kill(id);
+  set.release(id);
+  assert.deepEqual(started[0]!.calls, ["reap"]);
+  assert.throws(() => set.waitForExit(id), (e: unknown) => e instanceof TerminalError && e.reason === "not_found");
+});
+
+test("core: creates still starting count against the cap; the run ending meanwhile discards what started", async () => {
+  let open!: () => void;
+  const { binding, started } = fakeBinding({ startGate: new Promise<void>((r) => (open = r)) });
+  const set = new TerminalCore(binding, { env: {} });
+  const pending = Array.from({ length: MAX_TERMINALS }, () => set.create({ command: "x" }));
+  await new Promise((r) => setImmediate(r));
+  await assert.rejects(set.create({ command: "x" }), (e: unknown) => e instanceof TerminalError && e.reason === "limit");
+  await set.disposeAll();
+  open();
+  for (const p of pending) await assert.rejects(p, (e: unknown) => e instanceof TerminalError && e.reason === "spawn_failed");
+  assert.equal(started.length, MAX_TERMINALS);
+  assert.ok(started.every((s) => s.calls.join() === "discard"));
+});
+
+test("core: disposeAll closes every terminal and kills the running ones only", async () => {
+  const { binding, started } = fakeBinding();
+  const set = new TerminalCore(binding, { env: {} });
+  await set.create({ command: "a" });
+  const done = await set.create({ command: "b" });
+  started[1]!.end({ exitCode: 0, signal: null });
+  await set.waitForExit(done);
+  await set.disposeAll();
+  assert.deepEqual(started[0]!.calls, ["close", "kill"]);
+  assert.deepEqual(started[1]!.calls, ["reap", "close"]);
+  await assert.rejects(set.create({ command: "c" }), (e: unknown) => e instanceof TerminalError && e.reason === "spawn_failed");
 });
