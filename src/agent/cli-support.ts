@@ -308,3 +308,32 @@ export function defineCliAdapter(spec: {
   };
 }
 
+/** One CLI's part of an adapter, for {@link cliAdapterFactory}. */
+export interface CliAdapterSpec {
+  /** The adapter's name (`agent_type`). */
+  name: string;
+  /** The executable's name. */
+  bin: string;
+  /** The run's argv and the agent's own variables; writes the run's config files. Gets the resolved binary and the adapter's options. */
+  build(bin: string, ctx: AgentRunContext, options: AgentCliOptions, serverEnv: ServerEnv): Promise<CliInvocation>;
+  createParser(): LineParser;
+}
+
+/**
+ * The `create<Cli>Adapter(options = {}, serverEnv = {})` function of a CLI adapter: each call is
+ * {@link defineCliAdapter} with the spec's name, binary and parser, its `build` given the call's
+ * options and server environment.
+ * @example
+ * export const createFooAdapter = cliAdapterFactory({ name: "foo", bin: "foo", build: async (bin, ctx) => ({ argv: [bin, ctx.text], env: {} }), createParser });
+ */
+export function cliAdapterFactory(spec: CliAdapterSpec): (options?: AgentCliOptions, serverEnv?: ServerEnv) => AgentAdapter {
+  return (options = {}, serverEnv = {}) =>
+    defineCliAdapter({
+      name: spec.name,
+      bin: spec.bin,
+      options,
+      serverEnv,
+      build: (bin, ctx) => spec.build(bin, ctx, options, serverEnv),
+      createParser: spec.createParser,
+    });
+}

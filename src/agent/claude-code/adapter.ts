@@ -6,8 +6,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, cliAdapterFactory } from "../cli-support.ts";
 import { createClaudeCodeParser } from "./parse.ts";
 
 /**
@@ -18,33 +17,29 @@ import { createClaudeCodeParser } from "./parse.ts";
  * const claude = createClaudeCodeAdapter({ base_url: "http://127.0.0.1:8080" }, process.env);
  * const cmd = await claude.command(ctx); // argv, complete env, cwd
  */
-export function createClaudeCodeAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  return defineCliAdapter({
-    name: "claude_code",
-    bin: "claude",
-    options,
-    serverEnv,
-    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
-      const configDir = join(ctx.home, ".claude");
-      await mkdir(configDir, { recursive: true });
-      const model = ctx.model ?? options.model;
-      const argv = [bin, "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages", "--dangerously-skip-permissions"];
-      if (model) argv.push("--model", model);
-      if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
-      argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
-      return { argv, env: {
-          CLAUDE_CONFIG_DIR: configDir,
-          ANTHROPIC_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.ANTHROPIC_BASE_URL,
-          ANTHROPIC_API_KEY: options.api_key ?? serverEnv.ANTHROPIC_API_KEY,
-          IS_SANDBOX: "1",
-          DISABLE_TELEMETRY: "1",
-          DISABLE_ERROR_REPORTING: "1",
-          DISABLE_AUTOUPDATER: "1",
-          DISABLE_BUG_COMMAND: "1",
-          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-          CLAUDE_CODE_MAX_RETRIES: options.max_retries === undefined ? undefined : String(options.max_retries),
-        } };
-    },
-    createParser: () => createClaudeCodeParser(),
-  });
-}
+export const createClaudeCodeAdapter = cliAdapterFactory({
+  name: "claude_code",
+  bin: "claude",
+  async build(bin, ctx, options, serverEnv) {
+    const configDir = join(ctx.home, ".claude");
+    await mkdir(configDir, { recursive: true });
+    const model = ctx.model ?? options.model;
+    const argv = [bin, "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages", "--dangerously-skip-permissions"];
+    if (model) argv.push("--model", model);
+    if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
+    argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
+    return { argv, env: {
+        CLAUDE_CONFIG_DIR: configDir,
+        ANTHROPIC_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.ANTHROPIC_BASE_URL,
+        ANTHROPIC_API_KEY: options.api_key ?? serverEnv.ANTHROPIC_API_KEY,
+        IS_SANDBOX: "1",
+        DISABLE_TELEMETRY: "1",
+        DISABLE_ERROR_REPORTING: "1",
+        DISABLE_AUTOUPDATER: "1",
+        DISABLE_BUG_COMMAND: "1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+        CLAUDE_CODE_MAX_RETRIES: options.max_retries === undefined ? undefined : String(options.max_retries),
+      } };
+  },
+  createParser: () => createClaudeCodeParser(),
+});

@@ -6,8 +6,7 @@
  * with a classic model (`gpt-5.5`: tools in `tools`) and a code-mode model (`gpt-6.1-sol`: one `exec`
  * tool in an `additional_tools` input item); the `exec --json` output is the same for both.
  */
-import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, ensureHomeDir, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, cliAdapterFactory, ensureHomeDir, writeHomeFile } from "../cli-support.ts";
 import { createCodexParser } from "./parse.ts";
 
 /** The name of the generated model provider in config.toml. */
@@ -56,28 +55,24 @@ export function renderCodexConfig(opts: { base_url: string; model?: string; max_
  * @example
  * const codex = createCodexAdapter({ base_url: "http://127.0.0.1:8080/v1", model: "gpt-5.5" }, process.env);
  */
-export function createCodexAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  return defineCliAdapter({
-    name: "codex",
-    bin: "codex",
-    options,
-    serverEnv,
-    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
-      const codexHome = await ensureHomeDir(ctx.home, ".codex");
-      const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
-      const model = ctx.model ?? options.model;
-      const config: { base_url: string; model?: string; max_retries?: number } = { base_url };
-      if (model) config.model = model;
-      if (options.max_retries !== undefined) config.max_retries = options.max_retries;
-      await writeHomeFile(ctx.home, ".codex/config.toml", renderCodexConfig(config));
-      const flags = ["--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"];
-      if (model) flags.push("-m", model);
-      flags.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
-      const argv = ctx.resume_session_id
-        ? [bin, "exec", "resume", ...flags, "--", ctx.resume_session_id, ctx.text]
-        : [bin, "exec", ...flags, "-C", ctx.cwd, "--", ctx.text];
-      return { argv, env: { CODEX_HOME: codexHome, OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY } };
-    },
-    createParser: () => createCodexParser(),
-  });
-}
+export const createCodexAdapter = cliAdapterFactory({
+  name: "codex",
+  bin: "codex",
+  async build(bin, ctx, options, serverEnv) {
+    const codexHome = await ensureHomeDir(ctx.home, ".codex");
+    const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
+    const model = ctx.model ?? options.model;
+    const config: { base_url: string; model?: string; max_retries?: number } = { base_url };
+    if (model) config.model = model;
+    if (options.max_retries !== undefined) config.max_retries = options.max_retries;
+    await writeHomeFile(ctx.home, ".codex/config.toml", renderCodexConfig(config));
+    const flags = ["--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"];
+    if (model) flags.push("-m", model);
+    flags.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
+    const argv = ctx.resume_session_id
+      ? [bin, "exec", "resume", ...flags, "--", ctx.resume_session_id, ctx.text]
+      : [bin, "exec", ...flags, "-C", ctx.cwd, "--", ctx.text];
+    return { argv, env: { CODEX_HOME: codexHome, OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY } };
+  },
+  createParser: () => createCodexParser(),
+});

@@ -5,8 +5,7 @@
  * `GEMINI_CLI_NO_RELAUNCH=true` (so SIGTERM reaches the real CLI) and the workspace trusted.
  * Verified with Gemini CLI 0.61.0.
  */
-import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, cliAdapterFactory, writeHomeFile } from "../cli-support.ts";
 import { createGeminiParser } from "./parse.ts";
 
 /** The isolated `settings.json`; `maxAttempts` (retries + 1, at most 10) only when retries are capped. */
@@ -28,27 +27,23 @@ export function renderGeminiSettings(opts: { max_retries?: number }): Record<str
  * @example
  * const gemini = createGeminiAdapter({ base_url: "http://127.0.0.1:8080", model: "gemini-2.5-flash" }, process.env);
  */
-export function createGeminiAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  return defineCliAdapter({
-    name: "gemini",
-    bin: "gemini",
-    options,
-    serverEnv,
-    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
-      const settings = renderGeminiSettings(options.max_retries === undefined ? {} : { max_retries: options.max_retries });
-      await writeHomeFile(ctx.home, ".gemini/settings.json", `${JSON.stringify(settings, null, 2)}\n`);
-      const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
-      if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
-      argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
-      return { argv, env: {
-          GEMINI_CLI_HOME: ctx.home,
-          GEMINI_API_KEY: options.api_key ?? serverEnv.GEMINI_API_KEY,
-          GOOGLE_GEMINI_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.GOOGLE_GEMINI_BASE_URL,
-          GEMINI_MODEL: ctx.model ?? options.model,
-          GEMINI_CLI_TRUST_WORKSPACE: "true",
-          GEMINI_CLI_NO_RELAUNCH: "true",
-        } };
-    },
-    createParser: () => createGeminiParser(),
-  });
-}
+export const createGeminiAdapter = cliAdapterFactory({
+  name: "gemini",
+  bin: "gemini",
+  async build(bin, ctx, options, serverEnv) {
+    const settings = renderGeminiSettings(options.max_retries === undefined ? {} : { max_retries: options.max_retries });
+    await writeHomeFile(ctx.home, ".gemini/settings.json", `${JSON.stringify(settings, null, 2)}\n`);
+    const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
+    if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
+    argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
+    return { argv, env: {
+        GEMINI_CLI_HOME: ctx.home,
+        GEMINI_API_KEY: options.api_key ?? serverEnv.GEMINI_API_KEY,
+        GOOGLE_GEMINI_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.GOOGLE_GEMINI_BASE_URL,
+        GEMINI_MODEL: ctx.model ?? options.model,
+        GEMINI_CLI_TRUST_WORKSPACE: "true",
+        GEMINI_CLI_NO_RELAUNCH: "true",
+      } };
+  },
+  createParser: () => createGeminiParser(),
+});

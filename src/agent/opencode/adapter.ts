@@ -10,8 +10,7 @@
  * image's PATH (or is `container_command`), since the CLI is not argv[0] here.
  */
 import { join } from "node:path";
-import type { AgentAdapter, AgentRunContext } from "../types.ts";
-import { baseUrlOf, defineCliAdapter, ensureHomeDir, writeHomeFile, type AgentCliOptions, type CliInvocation, type ServerEnv } from "../cli-support.ts";
+import { baseUrlOf, cliAdapterFactory, ensureHomeDir, writeHomeFile } from "../cli-support.ts";
 import { createOpencodeParser } from "./parse.ts";
 
 /** The provider id in the generated opencode.json. */
@@ -44,42 +43,38 @@ export function renderOpencodeConfig(opts: { base_url?: string; model: string })
  * @example
  * const opencode = createOpencodeAdapter({ base_url: "http://127.0.0.1:8080/v1", model: "fake-model" }, process.env);
  */
-export function createOpencodeAdapter(options: AgentCliOptions = {}, serverEnv: ServerEnv = {}): AgentAdapter {
-  return defineCliAdapter({
-    name: "opencode",
-    bin: "opencode",
-    options,
-    serverEnv,
-    async build(bin: string, ctx: AgentRunContext): Promise<CliInvocation> {
-      const dirs = {
-        XDG_CONFIG_HOME: await ensureHomeDir(ctx.home, ".config"),
-        XDG_DATA_HOME: await ensureHomeDir(ctx.home, ".local/share"),
-        XDG_CACHE_HOME: await ensureHomeDir(ctx.home, ".cache"),
-        XDG_STATE_HOME: await ensureHomeDir(ctx.home, ".local/state"),
-      };
-      const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL;
-      const model = ctx.model ?? options.model ?? "gpt-5.5";
-      const config = renderOpencodeConfig(base_url ? { base_url, model } : { model });
-      await writeHomeFile(ctx.home, ".config/opencode/opencode.json", `${JSON.stringify(config, null, 2)}\n`);
-      const promptFile = await writeHomeFile(ctx.home, `prompt-${ctx.run_id}.txt`, ctx.text);
-      const args = ["run", "--format", "json", "--auto"];
-      if (ctx.resume_session_id) args.push("--session", ctx.resume_session_id);
-      args.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
-      // sh only redirects stdin from the prompt file and execs opencode (same pid).
-      const cli = ctx.in_container ? (options.container_command ?? "opencode") : bin;
-      const argv = ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", promptFile, cli, ...args];
-      return { argv, ...(ctx.in_container ? { container_native: true } : {}), env: {
-          ...dirs,
-          OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY,
-          OPENCODE_DISABLE_AUTOUPDATE: "1",
-          OPENCODE_DISABLE_MODELS_FETCH: "1",
-          OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
-          OPENCODE_DISABLE_DEFAULT_PLUGINS: "1",
-          OPENCODE_DISABLE_SHARE: "1",
-          OPENCODE_DISABLE_CLAUDE_CODE: "1",
-          OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
-        } };
-    },
-    createParser: () => createOpencodeParser(),
-  });
-}
+export const createOpencodeAdapter = cliAdapterFactory({
+  name: "opencode",
+  bin: "opencode",
+  async build(bin, ctx, options, serverEnv) {
+    const dirs = {
+      XDG_CONFIG_HOME: await ensureHomeDir(ctx.home, ".config"),
+      XDG_DATA_HOME: await ensureHomeDir(ctx.home, ".local/share"),
+      XDG_CACHE_HOME: await ensureHomeDir(ctx.home, ".cache"),
+      XDG_STATE_HOME: await ensureHomeDir(ctx.home, ".local/state"),
+    };
+    const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL;
+    const model = ctx.model ?? options.model ?? "gpt-5.5";
+    const config = renderOpencodeConfig(base_url ? { base_url, model } : { model });
+    await writeHomeFile(ctx.home, ".config/opencode/opencode.json", `${JSON.stringify(config, null, 2)}\n`);
+    const promptFile = await writeHomeFile(ctx.home, `prompt-${ctx.run_id}.txt`, ctx.text);
+    const args = ["run", "--format", "json", "--auto"];
+    if (ctx.resume_session_id) args.push("--session", ctx.resume_session_id);
+    args.push(...(options.args ?? []), ...(ctx.extra_args ?? []));
+    // sh only redirects stdin from the prompt file and execs opencode (same pid).
+    const cli = ctx.in_container ? (options.container_command ?? "opencode") : bin;
+    const argv = ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" < "$f"', "sh", promptFile, cli, ...args];
+    return { argv, ...(ctx.in_container ? { container_native: true } : {}), env: {
+        ...dirs,
+        OPENAI_API_KEY: options.api_key ?? serverEnv.OPENAI_API_KEY,
+        OPENCODE_DISABLE_AUTOUPDATE: "1",
+        OPENCODE_DISABLE_MODELS_FETCH: "1",
+        OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+        OPENCODE_DISABLE_DEFAULT_PLUGINS: "1",
+        OPENCODE_DISABLE_SHARE: "1",
+        OPENCODE_DISABLE_CLAUDE_CODE: "1",
+        OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
+      } };
+  },
+  createParser: () => createOpencodeParser(),
+});
