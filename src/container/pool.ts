@@ -41,7 +41,7 @@ import { mkdir, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import type { Log } from "../log.ts";
 import { containerLabels } from "./labels.ts";
-import { CONTAINER_HOME, CONTAINER_WORKDIR, checkRunHome, chownTree, createRunContainer, type RunContainer, type RunContainerOptions } from "./run-container.ts";
+import { CONTAINER_HOME, CONTAINER_WORKDIR, chownTree, type RunContainer } from "./run-container.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits } from "./types.ts";
 
 /** Options of {@link WarmPool}. */
@@ -306,27 +306,4 @@ export class WarmPool {
       throw err;
     }
   }
-}
-
-/**
- * The container of a per-run run: a warm one from `pool` when it fits (emitting `container.created` and `container.started` with
- * `pool: true` at hand-over), otherwise a new one ({@link createRunContainer}).
- * @throws as {@link createRunContainer}
- */
-export async function acquireRunContainer(pool: WarmPool | undefined, o: RunContainerOptions): Promise<RunContainer> {
-  o.signal?.throwIfAborted();
-  if (pool) await checkRunHome(o.home);
-  const warm = await pool?.take({ image: o.image, limits: o.limits, runId: o.runId, userId: o.userId, workspace: o.workspace, home: o.home.dir, ...(o.command ? { command: o.command } : {}) });
-  if (!warm) return createRunContainer(o);
-  const data = { container_id: warm.handle.id, pool: true };
-  o.emit({ type: "container.created", data });
-  o.emit({ type: "container.started", data });
-  if (o.signal?.aborted) {
-    // The run ended meanwhile: nobody takes the container over.
-    void warm.handle.remove({ force: true }).catch(() => {});
-    o.signal.throwIfAborted();
-  }
-  const discard = () => void warm.handle.remove({ force: true }).catch(() => {});
-  o.signal?.addEventListener("abort", discard, { once: true });
-  return warm;
 }

@@ -16,7 +16,7 @@
  *   other limits, or whose agent uses another image, fails with
  *   `project_limits_mismatch` / `project_image_mismatch` (restart the
  *   container to change them).
- * - Concurrency: at most `docker.max_runs_per_project` runs hold the project
+ * - Concurrency (`project-slots.ts`): at most `docker.max_runs_per_project` runs hold the project
  *   at a time. A run claims its turn when it is created ({@link ProjectContainers.claim}):
  *   with `project_busy: "reject"` a claim past the limit is a 409
  *   `project_busy`; with `"wait"` the run waits for its turn (FIFO) in
@@ -24,7 +24,8 @@
  *   The turn is given back when the run's terminal event is written.
  * - Idle: while a run holds the container the sweeper keeps it; after the last
  *   run (or keepalive) it lives `docker.project_idle_secs`, then the periodic
- *   idle sweep (`sweeper.ts`) removes it.
+ *   idle sweep (`sweeper.ts`) removes it. The API view (`project-status.ts`)
+ *   shows when.
  * - Homes: the container exists before its runs, so a run's home cannot be
  *   mounted; it is copied in before the run's exec, to
  *   `/home/agent/runs/<home key>` (HOME of that exec; see `container-exec.ts`).
@@ -35,7 +36,8 @@
  *   (`container-exec.ts`); the container stays.
  * - Restart of the server: running project containers are adopted, and the
  *   processes of runs that were in flight (their execs carry
- *   `OPENRUNNER_RUN_ID`) are killed inside them ({@link ProjectContainers.adopt}).
+ *   `OPENRUNNER_RUN_ID`) are killed inside them ({@link ProjectContainers.adopt},
+ *   `project-adopt.ts`).
  */
 import { createHash } from "node:crypto";
 import { mkdir, realpath } from "node:fs/promises";
@@ -44,8 +46,12 @@ import type { Config } from "../config/schema.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { PROJECT_ID_PATTERN } from "../protocol/requests.ts";
-import { KILL_BY_ENV_SCRIPT } from "./exec-scripts.ts";
 import { LABEL, containerLabels } from "./labels.ts";
+import { adoptProjectContainers, type InterruptedRun } from "./project-adopt.ts";
+import { projectKey, ProjectTurns, type ProjectSlot } from "./project-slots.ts";
+import { projectStatus, type ProjectContainerStatus } from "./project-status.ts";
+export type { ProjectSlot } from "./project-slots.ts";
+export type { ProjectContainerStatus } from "./project-status.ts";
 import { CONTAINER_HOME, CONTAINER_RUN_HOMES, CONTAINER_WORKDIR, checkRunHome, chownTree, mib, type ContainerRunEvent, type RunContainer, type RunHome } from "./run-container.ts";
 import type { ContainerSweeper } from "./sweeper.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits, ContainerState, ContainerSummary } from "./types.ts";
@@ -65,43 +71,6 @@ export interface ProjectContainersOptions {
   log?: Pick<Log, "info" | "warn">;
   /** Whether this process runs as root (default: `process.getuid() === 0`); then project directories are chowned to the container user. */
   isRoot?: boolean;
-}
-
-/** What the API shows of a project container. Times ISO 8601 UTC. */
-export interface ProjectContainerStatus {
-  project_id: string;
-  user_id: string;
-  container_id: string;
-  /** Engine state (`running`, `exited`, …). */
-  state: string;
-  image: string;
-  created_at: string;
-  /** Runs holding the project now (at most `max_runs_per_project`). */
-  active_runs: number;
-  /** Runs waiting for their turn. */
-  waiting_runs: number;
-  /** When the idle sweep may remove it (null while a run holds it). */
-  idle_expires_at: string | null;
-  limits: { memory_mb: number; cpus: number; pids_limit: number };
-}
-
-/** A run's turn on a project; see {@link ProjectContainers.claim}. */
-export interface ProjectSlot {
-  /** Resolves once the run may use the project container; rejects with the signal's reason when aborted first. */
-  ready(signal?: AbortSignal): Promise<void>;
-  /** Gives the turn back (or leaves the queue); runs `onRelease` callbacks. Idempotent. */
-  release(): void;
-  /** Called once on release (e.g. the sweeper hold). */
-  onRelease(fn: () => void): void;
-}
-
-interface Waiter {
-  grant: () => void;
-}
-
-interface ProjectState {
-  active: number;
-  queue: Waiter[];
 }
 
 /** Ensure options: what to create when there is no container yet. */
@@ -131,8 +100,6 @@ export interface ProjectRunOptions {
   signal?: AbortSignal;
 }
 
-const keyOf = (userId: string, projectId: string) => `${userId}\u0000${projectId}`;
-
 /**
  * See the module comment. One per server.
  * @example
@@ -143,7 +110,7 @@ const keyOf = (userId: string, projectId: string) => `${userId}\u0000${projectId
  */
 export class ProjectContainers {
   readonly #o: ProjectContainersOptions;
-  readonly #states = new Map<string, ProjectState>();
+  readonly #turns: ProjectTurns;
   /** Per-key queue of engine operations (ensure, restart, remove), one at a time. */
   readonly #ops = new Map<string, Promise<unknown>>();
   /** Per-key container id, as last seen. */
@@ -151,6 +118,7 @@ export class ProjectContainers {
 
   constructor(opts: ProjectContainersOptions) {
     this.#o = opts;
+    this.#turns = new ProjectTurns({ docker: opts.docker, ...(opts.log ? { log: opts.log } : {}) });
   }
 
   /** Throws ValidationError when `projectId` does not match {@link PROJECT_ID_PATTERN}. */
@@ -189,74 +157,16 @@ export class ProjectContainers {
   }
 
   /**
-   * Claims a turn for a run of (user, project); see the module comment.
+   * Claims a turn for a run of (user, project); see the module comment and {@link ProjectTurns.claim}.
    * @throws ConflictError `project_busy` (409) in `reject` mode when the project already has `max_runs_per_project` runs
    */
   claim(userId: string, projectId: string): ProjectSlot {
-    const key = keyOf(userId, projectId);
-    const st = this.#states.get(key) ?? { active: 0, queue: [] };
-    const max = this.#o.docker.max_runs_per_project;
-    if (this.#o.docker.project_busy === "reject" && st.active >= max)
-      throw new ConflictError(`project ${projectId} already runs ${st.active} run(s) (max_runs_per_project ${max}); retry when it ends`, "project_busy");
-    this.#states.set(key, st);
-    let granted = false;
-    let released = false;
-    const cleanups: Array<() => void> = [];
-    const onGrant: Array<() => void> = [];
-    const waiter: Waiter = {
-      grant: () => {
-        granted = true;
-        st.active++;
-        for (const f of onGrant.splice(0)) f();
-      },
-    };
-    if (st.active < max && st.queue.length === 0) waiter.grant();
-    else st.queue.push(waiter);
-    return {
-      ready: (signal) => {
-        if (granted) return Promise.resolve();
-        if (released) return Promise.reject(new Error("project slot released"));
-        return new Promise<void>((resolve, reject) => {
-          const abort = () => reject(signal!.reason ?? new Error("aborted"));
-          if (signal?.aborted) return abort();
-          signal?.addEventListener("abort", abort, { once: true });
-          onGrant.push(() => {
-            signal?.removeEventListener("abort", abort);
-            resolve();
-          });
-        });
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        if (granted) {
-          st.active--;
-          const next = st.queue.shift();
-          next?.grant();
-        } else {
-          const i = st.queue.indexOf(waiter);
-          if (i >= 0) st.queue.splice(i, 1);
-        }
-        if (st.active === 0 && st.queue.length === 0) this.#states.delete(key);
-        for (const f of cleanups.splice(0)) {
-          try {
-            f();
-          } catch (err) {
-            this.#o.log?.warn("project slot cleanup failed", { err: String(err) });
-          }
-        }
-      },
-      onRelease: (fn) => {
-        if (released) fn();
-        else cleanups.push(fn);
-      },
-    };
+    return this.#turns.claim(userId, projectId);
   }
 
   /** Runs holding / waiting for (user, project). */
   load(userId: string, projectId: string): { active: number; waiting: number } {
-    const st = this.#states.get(keyOf(userId, projectId));
-    return { active: st?.active ?? 0, waiting: st?.queue.length ?? 0 };
+    return this.#turns.load(userId, projectId);
   }
 
   /**
@@ -266,13 +176,13 @@ export class ProjectContainers {
    */
   async ensure(userId: string, projectId: string, o: EnsureOptions = {}): Promise<{ handle: ContainerHandle; state: ContainerState; created: boolean }> {
     ProjectContainers.check(projectId);
-    return this.#serial(keyOf(userId, projectId), () => this.#ensure(userId, projectId, o));
+    return this.#serial(projectKey(userId, projectId), () => this.#ensure(userId, projectId, o));
   }
 
   /** The running container of (user, project) with its state, or undefined. */
   async find(userId: string, projectId: string): Promise<{ handle: ContainerHandle; state: ContainerState } | undefined> {
     ProjectContainers.check(projectId);
-    const key = keyOf(userId, projectId);
+    const key = projectKey(userId, projectId);
     const client = this.#o.client();
     let id = this.#ids.get(key);
     if (!id) {
@@ -320,7 +230,7 @@ export class ProjectContainers {
    * @throws ConflictError `project_busy` while a run holds the project
    */
   async restart(userId: string, projectId: string): Promise<ProjectContainerStatus | undefined> {
-    const key = keyOf(userId, projectId);
+    const key = projectKey(userId, projectId);
     return this.#serial(key, async () => {
       this.#refuseBusy(userId, projectId, "restarted");
       const f = await this.find(userId, projectId);
@@ -339,7 +249,7 @@ export class ProjectContainers {
    * @throws ConflictError `project_busy` while a run holds the project
    */
   async remove(userId: string, projectId: string): Promise<boolean> {
-    const key = keyOf(userId, projectId);
+    const key = projectKey(userId, projectId);
     return this.#serial(key, async () => {
       this.#refuseBusy(userId, projectId, "removed");
       const f = await this.find(userId, projectId);
@@ -388,25 +298,8 @@ export class ProjectContainers {
    * @param interrupted runs just ended as interrupted by recovery, with their owner and metadata
    * @returns how many processes were killed
    */
-  async adopt(adopted: ContainerSummary[], interrupted: Array<{ id: string; user_id: string; metadata: Record<string, unknown> }>): Promise<number> {
-    let killed = 0;
-    for (const c of adopted) {
-      const userId = c.labels[LABEL.userId];
-      const projectId = c.labels[LABEL.projectId];
-      if (!userId || !projectId) continue;
-      this.#ids.set(keyOf(userId, projectId), c.id);
-      for (const run of interrupted) {
-        if (run.user_id !== userId || run.metadata.project_id !== projectId) continue;
-        try {
-          const r = await this.#o.client().get(c.id).execCollect({ argv: ["/bin/sh", "-c", KILL_BY_ENV_SCRIPT, "openrunner-kill", "KILL", `OPENRUNNER_RUN_ID=${run.id}`], cwd: "/" });
-          killed += Number.parseInt(r.stdout.trim(), 10) || 0;
-        } catch (err) {
-          this.#o.log?.warn("could not kill an interrupted run's processes in its project container", { run_id: run.id, container_id: c.id, err: String(err) });
-        }
-      }
-    }
-    if (adopted.length) this.#o.log?.info("adopted project containers", { count: adopted.length, killed });
-    return killed;
+  async adopt(adopted: ContainerSummary[], interrupted: InterruptedRun[]): Promise<number> {
+    return adoptProjectContainers(adopted, interrupted, { client: this.#o.client, remember: (userId, projectId, id) => this.#ids.set(projectKey(userId, projectId), id), ...(this.#o.log ? { log: this.#o.log } : {}) });
   }
 
   /** Removes every project container of a user (before the user is deleted). @returns how many */
@@ -415,7 +308,7 @@ export class ProjectContainers {
     for (const c of all) {
       await this.#o.client().get(c.id).remove({ force: true });
       const projectId = c.labels[LABEL.projectId];
-      if (projectId) this.#ids.delete(keyOf(userId, projectId));
+      if (projectId) this.#ids.delete(projectKey(userId, projectId));
     }
     return all.length;
   }
@@ -442,7 +335,7 @@ export class ProjectContainers {
   }
 
   async #ensure(userId: string, projectId: string, o: EnsureOptions): Promise<{ handle: ContainerHandle; state: ContainerState; created: boolean }> {
-    const key = keyOf(userId, projectId);
+    const key = projectKey(userId, projectId);
     const f = await this.find(userId, projectId);
     if (f?.state.running) {
       this.#o.sweeper?.touch(f.handle.id); // about to be used: not idle
@@ -461,7 +354,7 @@ export class ProjectContainers {
   }
 
   async #create(userId: string, projectId: string, o: EnsureOptions): Promise<{ handle: ContainerHandle; state: ContainerState; created: boolean }> {
-    const key = keyOf(userId, projectId);
+    const key = projectKey(userId, projectId);
     const d = this.#o.docker;
     const dir = await this.ensureDir(userId, projectId);
     const [uid, gid = uid] = d.user.split(":").map(Number) as [number, number?];
@@ -493,22 +386,7 @@ export class ProjectContainers {
   }
 
   #view(userId: string, projectId: string, st: ContainerState): ProjectContainerStatus {
-    const { active, waiting } = this.load(userId, projectId);
-    const sw = this.#o.sweeper;
-    const last = sw?.lastUsed(st.id);
-    const held = sw?.isHeld(st.id) ?? false;
-    return {
-      project_id: projectId,
-      user_id: userId,
-      container_id: st.id,
-      state: st.state,
-      image: st.image,
-      created_at: new Date(st.createdAt).toISOString(),
-      active_runs: active,
-      waiting_runs: waiting,
-      idle_expires_at: held || !sw || last === undefined ? null : new Date(last + sw.idleMs).toISOString(),
-      limits: { memory_mb: Math.round(st.hostConfig.memoryBytes / (1024 * 1024)), cpus: st.hostConfig.nanoCpus / 1e9, pids_limit: st.hostConfig.pidsLimit ?? 0 },
-    };
+    return projectStatus(userId, projectId, st, this.load(userId, projectId), this.#o.sweeper);
   }
 
   async #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -4,25 +4,29 @@
  * timeouts, projections of events onto the run row, recovery at start and an
  * ordered, idempotent shutdown.
  *
- * Path of a prompt: `create()` validates and stores the run, appends
- * `run.queued` and queues it; `#pump()` admits it (START), the machine runs
- * `prepare` then the agent's process actor, which streams events into the
- * run's {@link RunChannel}; the EventWriter commits them and the channel fans
- * them out to SSE subscriptions; the terminal event, committed together with
- * the row's final state, ends the run.
+ * Path of a prompt: `create()` plans the run (`plan.ts`: pure decisions and
+ * refusals), does the I/O the plan needs (agent lookup, engine ping, working
+ * directory), checks placement, then launches it (`#launch`: stores the run,
+ * creates its channel and machine, appends `run.queued` and queues it);
+ * `#pump()` admits it (START), the machine runs `prepare` (home, then the
+ * container in one `acquireRunContainer` call, `src/container/acquire.ts`)
+ * then the agent's process actor, which streams events into the run's
+ * {@link RunChannel}; the EventWriter commits them, projecting each onto the
+ * run row (`projection.ts`), and the channel fans them out to SSE
+ * subscriptions; the terminal event, committed together with the row's final
+ * state, ends the run.
  *
  * Docker isolation (`metadata.isolation: "docker"`, or the server's
  * `docker.default_isolation`): `create()` checks the requested limits against
  * the admin maxima (400) and that the engine answers (503
  * `engine_unavailable`); `prepare` creates and starts the run's container
  * (`src/container/run-container.ts`), or takes a warm one from the pool
- * (`src/container/pool.ts`), which the process actor runs the agent in and
- * removes at the end. A project run (`metadata.project_id`) claims its turn on
+ * (`src/container/pool.ts`), both through `acquireRunContainer`, which the
+ * process actor runs the agent in and removes at the end. A project run (`metadata.project_id`) claims its turn on
  * the project at `create()` (409 `project_busy` in reject mode), waits for it
  * in `prepare` and runs in the project's long-lived container
  * (`src/container/projects.ts`); the turn is given back at its terminal event.
  */
-import path from "node:path";
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
 import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
@@ -30,35 +34,32 @@ import { acpActor } from "../agent/acp/actor.ts";
 import { isAcpAdapter, isAcpRunAdapter } from "../agent/acp/adapter.ts";
 import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
+import type { AgentAdapter } from "../agent/types.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
-import { createRunContainer } from "../container/run-container.ts";
-import { acquireRunContainer, type WarmPool } from "../container/pool.ts";
+import { acquireRunContainer } from "../container/acquire.ts";
+import type { WarmPool } from "../container/pool.ts";
+import type { ProjectSlot } from "../container/project-slots.ts";
 import type { ProjectContainers } from "../container/projects.ts";
+import type { ContainerRunEvent } from "../container/run-container.ts";
 import type { ContainerClient } from "../container/types.ts";
-import { ConflictError, ForbiddenError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError, UnauthorizedError } from "../errors.ts";
+import { ConflictError, NotFoundError, ShuttingDownError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import type { RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { AdmissionQueue } from "./admission.ts";
-import { resolveContainerLimits } from "./container-limits.ts";
-import { isTerminalType, TERMINAL_STATUSES, type RunEvent, type RunStatus, type Usage } from "../protocol/events.ts";
-import { addUsage, terminalPatch } from "./projection.ts";
+import { TERMINAL_STATUSES, type RunEvent, type RunStatus } from "../protocol/events.ts";
+import { NOTIFY_TYPES, projectEvent, PROJECTIONS, type ProjectionState } from "./projection.ts";
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "../protocol/requests.ts";
-import { checkWorkspaceFree, inheritPlacement } from "./placement.ts";
+import { checkWorkspaceFree } from "./placement.ts";
+import { planAgent, planContainer, planRun, type AgentPlan, type Caller, type ContainerPlan, type RunPlan, type WorkspacePlan } from "./plan.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
-import { checkTaskRequest } from "../agent/task/request.ts";
 
-/** The caller of a manager method. */
-export interface Caller {
-  id: string;
-  username: string;
-  role: "admin" | "user";
-}
+export type { Caller } from "./plan.ts";
 
 export interface RunManagerDeps {
   config: Pick<
@@ -80,7 +81,22 @@ export interface RunManagerDeps {
   runAs?: RunAs;
 }
 
-interface ActiveRun {
+/** What {@link RunManager} launches: the plan and what create() resolved for it. */
+interface Launch {
+  plan: RunPlan;
+  agent: AgentPlan;
+  container: ContainerPlan | null;
+  /** The resolved working directory (absolute). */
+  cwd: string;
+  body: CreateRunBody;
+  adapter: AgentAdapter;
+  /** The adapter bound to the run (ACP: to its agent). */
+  runAdapter: AgentAdapter;
+  /** The project's turn, claimed (project runs). */
+  slot?: ProjectSlot;
+}
+
+interface ActiveRun extends ProjectionState {
   id: string;
   userId: string;
   agent: string;
@@ -89,24 +105,14 @@ interface ActiveRun {
   admitted: boolean;
   /** Last status published for the run (the `prev` of the next change). */
   status: RunStatus | null;
-  usage: Usage | null;
   /** Runs in a container (removed again as a backstop when the machine ends). */
   docker: boolean;
-  /** `permission.request` events not yet followed by their `permission.decision`. */
-  pendingPermissions: number;
-  /** The run's permission policy is `ask`: only then does a request block the run (`waiting`); `allow`/`deny` decide at once. */
-  asksUser: boolean;
   /** Working directory (absolute) and agent home key: held from create to the terminal event, see `checkWorkspaceFree` (placement.ts). */
   cwd: string;
   homeKey: string;
   /** A project run: its folder is shared by design and serialized by the project's lock. */
   project: boolean;
-  /** The container the run's agent runs in, from its `run.started` (docker runs). */
-  containerId?: string;
 }
-
-/** Committed event types republished on the bus as `run.event` (for webhooks). */
-const NOTIFY_TYPES: ReadonlySet<string> = new Set(["permission.request", "permission.decision", "run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
 
 const isTerminalStatus = (s: RunStatus) => TERMINAL_STATUSES.includes(s);
 
@@ -134,104 +140,94 @@ export class RunManager {
     return this.#admission.running;
   }
 
-  /** Row projections, called by the EventWriter inside its commit transaction. */
+  /**
+   * Row projections ({@link PROJECTIONS}), called by the EventWriter inside its commit transaction: writes each event's
+   * row patch; returns what to publish after the commit (the status change, then `run.event` for {@link NOTIFY_TYPES}).
+   */
   project(events: readonly RunEvent[]): Array<() => void> {
     const after: Array<() => void> = [];
     for (const e of events) {
       const active = this.#active.get(e.run_id);
-      if (e.type === "run.started") {
-        this.#d.store.runs.update(e.run_id, { status: "running", started_at: e.ts });
-        if (active && e.data.container_id) active.containerId = e.data.container_id;
-        if (active) after.push(() => this.#publish(active, "running"));
-      } else if (e.type === "agent.session") {
-        this.#d.store.runs.update(e.run_id, { session_id: e.data.session_id });
-      } else if (e.type === "usage" && active) {
-        active.usage = addUsage(active.usage, e.data);
-      } else if (e.type === "permission.request" && active?.asksUser) {
-        // Blocked on a person: `waiting` until every open request is decided.
-        if (active.pendingPermissions++ === 0) {
-          this.#d.store.runs.update(e.run_id, { status: "waiting" });
-          after.push(() => this.#publish(active, "waiting"));
-        }
-      } else if (e.type === "permission.decision" && active && active.pendingPermissions > 0) {
-        if (--active.pendingPermissions === 0) {
-          this.#d.store.runs.update(e.run_id, { status: "running" });
-          after.push(() => this.#publish(active, "running"));
-        }
-      } else if (isTerminalType(e.type)) {
-        const patch = terminalPatch(e as RunEvent & { type: typeof e.type }, active?.usage ?? null);
-        this.#d.store.runs.update(e.run_id, patch);
-        if (active) after.push(() => this.#publish(active, patch.status!));
-      }
+      const patch = projectEvent(active, e);
+      if (patch?.row) this.#d.store.runs.update(e.run_id, patch.row);
+      const status = patch?.status;
+      if (active && status) after.push(() => this.#publish(active, status));
       if (active && NOTIFY_TYPES.has(e.type)) after.push(() => this.#d.bus.publish("run.event", { user_id: active.userId, event: e }));
     }
     return after;
   }
 
   /**
-   * Validates and queues a run.
+   * Validates and queues a run: plans it ({@link planRun}, {@link planAgent}, {@link planContainer}: pure), looks up the
+   * agent and the engine, resolves its working directory, checks placement, then launches it (row, channel, machine,
+   * `run.queued`, admission queue).
    * @throws ValidationError (400: bad cwd, timeout over the maximum, resume of another agent), NotFoundError (404: resume of an unknown or foreign run),
-   *   ForbiddenError (403: extra_args by a non-admin), AgentUnavailableError (503), ShuttingDownError (503)
+   *   ForbiddenError (403: extra_args by a non-admin), ConflictError (409: `run_active`, `workspace_busy`, `project_busy`),
+   *   TooManyRequestsError (429), AgentUnavailableError (503), ShuttingDownError (503), ContainerError (503 `engine_unavailable`)
    */
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
-    if (!this.#admitting) throw new ShuttingDownError();
-    if (this.#blockedUsers.has(caller.id)) throw new UnauthorizedError();
-    if (this.#admission.queuedFor(caller.id) >= this.#d.config.max_queued_runs_per_user) throw new TooManyRequestsError(5);
-    let resumed: RunRow | undefined;
-    if (body.metadata.resume !== undefined) {
-      resumed = this.get(caller, body.metadata.resume);
-      if (!TERMINAL_STATUSES.includes(resumed.status)) throw new ConflictError(`run ${resumed.id} is still ${resumed.status}; resume it once it has ended`, "run_active");
-      if (resumed.agent !== body.metadata.agent_type) throw new ValidationError(`run ${body.metadata.resume} used agent ${resumed.agent}, not ${body.metadata.agent_type}`, { field: "metadata.resume" }, "resume_agent_mismatch");
-      if (!resumed.session_id) throw new ValidationError(`run ${body.metadata.resume} has no agent session to resume`, { field: "metadata.resume" }, "resume_no_session");
-    }
-    // A resumed run keeps where the earlier one ran (its isolation and project) unless the request says otherwise.
-    const md = resumed ? inheritPlacement(body.metadata, resumed.metadata) : body.metadata;
-    if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
-    const timeoutSecs = md.timeout_secs ?? this.#d.config.default_timeout_secs;
-    if (timeoutSecs > this.#d.config.max_timeout_secs)
-      throw new ValidationError(`metadata.timeout_secs must be at most ${this.#d.config.max_timeout_secs}`, { field: "metadata.timeout_secs", value: timeoutSecs });
-    // A project run (`metadata.project_id`, see src/container/projects.ts) implies docker isolation.
-    const limits = resolveContainerLimits(md.project_id !== undefined && md.isolation === undefined ? { ...md, isolation: "docker" } : md, this.#d.config.docker, this.#d.docker !== undefined);
-    const projects = md.project_id !== undefined ? this.#d.docker?.projects : undefined;
-    if (md.project_id !== undefined && (!limits || !projects)) throw new ValidationError("metadata.project_id needs docker isolation", { field: "metadata.project_id" });
-    const adapter = await this.#d.registry.require(md.agent_type);
-    const task = checkTaskRequest(body, this.#d.config.docker, limits !== null); // agent_type "task": the batch image (src/agent/task/)
-    if (limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
-    const id = `run_${ulid()}`;
+    const config = this.#d.config;
+    const plan = planRun(body, {
+      caller,
+      runId: `run_${ulid()}`,
+      config,
+      workspacesRoot: this.#d.dirs.workspaces,
+      ...(this.#d.docker ? { engine: { projects: this.#d.docker.projects !== undefined } } : {}),
+      admitting: this.#admitting,
+      blocked: this.#blockedUsers.has(caller.id),
+      queued: this.#admission.queuedFor(caller.id),
+      resumed: body.metadata.resume === undefined ? undefined : (this.#visible(caller, body.metadata.resume) ?? null),
+    });
+    const adapter = await this.#d.registry.require(plan.agentType);
+    const agent = planAgent(plan, body, adapter.name, caller, config);
+    if (plan.limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     // ACP: bind the adapter to `metadata.acp_agent` (unknown agent, resume without session/load: 400 here, not at run time).
-    const runAdapter = isAcpAdapter(adapter) ? await adapter.forRun(md.acp_agent, { resume: resumed !== undefined, resumedAgent: resumed?.metadata.acp_agent, docker: limits !== null }) : adapter;
-    if (adapter.name === "shell" && caller.role !== "admin" && !this.#d.config.allow_shell_for_users && !limits)
-      throw new ForbiddenError("host shell runs are for admins only (use isolation docker, or set allow_shell_for_users)");
-    // Each user has a root of their own: a cwd can never name another user's workspace.
-    const projectDir = projects && !resumed ? await projects.ensureDir(caller.id, md.project_id!) : undefined;
-    const cwd = resumed
-      ? resumed.cwd
-      : projectDir !== undefined
-        ? md.cwd === undefined ? projectDir : await resolveRunCwd(projectDir, id, md.cwd)
-        : await resolveRunCwd(path.join(this.#d.dirs.workspaces, caller.id), id, md.cwd);
-    if (!projects && md.cwd !== undefined) await this.#d.docker?.projects?.checkNotInProjects(caller.id, cwd);
-    const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : id;
+    const runAdapter = isAcpAdapter(adapter)
+      ? await adapter.forRun(plan.metadata.acp_agent, { resume: plan.resumed !== undefined, resumedAgent: plan.resumed?.metadata.acp_agent, docker: plan.limits !== null })
+      : adapter;
+    const container = planContainer(plan, agent, adapter.name, isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined, config);
+    const cwd = await this.#resolveCwd(plan);
     if (!this.#admitting) throw new ShuttingDownError();
-    checkWorkspaceFree(this.#active.values(), { userId: caller.id, cwd, homeKey, project: projects !== undefined }); // from here to #active.set: no await
-    const slot = projects?.claim(caller.id, md.project_id!); // 409 project_busy in reject mode; released at the terminal event
+    checkWorkspaceFree(this.#active.values(), { userId: caller.id, cwd, homeKey: plan.homeKey, project: plan.projectId !== undefined }); // from here to #active.set: no await
+    const slot = plan.projectId !== undefined ? this.#d.docker!.projects!.claim(caller.id, plan.projectId) : undefined; // 409 project_busy in reject mode; released at the terminal event
+    return this.#launch({ plan, agent, container, cwd, body, adapter, runAdapter, ...(slot ? { slot } : {}) });
+  }
+
+  /** The absolute working directory of a planned run, created if missing (see {@link WorkspacePlan}). @throws ValidationError (cwd refusals) */
+  async #resolveCwd(plan: RunPlan): Promise<string> {
+    const w = plan.workspace;
+    let cwd: string;
+    if (w.kind === "resumed") cwd = w.cwd;
+    else if (w.kind === "project") {
+      const projectDir = await this.#d.docker!.projects!.ensureDir(plan.userId, w.projectId);
+      cwd = w.cwd === undefined ? projectDir : await resolveRunCwd(projectDir, plan.runId, w.cwd);
+    } else cwd = await resolveRunCwd(w.root, plan.runId, w.cwd);
+    if (plan.guardProjectsFolder) await this.#d.docker?.projects?.checkNotInProjects(plan.userId, cwd);
+    return cwd;
+  }
+
+  /**
+   * The launch of a planned, placed run: inserts the row, creates its channel, permission gate and machine, appends
+   * `run.queued` and puts it in the admission queue. No await: placement checked by the caller still holds.
+   */
+  #launch(l: Launch): RunRow {
+    const { plan, cwd, body, adapter, slot } = l;
+    const id = plan.runId;
     const row = this.#d.store.runs.insert({
       id,
-      user_id: caller.id,
+      user_id: plan.userId,
       agent: adapter.name,
       status: "queued",
       input: { text: body.input.text },
-      metadata: { ...md, timeout_secs: timeoutSecs, home_of: homeKey, isolation: limits ? "docker" : "none" },
+      metadata: plan.rowMetadata,
       cwd,
       created_at: new Date().toISOString(),
     });
     const channel = this.#newChannel(id, 0);
-    const perm = this.#d.config.permissions;
-    const policy = md.permission_policy ?? perm?.default_policy ?? "ask";
+    const md = plan.metadata;
     const permissions = createPermissionGate({
       runId: id,
-      policy,
-      timeoutMs: (md.permission_timeout_secs ?? perm?.timeout_secs ?? 300) * 1000,
-      timeoutDecision: perm?.timeout_decision ?? "reject",
+      ...plan.permissions,
       emit: (e) => channel.append(e),
       registry: this.#permissions,
       runOver: () => channel.ended,
@@ -239,7 +235,7 @@ export class RunManager {
     });
     const agentInput: ProcessActorInput = {
       permissions,
-      adapter: runAdapter,
+      adapter: l.runAdapter,
       killGraceMs: this.#d.config.kill_grace_ms,
       emit: (e) => channel.append(e),
       log: this.#log,
@@ -248,70 +244,47 @@ export class RunManager {
         run_id: id,
         text: body.input.text,
         cwd,
-        home: `${this.#d.dirs.homes}/${homeKey}`,
+        home: `${this.#d.dirs.homes}/${plan.homeKey}`,
         ...(md.model ? { model: md.model } : {}),
         ...(md.extra_args ? { extra_args: md.extra_args } : {}),
-        ...(resumed?.session_id ? { resume_session_id: resumed.session_id } : {}),
+        ...(plan.resumed?.session_id ? { resume_session_id: plan.resumed.session_id } : {}),
         server_env: this.#d.serverEnv,
-        ...(limits ? { in_container: true } : {}),
-        ...(task ? { task } : {}),
+        ...(plan.limits ? { in_container: true } : {}),
+        ...(l.agent.task ? { task: l.agent.task } : {}),
       },
     };
     const machine = runMachine.provide({
       actors: {
         agent: isAcpAdapter(adapter) ? acpActor : processActor,
-        prepare: fromPromise<PrepareOutput, { runId: string }>(async ({ signal }) => {
-          const home = { dir: await ensureHome(this.#d.dirs.homes, homeKey), root: this.#d.dirs.homes };
-          if (!limits) return {};
-          const docker = this.#d.config.docker!;
-          const agentCfg = this.#d.config.agents?.[adapter.name];
-          const agentImage = (isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined) ?? agentCfg?.image; // acp_agents.<name>.image
-          const container = slot
-            ? await projects!.acquireForRun({
-                userId: caller.id,
-                projectId: md.project_id!,
-                runId: id,
-                image: task?.image ?? agentImage ?? docker.image,
-                limits,
-                limitsAsked: md.memory_mb !== undefined || md.cpus !== undefined || md.pids_limit !== undefined,
-                cwd,
-                home,
-                ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
-                slot,
-                emit: (e) => channel.append(e),
-                signal,
-              })
-            : await acquireRunContainer(this.#d.docker!.pool, {
-            client: this.#d.docker!.client(),
-            instance: this.#d.docker!.instance,
-            runId: id,
-            userId: caller.id,
-            image: task?.image ?? agentImage ?? docker.image,
-            user: docker.user,
-            ...(docker.network ? { network: docker.network } : {}),
-            workspace: cwd,
-            home,
-            limits,
-            ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
-            emit: (e) => channel.append(e),
-            signal,
-            log: this.#log,
-          });
-          return { container };
-        }),
+        prepare: fromPromise<PrepareOutput, { runId: string }>(({ signal }) => this.#prepare(l, (e) => channel.append(e), signal)),
       },
     });
     const actor = createActor(machine, {
       input: {
         runId: id,
-        timeoutMs: timeoutSecs * 1000,
+        timeoutMs: plan.timeoutSecs * 1000,
         stopWaitMs: this.#d.config.kill_grace_ms + 5000,
         emit: (e) => channel.append(e),
         now: () => Date.now(),
         agentInput,
       },
     });
-    const active: ActiveRun = { id, userId: caller.id, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: limits !== null, pendingPermissions: 0, asksUser: policy === "ask", cwd, homeKey, project: projects !== undefined };
+    const active: ActiveRun = {
+      id,
+      userId: plan.userId,
+      agent: adapter.name,
+      channel,
+      actor,
+      admitted: false,
+      status: null,
+      usage: null,
+      docker: plan.limits !== null,
+      pendingPermissions: 0,
+      asksUser: plan.permissions.policy === "ask",
+      cwd,
+      homeKey: plan.homeKey,
+      project: plan.projectId !== undefined,
+    };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
@@ -323,7 +296,7 @@ export class RunManager {
       },
     });
     actor.start();
-    const position = this.#admission.enqueue(id, caller.id);
+    const position = this.#admission.enqueue(id, plan.userId);
     channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
     this.#publish(active, "queued");
     void channel.whenTerminal().then(() => {
@@ -335,6 +308,37 @@ export class RunManager {
     return row;
   }
 
+  /** The `prepare` step of a run's machine: its isolated home, then its container (docker runs), acquired in one call. */
+  async #prepare(l: Launch, emit: (e: ContainerRunEvent) => void, signal: AbortSignal): Promise<PrepareOutput> {
+    const homes = this.#d.dirs.homes;
+    const home = { dir: await ensureHome(homes, l.plan.homeKey), root: homes };
+    if (!l.container) return {};
+    const docker = this.#d.docker!;
+    const { project, ...need } = l.container;
+    const container = await acquireRunContainer(
+      {
+        ...need,
+        runId: l.plan.runId,
+        userId: l.plan.userId,
+        workspace: l.cwd,
+        home,
+        emit,
+        signal,
+        ...(project ? { project: { ...project, slot: l.slot! } } : {}),
+      },
+      {
+        client: docker.client,
+        instance: docker.instance,
+        user: this.#d.config.docker!.user,
+        ...(this.#d.config.docker!.network ? { network: this.#d.config.docker!.network } : {}),
+        ...(docker.pool ? { pool: docker.pool } : {}),
+        ...(docker.projects ? { projects: docker.projects } : {}),
+        log: this.#log,
+      },
+    );
+    return { container };
+  }
+
   /** The container a live docker run's agent runs in (from its `run.started`); undefined otherwise. */
   liveContainerId(runId: string): string | undefined {
     return this.#active.get(runId)?.containerId;
@@ -342,9 +346,15 @@ export class RunManager {
 
   /** A run the caller may see (admins see all). @throws NotFoundError */
   get(caller: Caller, runId: string): RunRow {
-    const row = this.#d.store.runs.get(runId);
-    if (!row || (caller.role !== "admin" && row.user_id !== caller.id)) throw new NotFoundError("run");
+    const row = this.#visible(caller, runId);
+    if (!row) throw new NotFoundError("run");
     return row;
+  }
+
+  /** The run if the caller may see it (admins see all), else undefined. */
+  #visible(caller: Caller, runId: string): RunRow | undefined {
+    const row = this.#d.store.runs.get(runId);
+    return row && (caller.role === "admin" || row.user_id === caller.id) ? row : undefined;
   }
 
   /** The caller's runs (admins: all, unless `mine`). */
