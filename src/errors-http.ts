@@ -11,11 +11,12 @@
  * - anything else is 500 `internal` with a generic message. A stack never
  *   reaches a response.
  */
-import { AppError, TooManyRequestsError } from "./errors.ts";
+import { AppError, TooManyRequestsError, type ApiErrorCode, type ApiErrorCodeOf } from "./errors.ts";
+import type { ApiErrorStatus } from "./protocol/errors.ts";
 
-/** The JSON body of every error response. */
+/** The JSON body of every error response; `code` is one of `API_ERROR_CODES` (`src/protocol/errors.ts`). */
 export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown };
+  error: { code: ApiErrorCode; message: string; details?: unknown };
 }
 
 /** A mapped error: what the client sees. */
@@ -25,8 +26,8 @@ export interface HttpError {
   headers: Record<string, string>;
 }
 
-/** Stable codes for exposed http-errors statuses. */
-const CODES_BY_STATUS: Record<number, string> = {
+/** Stable codes for exposed http-errors 4xx statuses (each of that status in `API_ERROR_CODES`); a 5xx http-error answers `internal`. */
+const HTTP_ERRORS_CODES = {
   400: "bad_request",
   401: "unauthorized",
   403: "forbidden",
@@ -38,8 +39,8 @@ const CODES_BY_STATUS: Record<number, string> = {
   413: "payload_too_large",
   415: "unsupported_media_type",
   429: "rate_limited",
-  501: "not_implemented",
-};
+} as const satisfies { [S in ApiErrorStatus]?: ApiErrorCodeOf<S> };
+const CODES_BY_STATUS: Partial<Record<number, ApiErrorCode>> = HTTP_ERRORS_CODES;
 
 /**
  * Maps any thrown value to the response the client gets (see the module comment).

@@ -1,18 +1,36 @@
 /**
- * The closed set of application errors. Each carries an HTTP `status`, a stable
- * `code` and `expose` (whether `message` may be shown to the client). The API
- * maps them to `{error: {code, message, details?}}` with one function,
- * `mapError` (`src/errors-http.ts`, used by the API's error middleware and the
- * port proxy); nothing else translates errors to HTTP.
+ * The closed set of application errors (docs/architecture.md#errors). Each
+ * carries an HTTP `status`, a stable `code` from the closed table
+ * {@link API_ERROR_CODES} (`src/protocol/errors.ts`) and `expose` (whether
+ * `message` may be shown to the client). A class accepts only codes of its own
+ * status (`ValidationError` a 400 code, `ConflictError` a 409 code), so a code
+ * missing from the table, or of another status, does not compile. The API maps
+ * them to `{error: {code, message, details?}}` with one function, `mapError`
+ * (`src/errors-http.ts`, used by the API's error middleware and the port
+ * proxy); nothing else translates errors to HTTP.
+ *
+ * Run failures are not HTTP errors: {@link RunFailure} (re-exported from
+ * `src/protocol/errors.ts`) carries a `run.failed` code.
  */
+import { API_ERROR_CODES, CONTAINER_ERROR_STATUS, type ApiErrorCode, type ApiErrorCodeOf, type ContainerErrorCode } from "./protocol/errors.ts";
+
+export { API_ERROR_CODES, CONTAINER_ERROR_STATUS, RunFailure, type ApiErrorCode, type ApiErrorCodeOf, type ContainerErrorCode } from "./protocol/errors.ts";
+
+/** The base of every application error; see the module comment. */
 export abstract class AppError extends Error {
   abstract readonly status: number;
-  readonly code: string;
+  /** The stable machine-readable code of the response body, from {@link API_ERROR_CODES}. */
+  readonly code: ApiErrorCode;
   readonly details?: unknown;
   get expose(): boolean {
     return this.status < 500;
   }
-  constructor(code: string, message: string, details?: unknown, options?: { cause?: unknown }) {
+  /**
+   * @param code a code of {@link API_ERROR_CODES} whose status is the subclass's `status`.
+   * @param message the response's message (shown only when `expose`).
+   * @param details extra structured detail for the body (only when `expose`).
+   */
+  constructor(code: ApiErrorCode, message: string, details?: unknown, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -20,17 +38,20 @@ export abstract class AppError extends Error {
   }
 }
 
-/** 400: the request or a configuration value is malformed. Default code `validation_failed`. */
+/**
+ * 400: the request or a configuration value is malformed.
+ * @param code any 400 code of {@link API_ERROR_CODES}; default `validation_failed`.
+ */
 export class ValidationError extends AppError {
   readonly status = 400;
-  constructor(message: string, details?: unknown, code = "validation_failed") {
+  constructor(message: string, details?: unknown, code: ApiErrorCodeOf<400> = "validation_failed") {
     super(code, message, details);
   }
 }
 
 /** 401: always the same generic message; the cause goes to the log only. */
 export class UnauthorizedError extends AppError {
-  readonly status = 401;
+  readonly status = API_ERROR_CODES.unauthorized;
   constructor(options?: { cause?: unknown }) {
     super("unauthorized", "authentication required", undefined, options);
   }
@@ -38,7 +59,7 @@ export class UnauthorizedError extends AppError {
 
 /** 403: authenticated, but the role does not allow it. */
 export class ForbiddenError extends AppError {
-  readonly status = 403;
+  readonly status = API_ERROR_CODES.forbidden;
   constructor(message = "forbidden") {
     super("forbidden", message);
   }
@@ -46,23 +67,26 @@ export class ForbiddenError extends AppError {
 
 /** 404: absent, or owned by another user (never say which). */
 export class NotFoundError extends AppError {
-  readonly status = 404;
+  readonly status = API_ERROR_CODES.not_found;
   constructor(what = "resource") {
     super("not_found", `${what} not found`);
   }
 }
 
-/** 409: the resource's state does not allow the operation. */
+/**
+ * 409: the resource's state does not allow the operation.
+ * @param code any 409 code of {@link API_ERROR_CODES}; default `conflict`.
+ */
 export class ConflictError extends AppError {
   readonly status = 409;
-  constructor(message: string, code = "conflict") {
+  constructor(message: string, code: ApiErrorCodeOf<409> = "conflict") {
     super(code, message);
   }
 }
 
 /** 413: request body over the configured limit. */
 export class PayloadTooLargeError extends AppError {
-  readonly status = 413;
+  readonly status = API_ERROR_CODES.payload_too_large;
   constructor(limitBytes: number) {
     super("payload_too_large", `request body exceeds ${limitBytes} bytes`);
   }
@@ -70,7 +94,7 @@ export class PayloadTooLargeError extends AppError {
 
 /** 429: rate limited; `retryAfterS` in seconds. */
 export class TooManyRequestsError extends AppError {
-  readonly status = 429;
+  readonly status = API_ERROR_CODES.rate_limited;
   constructor(readonly retryAfterS: number) {
     super("rate_limited", "too many requests, retry later");
   }
@@ -78,7 +102,7 @@ export class TooManyRequestsError extends AppError {
 
 /** 503: the requested agent is not installed or not usable here. */
 export class AgentUnavailableError extends AppError {
-  readonly status = 503;
+  readonly status = API_ERROR_CODES.agent_unavailable;
   override get expose(): boolean {
     return true;
   }
@@ -89,7 +113,7 @@ export class AgentUnavailableError extends AppError {
 
 /** 503: the server is shutting down and admits no new work. */
 export class ShuttingDownError extends AppError {
-  readonly status = 503;
+  readonly status = API_ERROR_CODES.shutting_down;
   override get expose(): boolean {
     return true;
   }
@@ -97,28 +121,6 @@ export class ShuttingDownError extends AppError {
     super("shutting_down", "server is shutting down");
   }
 }
-
-/** The closed set of container error codes, with their HTTP status. */
-export const CONTAINER_ERROR_STATUS = {
-  /** The engine cannot be reached (socket missing, refused, reset). */
-  engine_unavailable: 503,
-  /** The configured image does not exist in the engine (no registry pull is attempted). */
-  image_not_found: 503,
-  /** The container (or exec) is gone. */
-  container_not_found: 404,
-  /** The container's state forbids the operation (not running, name in use, removal in progress). */
-  container_conflict: 409,
-  /** The engine refused to start a process inside the container. */
-  exec_failed: 500,
-  /** The kernel killed a process of the container for exceeding its memory limit. */
-  oom_killed: 500,
-  /** The image build reported an error. */
-  image_build_failed: 500,
-  /** Any other engine error. */
-  container_failed: 500,
-} as const;
-
-export type ContainerErrorCode = keyof typeof CONTAINER_ERROR_STATUS;
 
 /**
  * An error of the container layer (src/container), with a stable `code` from
@@ -128,7 +130,7 @@ export type ContainerErrorCode = keyof typeof CONTAINER_ERROR_STATUS;
  * throw new ContainerError("image_not_found", "image openrunner-agent:latest not found; run `openrunner image build --offline`");
  */
 export class ContainerError extends AppError {
-  readonly status: number;
+  readonly status: (typeof CONTAINER_ERROR_STATUS)[ContainerErrorCode];
   override readonly code: ContainerErrorCode;
   /** 503s name the fault (engine down, image missing) so the operator can fix it; 5xx engine errors stay in the log. */
   override get expose(): boolean {

@@ -30,6 +30,7 @@ import type { ContainerRunEvent, RunContainer } from "../container/run-container
 import type { ExecHandle, ExecSpec } from "../container/types.ts";
 import { explainDiskFull } from "../container/disk-full.ts";
 import type { Log } from "../log.ts";
+import { RunFailure } from "../protocol/errors.ts";
 import { failureCode, type RunEventInput, type RunFailureCode } from "../protocol/events.ts";
 import { provideRunHome } from "./container-home.ts";
 import { createLineSplitter } from "./line-splitter.ts";
@@ -89,7 +90,7 @@ export function toContainerExec(command: AgentCommand, ctx: Pick<AgentRunContext
     return v;
   };
   const [file, ...args] = command.argv;
-  if (!file) throw Object.assign(new Error("adapter returned an empty command"), { code: "spawn_failed" });
+  if (!file) throw new RunFailure("spawn_failed", "adapter returned an empty command");
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(command.env)) if (!DROPPED_ENV.has(k)) env[k] = mapPath(v);
   env.HOME = c.home;

@@ -17,38 +17,17 @@
  */
 import { execa } from "execa";
 import { fromCallback } from "xstate";
-import type { RunContainer } from "../container/run-container.ts";
-import type { Log } from "../log.ts";
+import { RunFailure } from "../protocol/errors.ts";
 import { failureCode, type RunEventInput } from "../protocol/events.ts";
 import { startContainerExec, teardownRunContainer, type ContainerExecution } from "./container-exec.ts";
-import type { AgentAdapter, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "./types.ts";
-import type { PermissionGate } from "./permissions.ts";
+import type { AgentOutcome, LineParser, ProcessActorEmitted, ProcessActorInput, ProcessActorReceived, ProcessExit } from "./types.ts";
 import { guardParser } from "./guarded-parser.ts";
-import { chownTree, type RunAs } from "./run-as.ts";
+import { chownTree } from "./run-as.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import { signalRunProcesses } from "./orphans.ts";
 
-/** Input of the process actor. */
-export interface ProcessActorInput {
-  adapter: AgentAdapter;
-  ctx: AgentRunContext;
-  /** Appends an event to the run's channel. */
-  emit: (e: RunEventInput) => void;
-  /** ms between SIGTERM and SIGKILL of the group on STOP. */
-  killGraceMs: number;
-  /** Run the command in this container (from `prepare`) instead of on the host. */
-  container?: RunContainer;
-  /** On the host, run as this unprivileged user; the run's cwd and home are given to it first. */
-  runAs?: RunAs;
-  log?: Pick<Log, "warn">;
-  /** Decides the agent's permission requests (actors of agents that ask, e.g. ACP); the run's policy is inside. */
-  permissions?: PermissionGate;
-}
-
-/** Events the actor sends to its parent. */
-export type ProcessActorEmitted = { type: "AGENT.EXITED"; outcome: AgentOutcome; exit: ProcessExit };
-/** Events the actor receives. */
-export type ProcessActorReceived = { type: "STOP" };
+/** The actor protocol lives in `./types.ts`; re-exported for existing importers. */
+export type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "./types.ts";
 
 const STDERR_TAIL_BYTES = 4096;
 
@@ -118,7 +97,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
       return;
     }
     const [file, ...args] = command.argv;
-    if (!file) throw Object.assign(new Error("adapter returned an empty command"), { code: "spawn_failed" });
+    if (!file) throw new RunFailure("spawn_failed", "adapter returned an empty command");
     if (input.runAs) {
       // The adapter wrote its config into the home as the server: hand both directories to the run's user.
       await chownTree(ctx.home, input.runAs);
@@ -142,7 +121,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     pid = child.pid;
     if (pid === undefined) {
       const result = await child;
-      throw Object.assign(new Error(`could not start ${file}: ${result.message ?? "spawn failed"}`), { code: "spawn_failed" });
+      throw new RunFailure("spawn_failed", `could not start ${file}: ${result.message ?? "spawn failed"}`);
     }
     emit({ type: "run.started", data: { agent: adapter.name, pid, cwd: command.cwd, ...(version ? { agent_version: version } : {}) } });
     if (stopRequested) stop();

@@ -3,8 +3,18 @@
  * run one CLI non-interactively and how to read its output; the generic process
  * actor (`src/agent/process-actor.ts`) does the spawning, line splitting,
  * cancellation and exit handling for every adapter.
+ *
+ * Also the actor protocol (docs/architecture.md#process-actor) between the run
+ * machine (`src/run/machine.ts`) and any agent actor (the process actor, the
+ * ACP actor `src/agent/acp/actor.ts`): the actor's input
+ * {@link ProcessActorInput}, the events it receives ({@link ProcessActorReceived})
+ * and the one it sends back ({@link ProcessActorEmitted}).
  */
+import type { RunContainer } from "../container/run-container.ts";
+import type { Log } from "../log.ts";
 import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../protocol/events.ts";
+import type { PermissionGate } from "./permissions.ts";
+import type { RunAs } from "./run-as.ts";
 
 /** What /health/agents reports for one agent. */
 export interface AgentHealth {
@@ -103,3 +113,38 @@ export interface AgentAdapter {
    */
   finalize?(ctx: AgentRunContext, outcome: AgentOutcome, emit: (e: RunEventInput) => void): Promise<AgentOutcome>;
 }
+
+/**
+ * Input of an agent actor (the process actor, the ACP actor), handed over by the
+ * run machine when it enters `running`; `container` is added from `prepare`'s output.
+ */
+export interface ProcessActorInput {
+  adapter: AgentAdapter;
+  ctx: AgentRunContext;
+  /** Appends an event to the run's channel. */
+  emit: (e: RunEventInput) => void;
+  /** ms between SIGTERM and SIGKILL of the group on STOP. */
+  killGraceMs: number;
+  /** Run the command in this container (from `prepare`) instead of on the host. */
+  container?: RunContainer;
+  /** On the host, run as this unprivileged user; the run's cwd and home are given to it first. */
+  runAs?: RunAs;
+  log?: Pick<Log, "warn">;
+  /** Decides the agent's permission requests (actors of agents that ask, e.g. ACP); the run's policy is inside. */
+  permissions?: PermissionGate;
+}
+
+/**
+ * The one event an agent actor sends to the run machine, exactly once: the run's
+ * outcome and the process exit. A failure before or around the start is an
+ * `AGENT.EXITED` with a failed outcome (its code from a thrown `RunFailure`, see
+ * `failureCode()`), never an actor error; an actor that throws anyway fails the
+ * run through the machine's `onError` (code `internal` unless the error carries one).
+ */
+export type ProcessActorEmitted = { type: "AGENT.EXITED"; outcome: AgentOutcome; exit: ProcessExit };
+
+/**
+ * Events an agent actor receives from the run machine: `STOP` (cancel or
+ * timeout) ends the agent, after which it still sends `AGENT.EXITED`.
+ */
+export type ProcessActorReceived = { type: "STOP" };

@@ -7,12 +7,12 @@
  * Other methods are not parsed (`ctx.request.body` stays undefined).
  */
 import { bodyParser } from "@koa/bodyparser";
-import { AppError, ConfigError, PayloadTooLargeError, ValidationError } from "../errors.ts";
+import { API_ERROR_CODES, AppError, ConfigError, PayloadTooLargeError, ValidationError } from "../errors.ts";
 import type { AppContext, AppMiddleware } from "./context.ts";
 
 /** 415: the request has a body that is not JSON (or an unsupported Content-Encoding). */
 export class UnsupportedMediaTypeError extends AppError {
-  readonly status = 415;
+  readonly status = API_ERROR_CODES.unsupported_media_type;
   constructor(message = "request body must be application/json") {
     super("unsupported_media_type", message);
   }

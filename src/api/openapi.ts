@@ -5,6 +5,7 @@
  * cannot drift from what the server accepts and emits.
  */
 import { Type, type TObject, type TSchema } from "@sinclair/typebox";
+import { API_ERROR_CODE_LIST, type ApiErrorCode } from "../protocol/errors.ts";
 
 /** HTTP methods a route may use. */
 export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
@@ -76,11 +77,18 @@ export function errorResponses(...statuses: number[]): Record<number, ResponseSp
   );
 }
 
-/** The JSON schema of every error response body. */
+/**
+ * The JSON schema of every error response body; `error.code` is an enum of the
+ * closed table `API_ERROR_CODES` (`src/protocol/errors.ts`).
+ */
 export const ErrorResponseSchema = Type.Object(
   {
     error: Type.Object({
-      code: Type.String({ description: "stable machine-readable code, e.g. `validation_failed`" }),
+      code: Type.Unsafe<ApiErrorCode>({
+        type: "string",
+        enum: [...API_ERROR_CODE_LIST],
+        description: "stable machine-readable code, e.g. `validation_failed`; each code always answers the same HTTP status",
+      }),
       message: Type.String(),
       details: Type.Optional(Type.Unknown()),
     }),

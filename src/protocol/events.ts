@@ -13,6 +13,7 @@
  * agents can all depend on the contract without pointing up at `run/`.
  */
 import { Type, type Static, type TSchema, type TObject, type TProperties } from "@sinclair/typebox";
+import { RunFailure } from "./errors.ts";
 
 /** Adds the optional `raw` escape hatch to a data schema; extra fields are allowed. */
 function data<P extends TProperties>(props: P) {
@@ -102,11 +103,16 @@ export type RunFailureCode = (typeof RUN_FAILURE_CODES)[number];
 const FAILURE_CODE_SET: ReadonlySet<string> = new Set(RUN_FAILURE_CODES);
 
 /**
- * The run failure code carried by a thrown error (`err.code`) when it is one of
- * {@link RUN_FAILURE_CODES}, else `fallback`.
+ * The run failure code carried by a thrown error: a {@link RunFailure}'s `code`;
+ * else (errors of libraries and lower layers, e.g. a `ContainerError` or a
+ * `ConflictError("project_busy")`) a plain `err.code` when it is one of
+ * {@link RUN_FAILURE_CODES}; else `fallback`.
+ * @example failureCode(new RunFailure("spawn_failed", "could not start x"), "internal") // "spawn_failed"
  * @example failureCode(Object.assign(new Error("x"), { code: "oom_killed" }), "internal") // "oom_killed"
+ * @example failureCode(Object.assign(new Error("x"), { code: "EACCES" }), "internal") // "internal"
  */
 export function failureCode(err: unknown, fallback: RunFailureCode): RunFailureCode {
+  if (err instanceof RunFailure) return err.code;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && FAILURE_CODE_SET.has(code) ? (code as RunFailureCode) : fallback;
 }

@@ -33,6 +33,7 @@ import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { createProxyServer, type ProxyServer } from "http-proxy-3";
 import type { Log } from "../log.ts";
+import type { ApiErrorCode } from "../errors.ts";
 import { dropProxyEvents, type ProxyErrorEvent, type ProxyPublish, type ProxyRoute } from "./events.ts";
 import { rewriteResponseHeaders, stripHopByHop } from "./rewrite.ts";
 import { PROXY_HOST } from "./target.ts";
@@ -161,7 +162,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     return st;
   }
 
-  function classify(_err: unknown, st: RequestState): ProxyErrorEvent["code"] {
+  function classify(_err: unknown, st: RequestState): "upstream_timeout" | "upstream_unavailable" {
     return st.timedOut ? "upstream_timeout" : "upstream_unavailable";
   }
 
@@ -206,8 +207,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         publish("proxy.error", errorEvent(st, code, err));
         publish("proxy.request", { route: target.route, port: target.port, method: req.method ?? "GET", status: code === "upstream_timeout" ? 504 : 502, upgrade: false });
         log.debug("upstream failed", { port: target.port, code, cause: (err as { code?: unknown })?.code });
-        if (code === "upstream_timeout") writeJsonError(res, 504, code, `the target on port ${target.port} did not answer within ${timeoutMs} ms`);
-        else writeJsonError(res, 502, code, `the target on port ${target.port} is not reachable`);
+        if (code === "upstream_timeout") writeJsonError(res, 504, "upstream_timeout", `the target on port ${target.port} did not answer within ${timeoutMs} ms`);
+        else writeJsonError(res, 502, "upstream_unavailable", `the target on port ${target.port} is not reachable`);
       };
       proxyReq.on("error", fail);
       proxyReq.setTimeout(timeoutMs, () => {
@@ -264,8 +265,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         const code = classify(err, st);
         publish("proxy.error", errorEvent(st, code, err));
         publish("proxy.request", { route: target.route, port: target.port, method: "GET", status: code === "upstream_timeout" ? 504 : 502, upgrade: true });
-        if (code === "upstream_timeout") writeRawError(socket, 504, code, `the target on port ${target.port} did not answer within ${timeoutMs} ms`);
-        else writeRawError(socket, 502, code, `the target on port ${target.port} is not reachable`);
+        if (code === "upstream_timeout") writeRawError(socket, 504, "upstream_timeout", `the target on port ${target.port} did not answer within ${timeoutMs} ms`);
+        else writeRawError(socket, 502, "upstream_unavailable", `the target on port ${target.port} is not reachable`);
       });
     },
 
@@ -278,15 +279,15 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   };
 }
 
-/** Writes `{error: {code, message}}` with `status` to a server response. */
-export function writeJsonError(res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+/** Writes `{error: {code, message}}` with `status` (the code's own status in `API_ERROR_CODES`) to a server response. */
+export function writeJsonError(res: http.ServerResponse, status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: { code, message } });
   res.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 
 /** Writes an HTTP/1.1 error response with a JSON body to a raw socket (upgrade path) and ends it. */
-export function writeRawError(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+export function writeRawError(socket: Duplex, status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
   if (socket.destroyed || !socket.writable) return void socket.destroy();
   const body = JSON.stringify({ error: { code, message } });
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");

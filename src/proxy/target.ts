@@ -8,7 +8,7 @@
  * part. The remainder of the path keeps its encoding but may not contain dot
  * segments (`..`, `%2e%2e`) or backslashes.
  */
-import { AppError } from "../errors.ts";
+import { API_ERROR_CODES, AppError } from "../errors.ts";
 import type { ProxyRoute } from "./events.ts";
 
 /** The only host the proxy connects to. */
@@ -20,7 +20,7 @@ export const ACCESS_TOKEN_PARAM = "access_token";
 
 /** 400 for a proxy path that is malformed (bad port syntax, dot segments, absolute-form request line). */
 export class ProxyPathError extends AppError {
-  readonly status = 400;
+  readonly status = API_ERROR_CODES.invalid_proxy_path;
   constructor(message: string) {
     super("invalid_proxy_path", message);
   }
@@ -28,7 +28,7 @@ export class ProxyPathError extends AppError {
 
 /** 403: the port is well-formed but not in `proxy.allowed_ports`. */
 export class PortNotAllowedError extends AppError {
-  readonly status = 403;
+  readonly status = API_ERROR_CODES.port_not_allowed;
   constructor(port: number) {
     super("port_not_allowed", `port ${port} is not in proxy.allowed_ports`);
   }

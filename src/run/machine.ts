@@ -18,10 +18,9 @@
  * SIGKILLs the group.
  */
 import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
-import type { AgentOutcome } from "../agent/types.ts";
-import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/process-actor.ts";
+import type { AgentOutcome, ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../agent/types.ts";
 import type { RunContainer } from "../container/run-container.ts";
-import { failureCode, type RunEventInput } from "../protocol/events.ts";
+import { failureCode, type RunEventInput, type RunFailureCode } from "../protocol/events.ts";
 
 /** What `prepare` produced for the run. */
 export interface PrepareOutput {
@@ -107,11 +106,11 @@ export const runMachine = setup({
     },
     emitFailed: ({ context, event }) => {
       const o = context.outcome;
-      const err =
+      const err: { code: RunFailureCode; message: string } =
         o?.kind === "failed"
           ? { code: o.code, message: o.message }
           : String(event.type).startsWith("xstate.error")
-            ? { code: failureCode((event as { error?: unknown }).error, "internal"), message: errorMessage((event as { error?: unknown }).error) }
+            ? failureOf((event as { error?: unknown }).error)
             : { code: "internal", message: "run failed" };
       context.emit({
         type: "run.failed",
@@ -193,6 +192,12 @@ export const runMachine = setup({
   },
 });
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : "run failed";
+/**
+ * The `run.failed` error of what `prepare` or the agent actor threw: the code of
+ * a `RunFailure` (or a plain `.code` that is a run failure code, e.g. a
+ * `ContainerError` or `ConflictError("project_busy")` from `prepare`), else
+ * `internal`; the error's message.
+ */
+function failureOf(err: unknown): { code: RunFailureCode; message: string } {
+  return { code: failureCode(err, "internal"), message: err instanceof Error ? err.message : "run failed" };
 }

@@ -9,10 +9,9 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createActor, fromCallback, fromPromise, SimulatedClock } from "xstate";
 import { runMachine, type PrepareOutput, type RunMachineInput } from "../../src/run/machine.ts";
-import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../../src/agent/process-actor.ts";
-import type { AgentOutcome } from "../../src/agent/types.ts";
+import type { AgentOutcome, ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../../src/agent/types.ts";
 import { isTerminalType, type RunEventInput } from "../../src/protocol/events.ts";
-import { ConflictError, ValidationError } from "../../src/errors.ts";
+import { ConflictError, RunFailure, ValidationError } from "../../src/errors.ts";
 
 const TIMEOUT_MS = 10_000;
 const STOP_WAIT_MS = 3_000;
@@ -230,6 +229,14 @@ describe("run machine: preparing", () => {
       assert.deepEqual(data.error, { code: "internal", message: err.message });
       assert.equal("exit_code" in data, false);
     }
+  });
+
+  test("prepare failing with a RunFailure ends the run with its code and message", async () => {
+    const h = harness();
+    h.actor.send({ type: "START" });
+    h.prepare.reject(new RunFailure("task_needs_docker", "task runs need docker"));
+    await settle();
+    assert.deepEqual(assertOneTerminal(h, "run.failed").error, { code: "task_needs_docker", message: "task runs need docker" });
   });
 
   test("a stray AGENT.EXITED while preparing is ignored", async () => {
@@ -519,17 +526,15 @@ describe("run machine: races", () => {
 });
 
 describe("run machine: agent actor errors", () => {
-  test("an agent actor that throws while starting still ends the run with exactly one run.failed", async () => {
+  /** Runs the machine with `agent` as its agent actor to the end of the timeout; the events it emitted and the actor errors. */
+  async function runWith(agent: ReturnType<typeof fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>>, runId: string) {
     const emitted: RunEventInput[] = [];
     const clock = new SimulatedClock();
-    const broken = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => {
-      throw Object.assign(new Error("adapter blew up"), { code: "internal" });
-    });
-    const machine = runMachine.provide({ actors: { agent: broken, prepare: fromPromise(async () => ({})) } });
+    const machine = runMachine.provide({ actors: { agent, prepare: fromPromise(async () => ({})) } });
     const actor = createActor(machine, {
       clock,
       input: {
-        runId: "run_err",
+        runId,
         timeoutMs: TIMEOUT_MS,
         stopWaitMs: STOP_WAIT_MS,
         emit: (e) => void emitted.push(e),
@@ -542,15 +547,32 @@ describe("run machine: agent actor errors", () => {
     actor.start();
     actor.send({ type: "START" });
     await settle();
+    clock.increment(TIMEOUT_MS + STOP_WAIT_MS);
+    return { emitted, errors, status: actor.getSnapshot().status };
+  }
+
+  test("an agent actor that throws a RunFailure ends the run with its code", async () => {
+    const broken = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => {
+      throw new RunFailure("spawn_failed", "could not start x");
+    });
+    const { emitted } = await runWith(broken, "run_rf");
+    const terms = emitted.filter((e) => isTerminalType(e.type));
+    assert.deepEqual(terms, [{ type: "run.failed", data: { error: { code: "spawn_failed", message: "could not start x" }, duration_ms: 0 } }]);
+  });
+
+  test("an agent actor that throws while starting still ends the run with exactly one run.failed", async () => {
+    const broken = fromCallback<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>(() => {
+      throw Object.assign(new Error("adapter blew up"), { code: "internal" });
+    });
     // BUG: `running` invokes the agent without onError: the error escalates, the machine
     // actor ends in status "error" and no terminal event is ever emitted (the run stays
     // "running" until the next restart marks it interrupted). Timeout and CANCEL no longer work.
-    clock.increment(TIMEOUT_MS + STOP_WAIT_MS);
+    const { emitted, errors, status } = await runWith(broken, "run_err");
     const terms = emitted.filter((e) => isTerminalType(e.type));
     assert.deepEqual(
       terms.map((e) => e.type),
       ["run.failed"],
-      `terminal events: ${JSON.stringify(terms)}; machine status ${actor.getSnapshot().status}, errors ${errors.map(String).join("; ")}`,
+      `terminal events: ${JSON.stringify(terms)}; machine status ${status}, errors ${errors.map(String).join("; ")}`,
     );
   });
 });

@@ -27,14 +27,14 @@
  */
 import { fromCallback } from "xstate";
 import { PROTOCOL_VERSION } from "@agentclientprotocol/sdk";
+import { RunFailure } from "../../protocol/errors.ts";
 import { failureCode, type RunEventInput, type RunFailureCode } from "../../protocol/events.ts";
 import { crashed, modelFailure, statusInMessage } from "../cli-support.ts";
 import { teardownRunContainer } from "../container-exec.ts";
 import { createLineSplitter } from "../line-splitter.ts";
 import type { PermissionGate } from "../permissions.ts";
-import type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../process-actor.ts";
 import { chownTree, type RunAs } from "../run-as.ts";
-import type { AgentCommand, AgentOutcome, ProcessExit } from "../types.ts";
+import type { AgentCommand, AgentOutcome, ProcessActorEmitted, ProcessActorInput, ProcessActorReceived, ProcessExit } from "../types.ts";
 import type { RunContainer } from "../../container/run-container.ts";
 import { isAcpRunAdapter } from "./adapter.ts";
 import { spawnHostAgent, type AcpAgentProcess } from "./agent-process.ts";
@@ -169,7 +169,7 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
 
   async function run(): Promise<void> {
     const adapter = input.adapter;
-    if (!isAcpRunAdapter(adapter)) throw Object.assign(new Error("the acp actor needs an adapter bound to an ACP agent"), { code: "internal" });
+    if (!isAcpRunAdapter(adapter)) throw new RunFailure("internal", "the acp actor needs an adapter bound to an ACP agent");
     const command = await adapter.command(ctx);
     if (disposed) return;
     const placed = await place(command);
@@ -244,7 +244,7 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
       const mcpServers = adapter.acp.mcpServers as never[];
       let sessionId: string;
       if (ctx.resume_session_id) {
-        if (init.agentCapabilities?.loadSession !== true) throw Object.assign(new Error(`ACP agent ${adapter.acp.agent} cannot resume a session (no loadSession capability)`), { outcome: failed("resume_unsupported", `ACP agent ${adapter.acp.agent} cannot resume a session (no loadSession capability)`) });
+        if (init.agentCapabilities?.loadSession !== true) throw new RunFailure("resume_unsupported", `ACP agent ${adapter.acp.agent} cannot resume a session (no loadSession capability)`);
         step = "session/load";
         replaying = true;
         await agent.request("session/load", { sessionId: ctx.resume_session_id, cwd: placed.cwd, mcpServers });
@@ -269,8 +269,7 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
     } catch (err) {
       flushEarly();
       for (const e of mapper.endTurn()) emit(e);
-      const given = (err as { outcome?: AgentOutcome }).outcome;
-      if (given) outcome = given;
+      if (err instanceof RunFailure) outcome = failed(err.code, err.message);
       else if (protocolError) outcome = failed("protocol_error", protocolError);
       else if (typeof (err as { code?: unknown }).code === "number") outcome = outcomeOfRpcError(step, err);
       else {

@@ -11,6 +11,7 @@
  */
 import type { Readable, Writable } from "node:stream";
 import { execa } from "execa";
+import { RunFailure } from "../../protocol/errors.ts";
 import { signalRunProcesses } from "../orphans.ts";
 import { killProcessGroup } from "../process-actor.ts";
 import type { RunAs } from "../run-as.ts";
@@ -48,11 +49,11 @@ export interface AcpAgentProcess {
 
 /**
  * Starts `command` on the host; see the module comment.
- * @throws Error with `code: "spawn_failed"` when it cannot be started
+ * @throws RunFailure `spawn_failed` when it cannot be started (empty command, no pid)
  */
 export async function spawnHostAgent(command: AgentCommand, runId: string, runAs?: RunAs): Promise<AcpAgentProcess> {
   const [file, ...args] = command.argv;
-  if (!file) throw Object.assign(new Error("empty ACP agent command"), { code: "spawn_failed" });
+  if (!file) throw new RunFailure("spawn_failed", "empty ACP agent command");
   const child = execa(file, args, {
     cwd: command.cwd,
     env: { ...command.env, OPENRUNNER_RUN_ID: runId },
@@ -67,7 +68,7 @@ export async function spawnHostAgent(command: AgentCommand, runId: string, runAs
   const pid = child.pid;
   if (pid === undefined) {
     const r = await child;
-    throw Object.assign(new Error(`could not start ${file}: ${r.message ?? "spawn failed"}`), { code: "spawn_failed" });
+    throw new RunFailure("spawn_failed", `could not start ${file}: ${r.message ?? "spawn failed"}`);
   }
   let exited = false;
   const signal = (sig: NodeJS.Signals) => {

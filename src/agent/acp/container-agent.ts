@@ -17,6 +17,7 @@
  *   `container.removed`); in a shared project container only the run's leftovers are killed.
  */
 import type { Log } from "../../log.ts";
+import { RunFailure } from "../../protocol/errors.ts";
 import type { ContainerRunEvent, RunContainer } from "../../container/run-container.ts";
 import type { ExecHandle } from "../../container/types.ts";
 import { teardownRunContainer, toContainerExec } from "../container-exec.ts";
@@ -53,7 +54,8 @@ const ended = (s: { readableEnded: boolean; destroyed: boolean; once(ev: string,
 
 /**
  * Execs the agent in the run's container with stdin attached; see the module comment.
- * @throws ContainerError (`exec_failed`, `container_not_found`, `engine_unavailable`, …) when the engine refuses the exec
+ * @throws ContainerError (`exec_failed`, `container_not_found`, `engine_unavailable`, …) when the engine refuses the exec;
+ * RunFailure `internal` when the exec has no stdin
  * @example
  * const proc = await spawnContainerAgent({ container, command, ctx, emit });
  * const stream = createStdioStream(proc.stdin, proc.stdout, taps);
@@ -63,7 +65,7 @@ export async function spawnContainerAgent(o: ContainerAgentOptions): Promise<Acp
   const warn = (msg: string, err: unknown) => o.log?.warn(msg, { run_id: o.ctx.run_id, container_id: c.handle.id, err: String(err) });
   const adjust = await provideRunHome(c, o.ctx.home, o.isRoot);
   const x: ExecHandle = await c.handle.exec(adjust({ ...toContainerExec(o.command, o.ctx, c), stdin: true }));
-  if (!x.stdin) throw Object.assign(new Error("the container client gave the exec no stdin"), { code: "internal" });
+  if (!x.stdin) throw new RunFailure("internal", "the container client gave the exec no stdin");
   let over = false;
   let disposed = false;
   let signalled: "TERM" | "KILL" | undefined;

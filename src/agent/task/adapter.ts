@@ -23,6 +23,7 @@ import type { Config } from "../../config/schema.ts";
 import { collectArtifacts } from "../../container/artifacts.ts";
 import { ContainerError } from "../../container/errors.ts";
 import type { ContainerClient } from "../../container/types.ts";
+import { RunFailure } from "../../protocol/errors.ts";
 import type { RunEventInput } from "../../protocol/events.ts";
 import { logEvent, tailOf } from "../cli-support.ts";
 import type { AgentAdapter, AgentCommand, AgentOutcome, AgentRunContext, LineParser, ProcessExit } from "../types.ts";
@@ -58,11 +59,11 @@ export function createTaskAdapter(o: TaskAdapterOptions): AgentAdapter {
     },
     async command(ctx: AgentRunContext): Promise<AgentCommand> {
       const task = ctx.task;
-      if (!task || !ctx.in_container) throw Object.assign(new Error("task runs need a batch image and docker isolation"), { code: "task_needs_docker" });
+      if (!task || !ctx.in_container) throw new RunFailure("task_needs_docker", "task runs need a batch image and docker isolation");
       const info = await o.client().imageInfo(task.image);
       if (!info) throw new ContainerError("image_not_found", `image ${task.image} not found in the docker engine`);
       const argv = [...info.entrypoint, ...info.cmd];
-      if (argv.length === 0) throw Object.assign(new Error(`image ${task.image} has neither ENTRYPOINT nor CMD`), { code: "task_image_invalid" });
+      if (argv.length === 0) throw new RunFailure("task_image_invalid", `image ${task.image} has neither ENTRYPOINT nor CMD`);
       await writeTaskInputs(ctx.cwd, ctx.run_id, task, isRoot ? { uid, gid } : undefined);
       return { argv, env: { OPENRUNNER_TASK_FILE: TASK_FILE }, cwd: ctx.cwd, container_native: true };
     },
