@@ -18,23 +18,16 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { verifyWebhookSignature } from "../../src/webhooks/signing.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { allEvents, createRun, describeEvents, type Ev } from "../helpers/events.ts";
+import { until as waitUntil } from "../helpers/processes.ts";
 import { readSse } from "../helpers/sse.ts";
 
-type Ev = { id: number; type: string; data: Record<string, any> };
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURE = path.join(ROOT, "test/fixtures/acp-agent/agent.ts");
 const TSX = import.meta.resolve("tsx");
 const T = { timeout: 120_000 };
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 30_000): Promise<T> => waitUntil(fn, ms, what);
 
 const permissionScript = (extra: object[] = []) => JSON.stringify({ steps: [{ permission: { id: "call-1", title: "Write hello.txt" } }, ...extra, { say: "after" }] });
 
@@ -83,20 +76,11 @@ describe("ACP permission requests end to end", () => {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  async function startRun(text: string, metadata: Record<string, unknown> = {}): Promise<string> {
-    const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "acp", acp_agent: "fixture", ...metadata } } });
-    assert.equal(res.status, 201, await res.clone().text());
-    return ((await res.json()) as { run_id: string }).run_id;
-  }
-
-  async function events(runId: string): Promise<Ev[]> {
-    const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000 });
-    assert.ok(out.ended, "the stream ends after the terminal event");
-    return out.messages.map((m) => JSON.parse(m.data) as Ev);
-  }
+  const startRun = (text: string, metadata: Record<string, unknown> = {}) => createRun(s, token, text, { agent_type: "acp", acp_agent: "fixture", ...metadata });
+  const events = (runId: string) => allEvents(s, token, runId, 60_000);
 
   const finalText = (evs: Ev[]) => evs.filter((e) => e.type === "message").map((e) => e.data.text).join("");
-  const dump = (evs: Ev[]) => evs.map((e) => `${e.id} ${e.type} ${JSON.stringify(e.data).slice(0, 200)}`).join("\n");
+  const dump = (evs: Ev[]) => describeEvents(evs, 200);
 
   async function answer(runId: string, requestId: string, optionId: unknown, t = token): Promise<Response> {
     return s.api(`/api/runs/${runId}/permissions/${requestId}`, { method: "POST", token: t, json: { option_id: optionId } });

@@ -12,54 +12,22 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fixtureAcpAgents } from "../fixtures/acp-agent/config.ts";
 import { startModelServer, type ModelServer } from "../fixtures/model-server/index.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { allEvents, describeEvents, runToEnd, TERMINAL, userWorkspaces, writeConfig, type Ev } from "../helpers/events.ts";
+import { groupAlive, runProcesses, waitFor } from "../helpers/processes.ts";
 import { readSse } from "../helpers/sse.ts";
 
-type Ev = { id: number; type: string; data: Record<string, any> };
 /** Adapter path per ACP agent name (`OPENRUNNER_E2E_AGENT_COMMANDS`, JSON); default: the built-in lookup. */
 const COMMANDS = JSON.parse(process.env.OPENRUNNER_E2E_AGENT_COMMANDS ?? "{}") as Record<string, string>;
 const commandOf = (name: string) => (COMMANDS[name] ? { command: COMMANDS[name] } : {});
 const T = { timeout: 120_000 };
-const TERMINAL = new Set(["run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
 
-const dump = (evs: Ev[]) => evs.map((e) => `${e.id} ${e.type} ${JSON.stringify(e.data).slice(0, 240)}`).join("\n");
-
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function runProcesses(runId: string): number[] {
-  const needle = `\0OPENRUNNER_RUN_ID=${runId}\0`;
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (("\0" + readFileSync(`/proc/${name}/environ`, "latin1")).includes(needle)) out.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
-}
+const dump = (evs: Ev[]) => describeEvents(evs, 240);
 
 describe("acp adapter with the fixture agent", () => {
   let s: TestServer;
@@ -69,12 +37,10 @@ describe("acp adapter with the fixture agent", () => {
   const outside = mkdtempSync(path.join(os.tmpdir(), "acp-outside-"));
 
   before(async () => {
-    configFile = path.join(mkdtempSync(path.join(os.tmpdir(), "acp-config-")), "openrunner.yaml");
-    writeFileSync(configFile, JSON.stringify({ acp_agents: fixtureAcpAgents() }));
+    configFile = writeConfig({ acp_agents: fixtureAcpAgents() });
     s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile } });
     token = await s.login();
-    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
-    workspaces = path.join(realpathSync(s.dataDir), "workspaces", me.id);
+    workspaces = await userWorkspaces(s, token);
   });
 
   after(async () => {
@@ -93,11 +59,7 @@ describe("acp adapter with the fixture agent", () => {
     assert.equal(res.status, 201, await res.clone().text());
     return ((await res.json()) as { run_id: string }).run_id;
   }
-  async function events(runId: string): Promise<Ev[]> {
-    const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 90_000 });
-    assert.ok(out.ended, "the stream ends after the terminal event");
-    return out.messages.map((m) => JSON.parse(m.data) as Ev);
-  }
+  const events = (runId: string) => allEvents(s, token, runId, 90_000);
   async function stored(runId: string): Promise<Ev[]> {
     const res = await s.api(`/api/runs/${runId}/events`, { token, headers: { Accept: "application/json" } });
     return ((await res.json()) as { events: Ev[] }).events;
@@ -374,12 +336,10 @@ describe("acp adapter with the real claude-code-acp", () => {
 
   before(async () => {
     model = await startModelServer();
-    configFile = path.join(mkdtempSync(path.join(os.tmpdir(), "acp-config-")), "openrunner.yaml");
-    writeFileSync(configFile, JSON.stringify({ acp_agents: { "claude-code-acp": { ...commandOf("claude-code-acp"), base_url: model.url, api_key: "sk-test", model: "claude-sonnet-4-5" } } }));
+    configFile = writeConfig({ acp_agents: { "claude-code-acp": { ...commandOf("claude-code-acp"), base_url: model.url, api_key: "sk-test", model: "claude-sonnet-4-5" } } });
     s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile } });
     token = await s.login();
-    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
-    workspaces = path.join(realpathSync(s.dataDir), "workspaces", me.id);
+    workspaces = await userWorkspaces(s, token);
   });
 
   after(async () => {
@@ -390,12 +350,7 @@ describe("acp adapter with the real claude-code-acp", () => {
   });
 
   async function run(text: string, metadata: Record<string, unknown>): Promise<{ id: string; evs: Ev[] }> {
-    const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "acp", acp_agent: "claude-code-acp", permission_policy: "allow", ...metadata } } });
-    assert.equal(res.status, 201, await res.clone().text());
-    const id = ((await res.json()) as { run_id: string }).run_id;
-    const out = await readSse(`${s.url}/api/runs/${id}/events`, { token, timeoutMs: 180_000 });
-    assert.ok(out.ended);
-    return { id, evs: out.messages.map((m) => JSON.parse(m.data) as Ev) };
+    return runToEnd(s, token, text, { agent_type: "acp", acp_agent: "claude-code-acp", permission_policy: "allow", ...metadata }, 180_000);
   }
 
   test("claude-code-acp: writes a file through fs/write_text_file and runs a command through terminal/*", { timeout: 240_000 }, async () => {
@@ -505,12 +460,10 @@ describe("acp adapter with codex-acp, opencode acp and gemini --experimental-acp
       models[name] = await startModelServer();
       acp_agents[name] = { ...commandOf(name), base_url: models[name].url + a.suffix, api_key: "sk-test", model: a.model };
     }
-    configFile = path.join(mkdtempSync(path.join(os.tmpdir(), "acp-config-")), "openrunner.yaml");
-    writeFileSync(configFile, JSON.stringify({ acp_agents }));
+    configFile = writeConfig({ acp_agents });
     s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile } });
     token = await s.login();
-    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
-    workspaces = path.join(realpathSync(s.dataDir), "workspaces", me.id);
+    workspaces = await userWorkspaces(s, token);
   });
 
   after(async () => {
@@ -534,11 +487,7 @@ describe("acp adapter with codex-acp, opencode acp and gemini --experimental-acp
           { text: `DONE-${name}` },
         ],
       });
-      const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text: "Do the task." }, metadata: { agent_type: "acp", acp_agent: name, cwd: sub, permission_policy: "allow" } } });
-      assert.equal(res.status, 201, await res.clone().text());
-      const id = ((await res.json()) as { run_id: string }).run_id;
-      const out = await readSse(`${s.url}/api/runs/${id}/events`, { token, timeoutMs: 200_000 });
-      const evs = out.messages.map((m) => JSON.parse(m.data) as Ev);
+      const { id, evs } = await runToEnd(s, token, "Do the task.", { agent_type: "acp", acp_agent: name, cwd: sub, permission_policy: "allow" }, 200_000);
       const d = dump(evs);
       const types = evs.map((e) => e.type);
       assert.equal(types.at(-1), "run.completed", d);

@@ -20,14 +20,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startModelServer, type ModelServer, type RecordedRequest } from "../fixtures/model-server/index.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
-import { readSse } from "../helpers/sse.ts";
+import { allEvents as readEvents, createRun as postRun, describeEvents, TERMINAL, userWorkspaces, writeConfig as writeConfigFile, type Ev } from "../helpers/events.ts";
+import { findByCmdline, groupAlive, killQuietly, runProcesses, waitFor } from "../helpers/processes.ts";
 import { readAgentsLock, testedVersionsOf } from "../../src/agent/tested-versions.ts";
 
-type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
 type Agent = "claude_code" | "codex" | "opencode" | "gemini";
 
 const AGENTS: Agent[] = ["claude_code", "codex", "opencode", "gemini"];
@@ -49,7 +49,6 @@ const TARGETS = process.env.OPENRUNNER_E2E_TARGETS
   : ALL_TARGETS;
 /** CLI path per agent (`OPENRUNNER_E2E_AGENT_COMMANDS`, JSON); default: PATH, then `.agents/bin`. */
 const COMMANDS = JSON.parse(process.env.OPENRUNNER_E2E_AGENT_COMMANDS ?? "{}") as Partial<Record<Agent, string>>;
-const TERMINAL = new Set(["run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
 /** Model, base URL path and retry cap per agent (opencode has no retry knob). */
 const AGENT_SETUP: Record<Agent, { model: string; urlSuffix: string; max_retries?: number }> = {
   claude_code: { model: "claude-sonnet-4-5", urlSuffix: "", max_retries: 0 },
@@ -84,78 +83,12 @@ function agentsConfig(models: Record<Agent, ModelServer>): Record<string, unknow
   return out;
 }
 
-async function createRun(s: TestServer, token: string, agent: string, text: string, metadata: Record<string, unknown> = {}): Promise<string> {
-  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: agent, ...metadata } } });
-  assert.equal(res.status, 201, `POST /api/runs (${agent}): ${res.status} ${await res.clone().text()}`);
-  return ((await res.json()) as { run_id: string }).run_id;
-}
+const createRun = (s: TestServer, token: string, agent: string, text: string, metadata: Record<string, unknown> = {}) => postRun(s, token, text, { agent_type: agent, ...metadata });
 
 async function allEvents(s: TestServer, token: string, runId: string, timeoutMs = 200_000): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs });
-  assert.ok(out.ended, `stream of ${runId} should end after the terminal event`);
-  const evs = out.messages.map((m) => JSON.parse(m.data) as Ev);
+  const evs = await readEvents(s, token, runId, timeoutMs);
   if (process.env.E2E_DUMP) writeFileSync(process.env.E2E_DUMP, `${describeEvents(evs)}\n=====\n`, { flag: "a" });
   return evs;
-}
-
-function describeEvents(events: Ev[]): string {
-  return events.map((e) => `${e.id} ${e.type} ${JSON.stringify(e.data).slice(0, 300)}`).join("\n");
-}
-
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, "ESRCH");
-    return false;
-  }
-}
-
-/** PIDs whose environment carries OPENRUNNER_RUN_ID=<runId> (zombies have an empty environ). */
-function runProcesses(runId: string): number[] {
-  const needle = `\0OPENRUNNER_RUN_ID=${runId}\0`;
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (("\0" + readFileSync(`/proc/${name}/environ`, "latin1")).includes(needle)) pids.push(Number(name));
-    } catch {
-      // gone or not readable
-    }
-  }
-  return pids;
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // gone
-  }
-}
-
-/** PIDs whose command line contains `needle`. */
-function findByCmdline(needle: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, "latin1").includes(needle)) pids.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
 }
 
 /** Asserts that nothing of the run survives: its process group and any process tagged with its id. */
@@ -208,8 +141,7 @@ describe("real agent CLIs end to end", () => {
     token = await s.login();
     dataDir = s.dataDir;
     // Workspaces are per user: <data>/workspaces/<user id>/…
-    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
-    workspaces = path.join(realpathSync(dataDir), "workspaces", me.id);
+    workspaces = await userWorkspaces(s, token);
   });
 
   after(async () => {
@@ -428,7 +360,5 @@ describe("agents not installed", () => {
 
 /** Writes a temporary openrunner.yaml (JSON is valid YAML) with the given `agents:` section. */
 function writeConfig(agents: Record<string, unknown>): string {
-  const file = path.join(process.env.TMPDIR ?? "/tmp", `openrunner-agents-e2e-${process.pid}-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, JSON.stringify({ agents }, null, 2));
-  return file;
+  return writeConfigFile({ agents }, path.join(process.env.TMPDIR ?? "/tmp", `openrunner-agents-e2e-${process.pid}-${Math.random().toString(36).slice(2)}.yaml`));
 }

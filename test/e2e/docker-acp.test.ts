@@ -19,7 +19,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { buildAgentImage } from "../../src/container/image.ts";
@@ -29,9 +29,8 @@ import { buildFixtureAgentImage, dockerFixtureAcpAgents } from "../fixtures/acp-
 import { startModelServer, type ModelServer } from "../fixtures/model-server/index.ts";
 import { bridgeGateway, connectDocker, inProbe, startRelay } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
-import { readSse } from "../helpers/sse.ts";
-
-type Ev = { id: number; run_id: string; type: string; data: Record<string, any> };
+import { allEvents, createRun, describeEvents, type Ev } from "../helpers/events.ts";
+import { runProcesses, waitFor } from "../helpers/processes.ts";
 
 const SKIP = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 const IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
@@ -43,36 +42,9 @@ const probe = (client: ContainerClient, argv: string[], image = IMAGE) => inProb
 const T = { timeout: 240_000 };
 if (SKIP) console.warn("# docker ACP e2e tests SKIPPED: OPENRUNNER_SKIP_DOCKER=1");
 
-const dump = (evs: Ev[]) => evs.map((e) => `${e.id} ${e.type} ${JSON.stringify(e.data).slice(0, 300)}`).join("\n");
+const dump = (evs: Ev[]) => describeEvents(evs);
 /** Event types without `log`, consecutive duplicates (streamed deltas) collapsed. */
 const shape = (evs: Ev[]) => evs.map((e) => e.type).filter((t) => t !== "log").filter((t, i, all) => t !== all[i - 1]);
-
-/** Host processes (container processes included: same kernel) whose environment carries the run's marker. */
-function runProcesses(runId: string): number[] {
-  const needle = `\0OPENRUNNER_RUN_ID=${runId}\0`;
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (("\0" + readFileSync(`/proc/${name}/environ`, "latin1")).includes(needle)) out.push(Number(name));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return out;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
-}
-
-
-
 
 describe("ACP agents inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : false }, () => {
   let client: ContainerClient;
@@ -122,16 +94,9 @@ describe("ACP agents inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=
     if (client) for (const id of [instance, PROBE_INSTANCE].filter(Boolean)) for (const c of await client.list({ [LABEL.instance]: id }).catch(() => [])) await client.get(c.id).remove();
   });
 
-  async function start(acpAgent: string, text: string, metadata: Record<string, unknown> = {}): Promise<string> {
-    const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "acp", acp_agent: acpAgent, isolation: "docker", timeout_secs: 180, ...metadata } } });
-    assert.equal(res.status, 201, await res.clone().text());
-    return ((await res.json()) as { run_id: string }).run_id;
-  }
-  async function events(runId: string): Promise<Ev[]> {
-    const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 200_000 });
-    assert.ok(out.ended, "the stream ends after the terminal event");
-    return out.messages.map((m) => JSON.parse(m.data) as Ev);
-  }
+  const start = (acpAgent: string, text: string, metadata: Record<string, unknown> = {}) =>
+    createRun(s, token, text, { agent_type: "acp", acp_agent: acpAgent, isolation: "docker", timeout_secs: 180, ...metadata });
+  const events = (runId: string) => allEvents(s, token, runId, 200_000);
   const fixture = (steps: unknown[]) => JSON.stringify({ steps });
   const said = (evs: Ev[]) => evs.filter((e) => e.type === "message").map((e) => e.data.text).join("");
   const runRow = async (id: string) => (await (await s.api(`/api/runs/${id}`, { token })).json()) as Record<string, any>;
@@ -259,10 +224,10 @@ describe("ACP agents inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=
       const evs = ((await r.json()) as { events: Ev[] }).events;
       containerId = evs.find((e) => e.type === "run.started")?.data.container_id ?? "";
       return evs.some((e) => e.type === "message.delta" && /waiting/.test(e.data.text));
-    }, 60_000, "the agent is mid-turn");
+    }, 60_000, "the agent is mid-turn", 200);
     assert.ok(containerId);
     assert.equal((await client.list({ [LABEL.runId]: id })).length, 1, "the run's container runs");
-    await waitFor(() => runProcesses(id).length >= 2, 10_000, "the agent and its terminal run (in the container, seen from the host)");
+    await waitFor(() => runProcesses(id).length >= 2, 10_000, "the agent and its terminal run (in the container, seen from the host)", 200);
     const t0 = Date.now();
     assert.equal((await s.api(`/api/runs/${id}/cancel`, { method: "POST", token })).status, 202);
     const evs = await events(id);
@@ -273,7 +238,7 @@ describe("ACP agents inside containers", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=
     assert.ok(evs.some((e) => e.type === "log" && /session\/cancel received/.test(e.data.text)), `the agent got session/cancel\n${d}`);
     assert.ok(Date.now() - t0 < 30_000, "ended within the grace period plus teardown");
     assert.deepEqual(await client.list({ [LABEL.runId]: id }), [], "no container left");
-    await waitFor(() => runProcesses(id).length === 0, 10_000, "no process of the run left");
+    await waitFor(() => runProcesses(id).length === 0, 10_000, "no process of the run left", 200);
   });
 
   test("the real claude-code-acp in a container writes through fs/write_text_file and runs its Bash through terminal/* there", T, async () => {

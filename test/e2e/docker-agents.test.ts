@@ -42,9 +42,9 @@ import type { ContainerClient } from "../../src/container/types.ts";
 import { startModelServer, type ModelServer } from "../fixtures/model-server/index.ts";
 import { bridgeGateway, connectDocker, inProbe, startRelay } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { describeEvents, runToEnd, type Ev } from "../helpers/events.ts";
 import { readSse } from "../helpers/sse.ts";
 
-type Ev = { id: number; run_id: string; type: string; ts: string; data: Record<string, any> };
 
 const SKIP = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 const IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
@@ -118,25 +118,11 @@ function assertContainerSuccess(events: Ev[], finalText: string): Ev {
   return ev;
 }
 
-async function runAgent(s: TestServer, token: string, agent: string, text: string, metadata: Record<string, unknown>): Promise<Ev[]> {
-  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: agent, ...metadata } } });
-  assert.equal(res.status, 201, await res.clone().text());
-  const runId = ((await res.json()) as { run_id: string }).run_id;
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 200_000 });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return out.messages.map((m) => JSON.parse(m.data) as Ev);
-}
+/** Creates the run and reads all its events. */
+const runAgent = async (s: TestServer, token: string, agent: string, text: string, metadata: Record<string, unknown>) => (await runToEnd(s, token, text, { agent_type: agent, ...metadata }, 200_000)).evs;
+const runClaude = (s: TestServer, token: string, text: string, metadata: Record<string, unknown>) => runAgent(s, token, "claude_code", text, metadata);
 
-async function runClaude(s: TestServer, token: string, text: string, metadata: Record<string, unknown>): Promise<Ev[]> {
-  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "claude_code", ...metadata } } });
-  assert.equal(res.status, 201, await res.clone().text());
-  const runId = ((await res.json()) as { run_id: string }).run_id;
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 200_000 });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return out.messages.map((m) => JSON.parse(m.data) as Ev);
-}
-
-const dump = (events: Ev[]) => events.map((e) => `${e.id} ${e.type} ${JSON.stringify(e.data).slice(0, 300)}`).join("\n");
+const dump = (events: Ev[]) => describeEvents(events);
 /** Event types without the container lifecycle, consecutive duplicates (streamed deltas, logs) collapsed. */
 const shape = (events: Ev[]) => events.map((e) => e.type).filter((t, i, all) => !t.startsWith("container.") && t !== "log" && t !== all[i - 1]);
 

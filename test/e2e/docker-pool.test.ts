@@ -20,35 +20,20 @@ import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient, ContainerSummary } from "../../src/container/types.ts";
 import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
-import { readSse } from "../helpers/sse.ts";
-
-type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
+import { allEvents as readEvents, createRun as postRun, type Ev } from "../helpers/events.ts";
+import { waitFor } from "../helpers/processes.ts";
 
 const SKIP = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 const IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
 if (SKIP) console.warn("# docker warm pool e2e tests SKIPPED: OPENRUNNER_SKIP_DOCKER=1");
 const DOCKER_ENV: Record<string, string> = process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {};
 
-async function createRun(s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}): Promise<string> {
-  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "shell", isolation: "docker", ...metadata } } });
-  assert.equal(res.status, 201, await res.clone().text());
-  return ((await res.json()) as { run_id: string }).run_id;
-}
-async function allEvents(s: TestServer, token: string, runId: string): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000 });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return out.messages.map((m) => JSON.parse(m.data) as Ev);
-}
+const createRun = (s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}) => postRun(s, token, text, { agent_type: "shell", isolation: "docker", ...metadata });
+const allEvents = (s: TestServer, token: string, runId: string) => readEvents(s, token, runId, 60_000);
 const json = async (res: Response) => (await res.json()) as Record<string, any>;
 
-async function eventually(what: string, check: () => Promise<boolean>, maxMs = 30_000): Promise<void> {
-  const end = Date.now() + maxMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`not reached within ${maxMs} ms: ${what}`);
-}
+/** Polls `check` every 200 ms until it returns true (bounded; a correctness wait, not a timing assert). */
+const eventually = (what: string, check: () => Promise<boolean>, maxMs = 30_000) => waitFor(check, maxMs, what, 200);
 
 describe("docker warm pool end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1" : false }, () => {
   let client: ContainerClient;

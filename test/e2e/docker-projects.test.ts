@@ -19,9 +19,8 @@ import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
 import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
-import { readSse } from "../helpers/sse.ts";
-
-type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
+import { allEvents as readEvents, createRun as postRun, eventsUntil, type Ev } from "../helpers/events.ts";
+import { waitFor } from "../helpers/processes.ts";
 
 const SKIP = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 const IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
@@ -38,35 +37,14 @@ async function processesOfRun(client: ContainerClient, containerId: string, runI
 async function startRun(s: TestServer, token: string, text: string, metadata: Record<string, unknown>): Promise<Response> {
   return s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "shell", ...metadata } } });
 }
-async function createRun(s: TestServer, token: string, text: string, metadata: Record<string, unknown>): Promise<string> {
-  const res = await startRun(s, token, text, metadata);
-  assert.equal(res.status, 201, await res.clone().text());
-  return ((await res.json()) as { run_id: string }).run_id;
-}
-async function allEvents(s: TestServer, token: string, runId: string): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000 });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return out.messages.map((m) => JSON.parse(m.data) as Ev);
-}
-async function eventsUntil(s: TestServer, token: string, runId: string, pred: (e: Ev) => boolean): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000, stopAfter: (m) => pred(JSON.parse(m.data) as Ev) });
-  const events = out.messages.map((m) => JSON.parse(m.data) as Ev);
-  assert.ok(events.some(pred), `expected event not seen: ${JSON.stringify(events)}`);
-  return events;
-}
+const createRun = (s: TestServer, token: string, text: string, metadata: Record<string, unknown>) => postRun(s, token, text, { agent_type: "shell", ...metadata });
+const allEvents = (s: TestServer, token: string, runId: string) => readEvents(s, token, runId, 60_000);
 const stdoutOf = (events: Ev[]) => events.filter((e) => e.type === "log" && e.data.stream === "stdout").map((e) => e.data.text as string);
 const json = async (res: Response) => (await res.json()) as Record<string, any>;
 const instanceOf = (s: TestServer) => readFileSync(path.join(s.dataDir, "instance-id"), "utf8").trim();
 
 /** Polls `check` every 200 ms until it returns true (bounded; a correctness wait, not a timing assert). */
-async function eventually(what: string, check: () => Promise<boolean>, maxMs = 30_000): Promise<void> {
-  const end = Date.now() + maxMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`not reached within ${maxMs} ms: ${what}`);
-}
+const eventually = (what: string, check: () => Promise<boolean>, maxMs = 30_000) => waitFor(check, maxMs, what, 200);
 
 async function removeInstanceContainers(client: ContainerClient, s: TestServer | undefined): Promise<void> {
   if (!s) return;

@@ -21,34 +21,16 @@ import { LABEL } from "../../src/container/labels.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
 import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
-import { readSse } from "../helpers/sse.ts";
-
-type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
+import { allEvents as readEvents, createRun as postRun, eventsUntil, type Ev } from "../helpers/events.ts";
 
 const SKIP = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 const IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
 const MIB = 1024 * 1024;
 if (SKIP) console.warn("# docker run e2e tests SKIPPED: OPENRUNNER_SKIP_DOCKER=1");
 
-async function createRun(s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}): Promise<string> {
-  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "shell", isolation: "docker", ...metadata } } });
-  assert.equal(res.status, 201, await res.clone().text());
-  return ((await res.json()) as { run_id: string }).run_id;
-}
+const createRun = (s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}) => postRun(s, token, text, { agent_type: "shell", isolation: "docker", ...metadata });
 
-async function allEvents(s: TestServer, token: string, runId: string, after?: number): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000, ...(after !== undefined ? { lastEventId: after } : {}) });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return out.messages.map((m) => JSON.parse(m.data) as Ev);
-}
-
-/** Reads the live stream until `pred` holds for an event; returns the events so far. */
-async function eventsUntil(s: TestServer, token: string, runId: string, pred: (e: Ev) => boolean): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000, stopAfter: (m) => pred(JSON.parse(m.data) as Ev) });
-  const events = out.messages.map((m) => JSON.parse(m.data) as Ev);
-  assert.ok(events.some(pred), `expected event not seen: ${JSON.stringify(events)}`);
-  return events;
-}
+const allEvents = (s: TestServer, token: string, runId: string, after?: number) => readEvents(s, token, runId, 60_000, after !== undefined ? { lastEventId: after } : {});
 
 /** Ids 1..n without gaps; the container lifecycle in order; exactly one terminal event, last, of `terminal`. */
 function assertRunShape(events: Ev[], terminal: string): void {

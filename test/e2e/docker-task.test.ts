@@ -29,9 +29,8 @@ import { createTarStream } from "../../src/container/tar.ts";
 import type { ContainerClient } from "../../src/container/types.ts";
 import { connectDocker } from "../helpers/docker.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { allEvents, type Ev } from "../helpers/events.ts";
 import { readSse } from "../helpers/sse.ts";
-
-type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
 
 const SKIP = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 const BASE_IMAGE = process.env.OPENRUNNER_TEST_IMAGE ?? "openrunner-agent:latest";
@@ -67,9 +66,7 @@ async function runTask(s: TestServer, token: string, text: string, metadata: Rec
   const res = await createTask(s, token, text, metadata, files);
   assert.equal(res.status, 201, await res.clone().text());
   const runId = ((await res.json()) as { run_id: string }).run_id;
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000 });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return { runId, events: out.messages.map((m) => JSON.parse(m.data) as Ev) };
+  return { runId, events: await allEvents(s, token, runId, 60_000) };
 }
 
 const logs = (events: Ev[], stream: string) => events.filter((e) => e.type === "log" && e.data.stream === stream).map((e) => e.data.text as string);

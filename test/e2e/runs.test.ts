@@ -8,39 +8,13 @@ import { mkdirSync, readFileSync, symlinkSync, mkdtempSync, rmSync } from "node:
 import os from "node:os";
 import path from "node:path";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { allEvents as readEvents, createRun as postRun, userWorkspaces, type Ev } from "../helpers/events.ts";
+import { groupAlive, waitFor as waitUntil } from "../helpers/processes.ts";
 import { readSse } from "../helpers/sse.ts";
 
-type Ev = { id: number; type: string; ts: string; data: Record<string, any> };
-
-async function createRun(s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}): Promise<string> {
-  const res = await s.api("/api/runs", { method: "POST", token, json: { input: { text }, metadata: { agent_type: "shell", ...metadata } } });
-  assert.equal(res.status, 201, await res.clone().text());
-  return ((await res.json()) as { run_id: string }).run_id;
-}
-
-async function allEvents(s: TestServer, token: string, runId: string): Promise<Ev[]> {
-  const out = await readSse(`${s.url}/api/runs/${runId}/events`, { token, timeoutMs: 60_000 });
-  assert.ok(out.ended, "stream should end after the terminal event");
-  return out.messages.map((m) => JSON.parse(m.data) as Ev);
-}
-
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("condition not met in time");
-}
+const createRun = (s: TestServer, token: string, text: string, metadata: Record<string, unknown> = {}) => postRun(s, token, text, { agent_type: "shell", ...metadata });
+const allEvents = (s: TestServer, token: string, runId: string) => readEvents(s, token, runId, 60_000);
+const waitFor = (cond: () => boolean | Promise<boolean>, ms = 10_000) => waitUntil(cond, ms, "condition", 50);
 
 describe("shell runs end to end", () => {
   let s: TestServer;
@@ -157,8 +131,7 @@ describe("shell runs end to end", () => {
     ];
     // a symlink inside the workspaces root that points outside it
     const outside = mkdtempSync(path.join(os.tmpdir(), "openrunner-outside-"));
-    const me = (await (await s.api("/api/auth/me", { token })).json()) as { id: string };
-    const root = path.join(s.dataDir, "workspaces", me.id); // each user's own workspaces root
+    const root = await userWorkspaces(s, token); // each user's own workspaces root
     mkdirSync(root, { recursive: true });
     symlinkSync(outside, path.join(root, "escape"));
     cases.push([JSON.stringify({ input: { text: "x" }, metadata: { agent_type: "shell", cwd: "escape/sub" } }), 400, "cwd_outside_workspace"]);

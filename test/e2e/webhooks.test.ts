@@ -7,12 +7,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { verifyWebhookSignature } from "../../src/webhooks/signing.ts";
+import { writeConfig as writeConfigFile } from "../helpers/events.ts";
+import { until as waitUntil } from "../helpers/processes.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 
 interface Received {
@@ -22,21 +24,8 @@ interface Received {
   answered: number;
 }
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function writeConfig(dir: string, name: string, webhooks: Record<string, unknown>): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, JSON.stringify({ webhooks }), "utf8"); // JSON is YAML
-  return file;
-}
+const until = <T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> => waitUntil(fn, ms, "condition");
+const writeConfig = (dir: string, name: string, webhooks: Record<string, unknown>) => writeConfigFile({ webhooks }, path.join(dir, name));
 
 describe("webhooks end to end", () => {
   let tmp: string;
