@@ -269,22 +269,7 @@ export class RunManager {
         agentInput,
       },
     });
-    const active: ActiveRun = {
-      id,
-      userId: plan.userId,
-      agent: adapter.name,
-      channel,
-      actor,
-      admitted: false,
-      status: null,
-      usage: null,
-      docker: plan.limits !== null,
-      pendingPermissions: 0,
-      asksUser: plan.permissions.policy === "ask",
-      cwd,
-      homeKey: plan.homeKey,
-      project: plan.projectId !== undefined,
-    };
+    const active: ActiveRun = { id, userId: plan.userId, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: plan.limits !== null, pendingPermissions: 0, asksUser: plan.permissions.policy === "ask", cwd, homeKey: plan.homeKey, project: plan.projectId !== undefined };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
