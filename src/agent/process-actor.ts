@@ -26,9 +26,6 @@ import { chownTree } from "./run-as.ts";
 import { createLineSplitter } from "./line-splitter.ts";
 import { signalRunProcesses } from "./orphans.ts";
 
-/** The actor protocol lives in `./types.ts`; re-exported for existing importers. */
-export type { ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "./types.ts";
-
 const STDERR_TAIL_BYTES = 4096;
 
 /**

@@ -29,12 +29,12 @@
  */
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
-import { processActor, type ProcessActorInput } from "../agent/process-actor.ts";
+import { processActor } from "../agent/process-actor.ts";
 import { acpActor } from "../agent/acp/actor.ts";
 import { isAcpAdapter, isAcpRunAdapter } from "../agent/acp/adapter.ts";
 import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
-import type { AgentAdapter } from "../agent/types.ts";
+import type { AgentAdapter, ProcessActorInput } from "../agent/types.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
 import { acquireRunContainer } from "../container/acquire.ts";
