@@ -21,6 +21,7 @@ import { join, posix } from "node:path";
 import { createGeminiAdapter } from "../gemini/adapter.ts";
 import { createOpencodeAdapter } from "../opencode/adapter.ts";
 import { renderCodexConfig } from "../codex/adapter.ts";
+import { CLAUDE_CODE_QUIET_ENV } from "../claude-code/adapter.ts";
 import { buildEnv, findBinary, type AgentCliOptions, type ServerEnv } from "../cli-support.ts";
 import type { AgentCommand, AgentRunContext } from "../types.ts";
 
@@ -114,12 +115,7 @@ async function vendorEnv(spec: AcpAgentSpec, bin: string, ctx: AgentRunContext, 
         ANTHROPIC_BASE_URL: baseUrl ?? serverEnv.ANTHROPIC_BASE_URL,
         ANTHROPIC_API_KEY: o.api_key ?? serverEnv.ANTHROPIC_API_KEY,
         ANTHROPIC_MODEL: model,
-        IS_SANDBOX: "1",
-        DISABLE_TELEMETRY: "1",
-        DISABLE_ERROR_REPORTING: "1",
-        DISABLE_AUTOUPDATER: "1",
-        DISABLE_BUG_COMMAND: "1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+        ...CLAUDE_CODE_QUIET_ENV,
       };
     }
     case "codex": {

@@ -10,6 +10,20 @@ import { baseUrlOf, cliAdapterFactory } from "../cli-support.ts";
 import { createClaudeCodeParser } from "./parse.ts";
 
 /**
+ * The environment that keeps Claude Code (and claude-code-acp, which bundles it) quiet and offline
+ * apart from its model endpoint: `--dangerously-skip-permissions` allowed as root (`IS_SANDBOX`), no
+ * telemetry, error reports, auto-update, bug command or other non-essential traffic.
+ */
+export const CLAUDE_CODE_QUIET_ENV: Readonly<Record<string, string>> = {
+  IS_SANDBOX: "1",
+  DISABLE_TELEMETRY: "1",
+  DISABLE_ERROR_REPORTING: "1",
+  DISABLE_AUTOUPDATER: "1",
+  DISABLE_BUG_COMMAND: "1",
+  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+};
+
+/**
  * Creates the Claude Code adapter.
  * @param options `agents.claude_code` from the configuration (`command`, `base_url`, `api_key`, `model`, `env`, `args`).
  * @param serverEnv the server's environment: PATH, LANG, and the defaults ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY.
@@ -32,12 +46,7 @@ export const createClaudeCodeAdapter = cliAdapterFactory({
         CLAUDE_CONFIG_DIR: configDir,
         ANTHROPIC_BASE_URL: baseUrlOf(options, ctx) ?? serverEnv.ANTHROPIC_BASE_URL,
         ANTHROPIC_API_KEY: options.api_key ?? serverEnv.ANTHROPIC_API_KEY,
-        IS_SANDBOX: "1",
-        DISABLE_TELEMETRY: "1",
-        DISABLE_ERROR_REPORTING: "1",
-        DISABLE_AUTOUPDATER: "1",
-        DISABLE_BUG_COMMAND: "1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+        ...CLAUDE_CODE_QUIET_ENV,
         CLAUDE_CODE_MAX_RETRIES: options.max_retries === undefined ? undefined : String(options.max_retries),
       } };
   },
