@@ -3,11 +3,10 @@
  * a table: name, available, version, whether that version is the tested one
  * (`scripts/agents.lock.json`), and the path or the reason it is not.
  */
+import type { AgentHealthView } from "../protocol/api.ts";
 import { createApiClient } from "./client.ts";
 import { printLine, type CliContext } from "./context.ts";
 import { formatTable } from "./format.ts";
-
-import type { AgentHealth } from "../agent/types.ts";
 
 /**
  * Runs `agents`; returns the exit code.
@@ -15,14 +14,13 @@ import type { AgentHealth } from "../agent/types.ts";
  */
 export async function runAgents(ctx: CliContext, opts: { server?: string }): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  const body = await client.request<AgentHealth[] | { agents: AgentHealth[] }>("GET", "/health/agents");
-  const agents = Array.isArray(body) ? body : (body?.agents ?? []);
+  const agents = await client.api.agentsHealth();
   printLine(ctx, formatAgentsTable(agents));
   return 0;
 }
 
 /** The table `agents` prints. */
-export function formatAgentsTable(agents: readonly AgentHealth[]): string {
+export function formatAgentsTable(agents: readonly AgentHealthView[]): string {
   const rows = agents.map((a) => [
     a.agent,
     a.available ? "yes" : "no",

@@ -12,7 +12,7 @@ import { printLine, type CliContext } from "./context.ts";
  */
 export async function runCancel(ctx: CliContext, opts: { server?: string; runId: string }): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  await client.request("POST", `/api/runs/${encodeURIComponent(opts.runId)}/cancel`);
+  await client.api.cancelRun(opts.runId);
   printLine(ctx, `cancel requested for ${opts.runId}`);
   return 0;
 }

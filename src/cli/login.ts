@@ -38,9 +38,7 @@ export async function runLogin(ctx: CliContext, opts: LoginOptions): Promise<num
   if (password === "") throw new CliUsageError("the password is empty");
 
   const client = createApiClient(ctx, { server, token: null });
-  const res = await client.request<{ token: string; expires_in?: number }>("POST", "/api/auth/login", {
-    body: { username, password },
-  });
+  const res = await client.api.login({ username, password });
   if (typeof res?.token !== "string") throw new Error("the server's login answer has no token");
   const file = writeCredentials(ctx.env, { server: client.baseUrl, token: res.token, username });
   const expiry = typeof res.expires_in === "number" ? `, token valid for ${Math.round(res.expires_in / 3600)}h` : "";

@@ -3,7 +3,6 @@
  * through `GET /api/runs/:id/events?after=N` with `Accept: application/json`;
  * with `-f`, then follows the live stream over SSE until the run ends.
  */
-import type { RunEvent } from "../protocol/events.ts";
 import { createApiClient } from "./client.ts";
 import type { CliContext } from "./context.ts";
 import { createEventOutput } from "./event-output.ts";
@@ -17,26 +16,18 @@ export interface LogsOptions {
   json?: boolean;
 }
 
-/** One page of stored events. */
-interface EventPage {
-  events: RunEvent[];
-  next_after: number;
-  done: boolean;
-}
-
 /**
  * Runs `logs`; returns the exit code (0 once the events are printed).
  * @example openrunner logs -f run_01J…
  */
 export async function runLogs(ctx: CliContext, opts: LogsOptions): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  const path = `/api/runs/${encodeURIComponent(opts.runId)}/events`;
   const out = createEventOutput(ctx, { json: opts.json === true, spinner: opts.follow === true });
   try {
     let after = 0;
     let done = false;
     for (;;) {
-      const page = await client.request<EventPage>("GET", path, { query: { after } });
+      const page = await client.api.eventsPage(opts.runId, { after });
       const events = Array.isArray(page?.events) ? page.events : [];
       for (const ev of events) {
         if (ev.id <= after) continue;

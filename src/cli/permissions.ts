@@ -6,7 +6,6 @@
  * decided is the server's 409 `permission_already_decided`, an unknown option its
  * 400 `unknown_option` (exit 1, one line).
  */
-import type { PendingPermission } from "../run/permissions.ts";
 import { createApiClient } from "./client.ts";
 import { printLine, type CliContext } from "./context.ts";
 
@@ -16,7 +15,7 @@ import { printLine, type CliContext } from "./context.ts";
  */
 export async function runPermissions(ctx: CliContext, opts: { server?: string; runId: string; json?: boolean }): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  const { permissions } = await client.request<{ permissions: PendingPermission[] }>("GET", `/api/runs/${encodeURIComponent(opts.runId)}/permissions`);
+  const permissions = await client.api.listPermissions(opts.runId);
   if (opts.json) {
     for (const p of permissions) printLine(ctx, JSON.stringify(p));
     return 0;
@@ -38,8 +37,7 @@ export async function runPermissions(ctx: CliContext, opts: { server?: string; r
  */
 export async function runAnswer(ctx: CliContext, opts: { server?: string; runId: string; requestId: string; optionId: string }): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  const path = `/api/runs/${encodeURIComponent(opts.runId)}/permissions/${encodeURIComponent(opts.requestId)}`;
-  const res = await client.request<{ decision: string; by: string }>("POST", path, { body: { option_id: opts.optionId } });
+  const res = await client.api.answerPermission(opts.runId, opts.requestId, opts.optionId);
   printLine(ctx, `${opts.requestId}: ${res.decision} (by ${res.by})`);
   return 0;
 }

@@ -4,7 +4,7 @@
  * creates a run (POST /api/runs) and streams its events until the terminal
  * one. Exit code 0 when the run completed, 1 otherwise.
  */
-import type { RunStatus } from "../protocol/events.ts";
+import type { CreateRunBody } from "../protocol/requests.ts";
 import { createApiClient } from "./client.ts";
 import { shouldUseColor, type CliContext } from "./context.ts";
 import { createEventOutput } from "./event-output.ts";
@@ -37,7 +37,7 @@ export interface RunCommandOptions {
  */
 export async function runRunCommand(ctx: CliContext, opts: RunCommandOptions): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  const metadata: Record<string, unknown> = { agent_type: opts.agent };
+  const metadata: CreateRunBody["metadata"] = { agent_type: opts.agent };
   if (opts.cwd !== undefined) metadata.cwd = opts.cwd;
   if (opts.timeout !== undefined) metadata.timeout_secs = opts.timeout;
   if (opts.model !== undefined) metadata.model = opts.model;
@@ -47,9 +47,7 @@ export async function runRunCommand(ctx: CliContext, opts: RunCommandOptions): P
   if (opts.project !== undefined) metadata.project_id = opts.project;
   if (opts.permissionPolicy !== undefined) metadata.permission_policy = opts.permissionPolicy;
 
-  const created = await client.request<{ run_id: string; status: RunStatus }>("POST", "/api/runs", {
-    body: { input: { text: opts.text }, metadata },
-  });
+  const created = await client.api.createRun({ input: { text: opts.text }, metadata });
   const json = opts.json === true;
   if (!json) {
     const paint = createPaint(shouldUseColor(ctx));

@@ -3,8 +3,8 @@
  * (your own; an admin sees everyone's) as a table, newest first. `--all`
  * follows `next_cursor` through every page.
  */
-import type { Static } from "@sinclair/typebox";
-import type { RunListResponse, RunView } from "../protocol/requests.ts";
+import type { RunStatus } from "../protocol/events.ts";
+import type { RunView } from "../protocol/requests.ts";
 import { createApiClient } from "./client.ts";
 import { printLine, type CliContext } from "./context.ts";
 import { formatDuration, formatTable, formatTimestamp, truncateLine } from "./format.ts";
@@ -19,7 +19,7 @@ export interface RunsOptions {
 }
 
 /** A run as listed by the API. */
-export type RunSummary = Static<typeof RunView>;
+export type RunSummary = RunView;
 
 /**
  * Runs `runs`; returns the exit code.
@@ -30,8 +30,11 @@ export async function runRunsList(ctx: CliContext, opts: RunsOptions): Promise<n
   const runs: RunSummary[] = [];
   let cursor: string | undefined;
   do {
-    const page = await client.request<Static<typeof RunListResponse>>("GET", "/api/runs", {
-      query: { status: opts.status, agent_type: opts.agent, limit: opts.limit, cursor },
+    const page = await client.api.listRuns({
+      ...(opts.status !== undefined ? { status: opts.status as RunStatus } : {}),
+      ...(opts.agent !== undefined ? { agent_type: opts.agent } : {}),
+      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+      ...(cursor !== undefined ? { cursor } : {}),
     });
     runs.push(...(page.runs ?? []));
     cursor = page.next_cursor ?? undefined;

@@ -2,18 +2,11 @@
  * `openrunner users add NAME [--role admin|user] [--password-stdin]`,
  * `users list`, `users rm ID`: user administration (admin only, /api/users).
  */
+import type { CreateUserBody } from "../protocol/api.ts";
 import { createApiClient } from "./client.ts";
 import { CliUsageError, printLine, type CliContext } from "./context.ts";
 import { formatTable, formatTimestamp } from "./format.ts";
 import { promptHidden, readStdinText } from "./prompt.ts";
-
-/** A user as the API returns it. */
-export interface UserSummary {
-  id: string;
-  username: string;
-  role: string;
-  created_at?: string;
-}
 
 /**
  * Runs `users add`; the password comes from stdin or a prompt (asked twice).
@@ -34,11 +27,8 @@ export async function runUsersAdd(
   }
   if (password === "") throw new CliUsageError("the password is empty");
   const client = createApiClient(ctx, { server: opts.server });
-  const user = await client.request<Partial<UserSummary> | { user: Partial<UserSummary> }>("POST", "/api/users", {
-    body: { username: opts.username, password, role: opts.role ?? "user" },
-  });
-  const u = user && "user" in user ? user.user : user;
-  printLine(ctx, `created user ${u?.username ?? opts.username}${u?.id ? ` (${u.id})` : ""}, role ${u?.role ?? opts.role ?? "user"}`);
+  const u = await client.api.createUser({ username: opts.username, password, role: (opts.role ?? "user") as CreateUserBody["role"] });
+  printLine(ctx, `created user ${u.username}${u.id ? ` (${u.id})` : ""}, role ${u.role}`);
   return 0;
 }
 
@@ -48,8 +38,7 @@ export async function runUsersAdd(
  */
 export async function runUsersList(ctx: CliContext, opts: { server?: string }): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  const body = await client.request<UserSummary[] | { users: UserSummary[] }>("GET", "/api/users");
-  const users = Array.isArray(body) ? body : (body?.users ?? []);
+  const users = await client.api.listUsers();
   const rows = users.map((u) => [u.id, u.username, u.role, formatTimestamp(u.created_at)]);
   printLine(ctx, formatTable(["ID", "USERNAME", "ROLE", "CREATED"], rows));
   return 0;
@@ -61,7 +50,7 @@ export async function runUsersList(ctx: CliContext, opts: { server?: string }): 
  */
 export async function runUsersRemove(ctx: CliContext, opts: { server?: string; id: string }): Promise<number> {
   const client = createApiClient(ctx, { server: opts.server });
-  await client.request("DELETE", `/api/users/${encodeURIComponent(opts.id)}`);
+  await client.api.deleteUser(opts.id);
   printLine(ctx, `removed user ${opts.id}`);
   return 0;
 }

@@ -95,13 +95,37 @@ export const RunView = Type.Object({
   last_event_id: Type.Integer(),
 });
 
+/** Query of `GET /api/runs`: filters, the page size (1-200, default 50) and the cursor of the previous page's `next_cursor`. */
+export const RunListQuery = Type.Object(
+  {
+    status: Type.Optional(RunStatusSchema),
+    agent_type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })),
+    /** `true`: an admin sees only their own runs. */
+    mine: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+  },
+  { additionalProperties: false },
+);
+
+/** A run as the API returns it. */
+export type RunView = Static<typeof RunView>;
+
+/** Response of `POST /api/runs` and `POST /api/runs/:id/cancel`. */
 export const CreateRunResponse = Type.Object({ run_id: Type.String(), status: RunStatusSchema });
+/** Response of `POST /api/runs` and `POST /api/runs/:id/cancel`. */
+export type CreateRunResponse = Static<typeof CreateRunResponse>;
+/** Response of `GET /api/runs`: a page of runs, newest first; `next_cursor` null on the last page. */
 export const RunListResponse = Type.Object({ runs: Type.Array(RunView), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+/** Response of `GET /api/runs`. */
+export type RunListResponse = Static<typeof RunListResponse>;
+/** Response of `GET /api/runs/:id/events` with `Accept: application/json`: stored events after `after`. */
 export const EventPageResponse = Type.Object({
   events: Type.Array(Type.Unknown()),
   next_after: Type.Integer(),
   done: Type.Boolean(),
 });
+/** Response of `POST /api/chat`: the finished run. */
 export const ChatResponse = Type.Object({
   run_id: Type.String(),
   status: RunStatusSchema,
@@ -135,4 +159,13 @@ export const PendingPermissionView = Type.Object({
   requested_at: Type.String({ format: "date-time" }),
   deadline: Type.String({ format: "date-time", description: "when the default decision applies" }),
 });
+/** An open permission request of a run. */
+export type PendingPermissionView = Static<typeof PendingPermissionView>;
+/** Response of `GET /api/runs/:id/permissions`. */
 export const PendingPermissionList = Type.Object({ permissions: Type.Array(PendingPermissionView) });
+/** Response of `GET /api/runs/:id/permissions`. */
+export type PendingPermissionList = Static<typeof PendingPermissionList>;
+/** The recorded decision of a permission request. */
+export type PermissionDecisionView = Static<typeof PermissionDecisionView>;
+/** Response of `POST /api/chat`. */
+export type ChatResponse = Static<typeof ChatResponse>;

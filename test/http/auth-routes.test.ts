@@ -15,7 +15,7 @@ import { Logger, type ILogObj } from "tslog";
 import { createApp, createAppDeps } from "../../src/api/app.ts";
 import type { AppDeps, AppState, RouteModule } from "../../src/api/context.ts";
 import { errorResponses } from "../../src/api/openapi.ts";
-import { LoginBody } from "../../src/api/routes/auth.ts";
+import { LoginBody } from "../../src/protocol/api.ts";
 import { validateBody } from "../../src/api/validate.ts";
 import { ensureFirstAdmin } from "../../src/auth/bootstrap.ts";
 import { Bus } from "../../src/bus/bus.ts";

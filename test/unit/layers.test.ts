@@ -25,6 +25,7 @@ const RANK: Record<string, number> = {
   protocol: 0, // the RunEvent union and its schemas, failure codes, the SSE frames, the API request/response schemas
   errors: 1, // the closed set of application errors
   log: 1, // the logger
+  client: 1, // the typed API client (openrunner/client): imports only protocol; runs in a browser too
   "errors-http": 2, // error -> HTTP status/body, shared by api/ and proxy/
   config: 2,
   store: 3,
@@ -149,6 +150,23 @@ test("src/protocol/ imports only node builtins and npm packages", () => {
     for (const spec of relativeImports(readFileSync(path.join(SRC, rel), "utf8"))) {
       const target = path.posix.normalize(path.posix.join(path.posix.dirname(rel), spec));
       assert.equal(layerOf(target), "protocol", `src/${rel} imports ${spec}`);
+    }
+  }
+});
+
+test("src/client/ imports only protocol/ and browser-safe packages (no node: builtins)", () => {
+  const packages = new Set(["eventsource-parser", "@sinclair/typebox"]);
+  const files = sourceFiles(SRC).filter((r) => layerOf(r) === "client" || layerOf(r) === "protocol");
+  assert.ok(files.some((r) => layerOf(r) === "client"), "src/client/ exists");
+  for (const rel of files) {
+    for (const f of ts.preProcessFile(readFileSync(path.join(SRC, rel), "utf8"), true, true).importedFiles) {
+      const spec = f.fileName;
+      if (spec.startsWith("./") || spec.startsWith("../")) {
+        const target = path.posix.normalize(path.posix.join(path.posix.dirname(rel), spec));
+        assert.ok(["client", "protocol"].includes(layerOf(target)), `src/${rel} imports ${spec}: the client may import only protocol/`);
+      } else {
+        assert.ok(packages.has(spec), `src/${rel} imports ${spec}: the client bundle must run in a browser (allowed: ${[...packages].join(", ")})`);
+      }
     }
   }
 });

@@ -5,35 +5,13 @@
  * `DELETE /api/api-keys/:id` -> 204, or 404 when absent, not the caller's, or already revoked.
  */
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
 import { NotFoundError } from "../../errors.ts";
 import { generateApiKey } from "../../auth/api-keys.ts";
+import { ApiKeyListResponse, CreateApiKeyBody, CreatedApiKeyResponse } from "../../protocol/api.ts";
 import type { ApiKeyRow } from "../../store/types.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses } from "../openapi.ts";
 import { validateBody } from "../validate.ts";
-
-/** Body of `POST /api/api-keys`. */
-export const CreateApiKeyBody = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 100, description: "a label, e.g. `ci`" }) },
-  { additionalProperties: false },
-);
-
-/** An API key as listings show it. Timestamps: ISO 8601 UTC or null. */
-export const ApiKeyView = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  prefix: Type.String({ description: "first characters of the key, e.g. `or_ab12cd`" }),
-  created_at: Type.String({ format: "date-time" }),
-  last_used_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
-  revoked_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
-});
-
-/** Response of `POST /api/api-keys`: the view plus the key itself, shown only here. */
-export const CreatedApiKeyResponse = Type.Composite([ApiKeyView, Type.Object({ key: Type.String({ description: "`or_…`; shown once" }) })]);
-
-/** Response of `GET /api/api-keys`. */
-export const ApiKeyListResponse = Type.Object({ api_keys: Type.Array(ApiKeyView) });
 
 function viewKey(k: ApiKeyRow) {
   return { id: k.id, name: k.name, prefix: k.prefix, created_at: k.created_at, last_used_at: k.last_used_at, revoked_at: k.revoked_at };

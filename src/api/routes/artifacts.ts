@@ -12,16 +12,14 @@
  */
 import path from "node:path";
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
 import { artifactSegments, openArtifact } from "../../container/artifacts.ts";
 import { NotFoundError, ValidationError } from "../../errors.ts";
-import { ArtifactSchema, type Artifact } from "../../protocol/events.ts";
+import { ArtifactList } from "../../protocol/api.ts";
+import type { Artifact } from "../../protocol/events.ts";
 import type { RunManager } from "../../run/manager.ts";
 import type { Store } from "../../store/types.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
-
-export const ArtifactList = Type.Object({ run_id: Type.String(), status: Type.String(), artifacts: Type.Array(ArtifactSchema) });
 
 /** Content types by lower-case extension; everything else is `application/octet-stream`. */
 const CONTENT_TYPES: Record<string, string> = {

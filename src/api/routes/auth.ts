@@ -6,35 +6,12 @@
  * `GET /api/auth/me` -> `{id, username, role}`.
  */
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
 import { UnauthorizedError } from "../../errors.ts";
 import { verifyPassword } from "../../auth/passwords.ts";
+import { LoginBody, LoginResponse, MeResponse } from "../../protocol/api.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses } from "../openapi.ts";
 import { validateBody } from "../validate.ts";
-
-/** Body of `POST /api/auth/login`. */
-export const LoginBody = Type.Object(
-  {
-    username: Type.String({ minLength: 1, maxLength: 64 }),
-    password: Type.String({ minLength: 1, maxLength: 1024 }),
-  },
-  { additionalProperties: false },
-);
-
-/** Response of `POST /api/auth/login`. `expires_in`: token lifetime, seconds. */
-export const LoginResponse = Type.Object({
-  token: Type.String(),
-  token_type: Type.Literal("Bearer"),
-  expires_in: Type.Integer({ minimum: 1 }),
-});
-
-/** The caller, as `GET /api/auth/me` answers it. */
-export const MeResponse = Type.Object({
-  id: Type.String(),
-  username: Type.String(),
-  role: Type.Union([Type.Literal("admin"), Type.Literal("user")]),
-});
 
 /** Builds the auth routes. */
 export function createAuthRoutes(deps: Pick<AppDeps, "store" | "jwt" | "limiter" | "auth">): RouteModule {

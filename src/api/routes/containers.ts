@@ -16,88 +16,17 @@
  *   an admin may name another user with `?user_id=`. Anything else is 404.
  */
 import { Router } from "@koa/router";
-import { Type, type Static } from "@sinclair/typebox";
 import type { Config } from "../../config/schema.ts";
 import { LABEL, type ContainerKind } from "../../container/labels.ts";
 import type { WarmPool } from "../../container/pool.ts";
 import type { ProjectContainers } from "../../container/projects.ts";
 import type { ContainerClient, ContainerSummary } from "../../container/types.ts";
 import { NotFoundError, ValidationError } from "../../errors.ts";
-import { PROJECT_ID_PATTERN } from "../../protocol/requests.ts";
+import { CONTAINER_KINDS as KINDS, ContainerCountsQuery, ContainerCountsResponse, ContainerListQuery, ContainerListResponse, ContainerView, EnsureProjectBody, ProjectContainerView, ProjectParams, ProjectQuery } from "../../protocol/api.ts";
 import { resolveContainerLimits } from "../../run/container-limits.ts";
 import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses } from "../openapi.ts";
 import { validateBody, validateQuery } from "../validate.ts";
-
-const KINDS = ["run", "project", "pool"] as const;
-const KindSchema = Type.Union(KINDS.map((k) => Type.Literal(k)));
-
-/** Query of `GET /api/containers`. */
-export const ContainerListQuery = Type.Object(
-  {
-    kind: Type.Optional(KindSchema),
-    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "admins: only this user's containers" })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
-    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })),
-  },
-  { additionalProperties: false },
-);
-
-/** Query of `GET /api/containers/counts`. */
-export const ContainerCountsQuery = Type.Object({ user_id: ContainerListQuery.properties.user_id }, { additionalProperties: false });
-
-/** Query of the project routes: admins may name the project's owner. */
-export const ProjectQuery = Type.Object(
-  { user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "admins: the project's owner (default: the caller)" })) },
-  { additionalProperties: false },
-);
-
-/** Path parameters of the project routes. */
-export const ProjectParams = Type.Object({ project_id: Type.String({ pattern: PROJECT_ID_PATTERN, description: "1-64 characters [A-Za-z0-9_.-], starting with a letter or digit" }) });
-
-/** Body of `PUT /api/projects/:project_id/container` (used only when the container is created). */
-export const EnsureProjectBody = Type.Object(
-  {
-    /** The agent whose image to use (default: `docker.image`). */
-    agent_type: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9_-]*$" })),
-    memory_mb: Type.Optional(Type.Integer({ minimum: 6 })),
-    cpus: Type.Optional(Type.Number({ minimum: 0.01 })),
-    pids_limit: Type.Optional(Type.Integer({ minimum: 1 })),
-  },
-  { additionalProperties: false },
-);
-
-/** A container as listed. Times ISO 8601 UTC. */
-export const ContainerView = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  kind: KindSchema,
-  /** A warm-pool container handed to a run. */
-  from_pool: Type.Boolean(),
-  state: Type.String({ description: "engine state: created, running, exited, …" }),
-  image: Type.String(),
-  user_id: Type.Union([Type.String(), Type.Null()]),
-  project_id: Type.Union([Type.String(), Type.Null()]),
-  run_id: Type.Union([Type.String(), Type.Null()]),
-  created_at: Type.String({ format: "date-time" }),
-});
-export type ContainerView = Static<typeof ContainerView>;
-
-export const ContainerListResponse = Type.Object({ containers: Type.Array(ContainerView), next_cursor: Type.Union([Type.String(), Type.Null()]) });
-export const ContainerCountsResponse = Type.Object({ counts: Type.Object({ run: Type.Integer(), project: Type.Integer(), pool: Type.Integer() }), total: Type.Integer() });
-
-export const ProjectContainerView = Type.Object({
-  project_id: Type.String(),
-  user_id: Type.String(),
-  container_id: Type.String(),
-  state: Type.String(),
-  image: Type.String(),
-  created_at: Type.String({ format: "date-time" }),
-  active_runs: Type.Integer({ minimum: 0 }),
-  waiting_runs: Type.Integer({ minimum: 0 }),
-  idle_expires_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
-  limits: Type.Object({ memory_mb: Type.Number(), cpus: Type.Number(), pids_limit: Type.Integer() }),
-});
 
 /** What the containers routes need. */
 export interface ContainerRouteDeps {

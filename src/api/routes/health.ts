@@ -7,35 +7,8 @@
  * `capabilities` and `protocol_version` it reported at `initialize` (cached).
  */
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
+import { AgentHealthResponse, HealthResponse } from "../../protocol/api.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";
-
-/** Body of `GET /health`. `uptime_s`: whole seconds since the server started. */
-export const HealthResponse = Type.Object({
-  status: Type.Literal("ok"),
-  version: Type.String(),
-  uptime_s: Type.Integer({ minimum: 0 }),
-});
-
-/** One agent's availability (`AgentHealth` in `src/agent/types.ts`). */
-export const AgentHealthSchema = Type.Object({
-  agent: Type.String(),
-  available: Type.Boolean(),
-  version: Type.Optional(Type.String()),
-  path: Type.Optional(Type.String()),
-  reason: Type.Optional(Type.String()),
-  /** The version the test suite ran against (`scripts/agents.lock.json`), for agents that have a pin. */
-  tested_version: Type.Optional(Type.String()),
-  /** Whether the installed `version` is exactly `tested_version`; absent for agents without a pin. */
-  tested: Type.Optional(Type.Boolean()),
-  /** ACP agents (`agent: "acp:<name>"`): the `acp_agents` name, and what the agent reported at `initialize`. */
-  acp_agent: Type.Optional(Type.String()),
-  capabilities: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  protocol_version: Type.Optional(Type.Integer()),
-});
-
-/** Body of `GET /health/agents`. */
-export const AgentHealthResponse = Type.Object({ agents: Type.Array(AgentHealthSchema) });
 
 /** Builds the health routes from `deps.version`, `deps.startedAt` and `deps.listAgentHealth`. */
 export function createHealthRoutes(deps: Pick<AppDeps, "version" | "startedAt" | "listAgentHealth">): RouteModule {

@@ -9,24 +9,13 @@ import { Router } from "@koa/router";
 import { Type } from "@sinclair/typebox";
 import { ValidationError } from "../../errors.ts";
 import type { RunManager } from "../../run/manager.ts";
-import { RUN_STATUSES, dataJsonOf, isTerminalType, type RunEvent, type RunStatus } from "../../protocol/events.ts";
-import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListResponse, RunView } from "../../protocol/requests.ts";
+import { dataJsonOf, isTerminalType, type RunEvent, type RunStatus } from "../../protocol/events.ts";
+import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListQuery as ListQuery, RunListResponse, RunView } from "../../protocol/requests.ts";
 import { AnswerPermissionBody, PendingPermissionList, PermissionDecisionView } from "../../protocol/requests.ts";
 import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
 import { streamRunEvents } from "../sse.ts";
 import { validateBody, validateQuery } from "../validate.ts";
-
-const ListQuery = Type.Object(
-  {
-    status: Type.Optional(Type.Union(RUN_STATUSES.map((s) => Type.Literal(s)))),
-    agent_type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
-    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })),
-    mine: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
-  },
-  { additionalProperties: false },
-);
 
 const EventsQuery = Type.Object(
   {

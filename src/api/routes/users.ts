@@ -7,37 +7,14 @@
  * Password hashes never leave the server.
  */
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { requireAdmin } from "../../auth/middleware.ts";
 import { hashPassword, isPasswordTooLong } from "../../auth/passwords.ts";
+import { CreateUserBody, UserListResponse, UserView } from "../../protocol/api.ts";
 import type { UserRow } from "../../store/types.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses } from "../openapi.ts";
 import { validateBody } from "../validate.ts";
-
-const RoleSchema = Type.Union([Type.Literal("admin"), Type.Literal("user")]);
-
-/** Body of `POST /api/users`. `role` defaults to `user`. */
-export const CreateUserBody = Type.Object(
-  {
-    username: Type.String({ pattern: "^[a-zA-Z0-9_.-]{1,64}$", description: "1–64 of a-z A-Z 0-9 _ . -" }),
-    password: Type.String({ minLength: 8, maxLength: 72, description: "8–72 characters (bcrypt reads 72 bytes)" }),
-    role: Type.Optional(RoleSchema),
-  },
-  { additionalProperties: false },
-);
-
-/** A user as the API shows it. `created_at`: ISO 8601 UTC. */
-export const UserView = Type.Object({
-  id: Type.String(),
-  username: Type.String(),
-  role: RoleSchema,
-  created_at: Type.String({ format: "date-time" }),
-});
-
-/** Response of `GET /api/users`, oldest first. */
-export const UserListResponse = Type.Object({ users: Type.Array(UserView) });
 
 function viewUser(u: UserRow) {
   return { id: u.id, username: u.username, role: u.role, created_at: u.created_at };

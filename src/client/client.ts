@@ -1,0 +1,410 @@
+/**
+ * The typed client of the OpenRunner API (docs/architecture.md#http-api). It
+ * runs in Node 20+ and in a browser bundle: it uses only `fetch`,
+ * `AbortSignal`, `URL` and `TextDecoder`. Request and response types are the
+ * TypeBox schemas of `src/protocol/` that the server validates and publishes
+ * in its OpenAPI document.
+ *
+ * Every method takes `{signal}` (an `AbortSignal`; aborting rejects with the
+ * signal's reason) and rejects with {@link OpenRunnerError} (the server's
+ * `code`, `message`, `details` and HTTP `status`) or, when no answer came,
+ * {@link OpenRunnerNetworkError}.
+ *
+ * @example
+ * const client = new OpenRunnerClient({ baseUrl: "http://127.0.0.1:3000" });
+ * await client.login({ username: "admin", password });
+ * const { run_id } = await client.createRun({ input: { text: "ls" }, metadata: { agent_type: "shell" } });
+ * for await (const ev of client.events(run_id)) console.log(ev.id, ev.type);
+ */
+import type { RunEvent } from "../protocol/events.ts";
+import type {
+  AgentHealthResponse,
+  ApiKeyListResponse,
+  ArtifactList,
+  ContainerCountsResponse,
+  ContainerListResponse,
+  ContainerView,
+  CreateApiKeyBody,
+  CreatedApiKeyResponse,
+  CreateUserBody,
+  EnsureProjectBody,
+  HealthResponse,
+  LoginBody,
+  LoginResponse,
+  MeResponse,
+  ProjectContainerView,
+  UserListResponse,
+  UserView,
+} from "../protocol/api.ts";
+import type {
+  ChatResponse,
+  CreateRunBody,
+  CreateRunResponse,
+  PendingPermissionList,
+  PermissionDecisionView,
+  RunListResponse,
+  RunView,
+} from "../protocol/requests.ts";
+import type { RunStatus } from "../protocol/events.ts";
+import { describeFetchFailure, OpenRunnerError, OpenRunnerNetworkError, readErrorResponse } from "./errors.ts";
+import { followEventStream, type EventStreamOptions } from "./events.ts";
+
+/** The `fetch` the client calls (default: the global one). */
+export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>;
+
+/** Options of {@link OpenRunnerClient}. */
+export interface OpenRunnerClientOptions {
+  /** The server, e.g. `http://127.0.0.1:3000` (trailing slashes are dropped). */
+  baseUrl: string;
+  /** A bearer token: a JWT from {@link OpenRunnerClient.login} or an API key (`or_…`). */
+  token?: string;
+  /** Another `fetch` (tests, proxies, a polyfill). */
+  fetch?: FetchLike;
+  /** Milliseconds before a request (not an event stream) gives up with a network error `timed out`; default none. */
+  timeoutMs?: number;
+  /** Called with every error before it is thrown; returns the error to throw (e.g. to add a hint to a 401). */
+  mapError?: (error: OpenRunnerError) => OpenRunnerError;
+}
+
+/** The options every method takes. */
+export interface CallOptions {
+  /** Aborts the call; it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Filters and paging of {@link OpenRunnerClient.listRuns}. */
+export interface RunListFilters extends CallOptions {
+  status?: RunStatus;
+  agent_type?: string;
+  /** Page size, 1-200 (default 50). */
+  limit?: number;
+  /** The `next_cursor` of the previous page. */
+  cursor?: string;
+  /** For an admin: only their own runs. */
+  mine?: boolean;
+}
+
+/** A page of stored events, as {@link OpenRunnerClient.eventsPage} returns it. */
+export interface EventPage {
+  /** The events after `after`, in id order. */
+  events: RunEvent[];
+  /** The id to pass as `after` for the next page. */
+  next_after: number;
+  /** True when the page ends with (or is past) the terminal event. */
+  done: boolean;
+}
+
+/** Filters and paging of {@link OpenRunnerClient.listContainers}. */
+export interface ContainerListFilters extends CallOptions {
+  kind?: ContainerView["kind"];
+  /** Admins: only this user's containers. */
+  user_id?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** Options of the project-container methods. */
+export interface ProjectOptions extends CallOptions {
+  /** Admins: the project's owner (default: the caller). */
+  user_id?: string;
+}
+
+/** One request of {@link OpenRunnerClient.request}. */
+interface RequestSpec {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+  /** No client timeout (event streams). */
+  stream?: boolean;
+}
+
+const enc = encodeURIComponent;
+
+/** A client bound to one server and (optionally) one token. See the module comment. */
+export class OpenRunnerClient {
+  /** The server address, without trailing slashes. */
+  readonly baseUrl: string;
+  #token: string | undefined;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number | undefined;
+  readonly #mapError: (error: OpenRunnerError) => OpenRunnerError;
+
+  /** @param opts the server, the token and the transport; see {@link OpenRunnerClientOptions}. */
+  constructor(opts: OpenRunnerClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
+    this.#token = opts.token;
+    this.#fetch = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#timeoutMs = opts.timeoutMs;
+    this.#mapError = opts.mapError ?? ((e) => e);
+  }
+
+  /** The bearer token sent with each request, if any. */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** Sets (or with `undefined` clears) the bearer token. */
+  setToken(token: string | undefined): void {
+    this.#token = token;
+  }
+
+  // ------------------------------------------------------------ transport
+
+  /**
+   * Sends one request and returns the successful response (its body unread).
+   * @throws {OpenRunnerError} for an error status; {@link OpenRunnerNetworkError} without an answer
+   */
+  async #send(spec: RequestSpec): Promise<Response> {
+    const url = new URL(this.baseUrl + spec.path);
+    for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: "application/json", ...spec.headers };
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    if (spec.body !== undefined) headers["content-type"] = "application/json";
+    const signals = [spec.signal, !spec.stream && this.#timeoutMs ? AbortSignal.timeout(this.#timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined);
+    let res: Response;
+    try {
+      res = await this.#fetch(url, {
+        method: spec.method,
+        headers,
+        ...(spec.body !== undefined ? { body: JSON.stringify(spec.body) } : {}),
+        ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
+      });
+    } catch (err) {
+      if (spec.signal?.aborted) throw spec.signal.reason;
+      throw this.#mapError(new OpenRunnerNetworkError(this.baseUrl, describeFetchFailure(err), err));
+    }
+    if (!res.ok) throw this.#mapError(await readErrorResponse(res));
+    return res;
+  }
+
+  /** Sends one request and parses the JSON answer (`undefined` for 204 or an empty body). */
+  async #json<T>(spec: RequestSpec): Promise<T> {
+    const res = await this.#send(spec);
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      if (spec.signal?.aborted) throw spec.signal.reason;
+      throw this.#mapError(new OpenRunnerNetworkError(this.baseUrl, describeFetchFailure(err), err));
+    }
+    if (res.status === 204 || text === "") return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw this.#mapError(new OpenRunnerError(res.status, "bad_response", `the server answered ${spec.method} ${spec.path} with non-JSON`));
+    }
+  }
+
+  // ------------------------------------------------------------ auth
+
+  /**
+   * `POST /api/auth/login`: exchanges a username and password for a token, and
+   * from then on sends that token. @throws {OpenRunnerError} 401 `unauthorized`, 429 `rate_limited`
+   */
+  async login(body: LoginBody, opts: CallOptions = {}): Promise<LoginResponse> {
+    const res = await this.#json<LoginResponse>({ method: "POST", path: "/api/auth/login", body, signal: opts.signal });
+    this.#token = res.token;
+    return res;
+  }
+
+  /** `GET /api/auth/me`: the caller. @throws {OpenRunnerError} 401 `unauthorized` */
+  me(opts: CallOptions = {}): Promise<MeResponse> {
+    return this.#json({ method: "GET", path: "/api/auth/me", signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ API keys
+
+  /** `POST /api/api-keys`: a new key of the caller; `key` is shown only in this answer. @throws {OpenRunnerError} 400 `validation_failed` */
+  createApiKey(body: CreateApiKeyBody, opts: CallOptions = {}): Promise<CreatedApiKeyResponse> {
+    return this.#json({ method: "POST", path: "/api/api-keys", body, signal: opts.signal });
+  }
+
+  /** `GET /api/api-keys`: the caller's keys (never the key itself). */
+  async listApiKeys(opts: CallOptions = {}): Promise<ApiKeyListResponse["api_keys"]> {
+    return (await this.#json<ApiKeyListResponse>({ method: "GET", path: "/api/api-keys", signal: opts.signal })).api_keys;
+  }
+
+  /** `DELETE /api/api-keys/:id`: revokes one of the caller's keys. @throws {OpenRunnerError} 404 `not_found` */
+  async deleteApiKey(id: string, opts: CallOptions = {}): Promise<void> {
+    await this.#json({ method: "DELETE", path: `/api/api-keys/${enc(id)}`, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ users (admin)
+
+  /** `GET /api/users` (admin): every user, oldest first. @throws {OpenRunnerError} 403 `forbidden` */
+  async listUsers(opts: CallOptions = {}): Promise<UserView[]> {
+    return (await this.#json<UserListResponse>({ method: "GET", path: "/api/users", signal: opts.signal })).users;
+  }
+
+  /** `POST /api/users` (admin): creates a user (`role` default `user`). @throws {OpenRunnerError} 409 `username_taken`, 400 `validation_failed`, 403 `forbidden` */
+  createUser(body: CreateUserBody, opts: CallOptions = {}): Promise<UserView> {
+    return this.#json({ method: "POST", path: "/api/users", body, signal: opts.signal });
+  }
+
+  /** `DELETE /api/users/:id` (admin): deletes a user with their keys, runs and events. @throws {OpenRunnerError} 404 `not_found`, 409 `cannot_delete_self` */
+  async deleteUser(id: string, opts: CallOptions = {}): Promise<void> {
+    await this.#json({ method: "DELETE", path: `/api/users/${enc(id)}`, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ runs
+
+  /**
+   * `POST /api/runs`: starts a run; answers `{run_id, status: "queued"}`.
+   * @throws {OpenRunnerError} 400 (`validation_failed`, `unknown_agent`, …), 409 `workspace_busy`, 429 `rate_limited`, 503 `agent_unavailable`
+   */
+  createRun(body: CreateRunBody, opts: CallOptions = {}): Promise<CreateRunResponse> {
+    return this.#json({ method: "POST", path: "/api/runs", body, signal: opts.signal });
+  }
+
+  /**
+   * Resumes the agent session of run `runId` in a new run: {@link createRun}
+   * with `metadata.resume` set. @throws {OpenRunnerError} 404, 409 `run_active`, 400 `resume_no_session`
+   */
+  resumeRun(runId: string, body: CreateRunBody, opts: CallOptions = {}): Promise<CreateRunResponse> {
+    return this.createRun({ ...body, metadata: { ...body.metadata, resume: runId } }, opts);
+  }
+
+  /** `GET /api/runs`: a page of runs (own; an admin's: everyone's), newest first. @throws {OpenRunnerError} 400 `invalid_cursor`, `validation_failed` */
+  listRuns(filters: RunListFilters = {}): Promise<RunListResponse> {
+    const { signal, mine, ...query } = filters;
+    return this.#json({ method: "GET", path: "/api/runs", query: { ...query, mine }, signal });
+  }
+
+  /** `GET /api/runs/:id`: one run. @throws {OpenRunnerError} 404 `not_found` (also another user's run) */
+  getRun(runId: string, opts: CallOptions = {}): Promise<RunView> {
+    return this.#json({ method: "GET", path: `/api/runs/${enc(runId)}`, signal: opts.signal });
+  }
+
+  /** `POST /api/runs/:id/cancel` (idempotent): the run ends with `run.cancelled` unless it already ended. @throws {OpenRunnerError} 404 */
+  cancelRun(runId: string, opts: CallOptions = {}): Promise<CreateRunResponse> {
+    return this.#json({ method: "POST", path: `/api/runs/${enc(runId)}/cancel`, signal: opts.signal });
+  }
+
+  /** `DELETE /api/runs/:id`: cancels the run if needed, then deletes it with its events. @throws {OpenRunnerError} 404 */
+  async deleteRun(runId: string, opts: CallOptions = {}): Promise<void> {
+    await this.#json({ method: "DELETE", path: `/api/runs/${enc(runId)}`, signal: opts.signal });
+  }
+
+  /** `POST /api/chat`: starts a run, waits for its end and answers its final text. Errors as {@link createRun}. */
+  chat(body: CreateRunBody, opts: CallOptions = {}): Promise<ChatResponse> {
+    return this.#json({ method: "POST", path: "/api/chat", body, signal: opts.signal });
+  }
+
+  /**
+   * `GET /api/runs/:id/events` with `Accept: application/json`: one page of
+   * stored events after `after` (default 0). @throws {OpenRunnerError} 404, 400 `invalid_last_event_id`
+   */
+  eventsPage(runId: string, opts: CallOptions & { after?: number; limit?: number } = {}): Promise<EventPage> {
+    return this.#json({ method: "GET", path: `/api/runs/${enc(runId)}/events`, query: { after: opts.after ?? 0, limit: opts.limit }, signal: opts.signal });
+  }
+
+  /**
+   * `GET /api/runs/:id/events` over SSE: the run's events after `opts.after`,
+   * replayed then live, each once and in id order, ending after the terminal
+   * event. Reconnects with `Last-Event-ID` after a dropped connection or
+   * `stream.lagged` (see {@link EventStreamOptions}).
+   * @throws {OpenRunnerError} for a 4xx answer (404 `not_found`, 401); {@link OpenRunnerNetworkError} after `maxRetries` failed reconnects
+   * @example for await (const ev of client.events(runId, { after: 3 })) console.log(ev.type);
+   */
+  events(runId: string, opts: EventStreamOptions = {}): AsyncIterable<RunEvent> {
+    const path = `/api/runs/${enc(runId)}/events`;
+    return followEventStream(
+      (after, signal) =>
+        this.#send({
+          method: "GET",
+          path,
+          query: { after },
+          headers: { accept: "text/event-stream", ...(after > 0 ? { "last-event-id": String(after) } : {}) },
+          signal,
+          stream: true,
+        }),
+      this.baseUrl,
+      opts,
+    );
+  }
+
+  // ------------------------------------------------------------ permissions
+
+  /** `GET /api/runs/:id/permissions`: the run's open permission requests, oldest first. @throws {OpenRunnerError} 404 */
+  async listPermissions(runId: string, opts: CallOptions = {}): Promise<PendingPermissionList["permissions"]> {
+    return (await this.#json<PendingPermissionList>({ method: "GET", path: `/api/runs/${enc(runId)}/permissions`, signal: opts.signal })).permissions;
+  }
+
+  /**
+   * `POST /api/runs/:id/permissions/:request_id`: answers a request with one of its `options[].option_id`.
+   * @throws {OpenRunnerError} 409 `permission_already_decided`, 400 `unknown_option`, 404
+   */
+  answerPermission(runId: string, requestId: string, optionId: string, opts: CallOptions = {}): Promise<PermissionDecisionView> {
+    return this.#json({ method: "POST", path: `/api/runs/${enc(runId)}/permissions/${enc(requestId)}`, body: { option_id: optionId }, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ artifacts
+
+  /** `GET /api/runs/:id/artifacts`: the files a `task` run produced (empty for other runs). @throws {OpenRunnerError} 404 */
+  listArtifacts(runId: string, opts: CallOptions = {}): Promise<ArtifactList> {
+    return this.#json({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts`, signal: opts.signal });
+  }
+
+  /**
+   * `GET /api/runs/:id/artifacts/*path`: one listed artifact; the response's
+   * body is the file (read it with `.blob()`, `.arrayBuffer()` or `.body`).
+   * @throws {OpenRunnerError} 404 (not listed), 400 `invalid_path`
+   */
+  downloadArtifact(runId: string, path: string, opts: CallOptions = {}): Promise<Response> {
+    const rel = path.split("/").map(enc).join("/");
+    return this.#send({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts/${rel}`, headers: { accept: "*/*" }, signal: opts.signal, stream: true });
+  }
+
+  // ------------------------------------------------------------ containers and projects
+
+  /** `GET /api/containers`: a page of the containers the caller may see, oldest first. @throws {OpenRunnerError} 503 `engine_unavailable` */
+  listContainers(filters: ContainerListFilters = {}): Promise<ContainerListResponse> {
+    const { signal, ...query } = filters;
+    return this.#json({ method: "GET", path: "/api/containers", query, signal });
+  }
+
+  /** `GET /api/containers/counts`: the caller's visible containers counted by kind. @throws {OpenRunnerError} 503 `engine_unavailable` */
+  containerCounts(opts: ProjectOptions = {}): Promise<ContainerCountsResponse> {
+    return this.#json({ method: "GET", path: "/api/containers/counts", query: { user_id: opts.user_id }, signal: opts.signal });
+  }
+
+  /** `PUT /api/projects/:project_id/container`: ensures the project's container runs (idempotent). @throws {OpenRunnerError} 503 `engine_unavailable`, 400 */
+  ensureProjectContainer(projectId: string, body: EnsureProjectBody = {}, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
+    return this.#json({ method: "PUT", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, body, signal: opts.signal });
+  }
+
+  /** `GET /api/projects/:project_id/container`: its status. @throws {OpenRunnerError} 404 when it has none */
+  getProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
+    return this.#json({ method: "GET", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, signal: opts.signal });
+  }
+
+  /** `POST /api/projects/:project_id/container/keepalive`: resets its idle time. @throws {OpenRunnerError} 404 */
+  keepaliveProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
+    return this.#json({ method: "POST", path: `/api/projects/${enc(projectId)}/container/keepalive`, query: { user_id: opts.user_id }, signal: opts.signal });
+  }
+
+  /** `POST /api/projects/:project_id/container/restart`: destroys and recreates it. @throws {OpenRunnerError} 404, 409 `project_busy` */
+  restartProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
+    return this.#json({ method: "POST", path: `/api/projects/${enc(projectId)}/container/restart`, query: { user_id: opts.user_id }, signal: opts.signal });
+  }
+
+  /** `DELETE /api/projects/:project_id/container`: removes it (the workspace stays). @throws {OpenRunnerError} 404, 409 `project_busy` */
+  async deleteProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<void> {
+    await this.#json({ method: "DELETE", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ system
+
+  /** `GET /health`: liveness, version and uptime (no token needed). */
+  health(opts: CallOptions = {}): Promise<HealthResponse> {
+    return this.#json({ method: "GET", path: "/health", signal: opts.signal });
+  }
+
+  /** `GET /health/agents`: which agents can run on the server (no token needed). */
+  async agentsHealth(opts: CallOptions = {}): Promise<AgentHealthResponse["agents"]> {
+    return (await this.#json<AgentHealthResponse>({ method: "GET", path: "/health/agents", signal: opts.signal })).agents;
+  }
+}

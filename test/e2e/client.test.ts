@@ -1,0 +1,263 @@
+/**
+ * End to end: the typed client (`src/client/`, `openrunner/client`) against the
+ * real server (test/helpers/spawn-server.ts) with `shell` runs: every method
+ * once, the server's errors as OpenRunnerError, AbortSignal, and `events()`
+ * (ids 1..n, no gap, no duplicate) across a connection dropped mid-stream and
+ * a `stream.lagged` notice, both injected through a custom `fetch`.
+ */
+import assert from "node:assert/strict";
+import net, { type AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { OpenRunnerClient, OpenRunnerError, OpenRunnerNetworkError, type FetchLike, type RunEvent } from "../../src/client/index.ts";
+import { ADMIN_PASSWORD, spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+
+const shell = (text: string) => ({ input: { text }, metadata: { agent_type: "shell" } });
+
+/** Collects a run's events through `events()`. */
+async function collect(iter: AsyncIterable<RunEvent>): Promise<RunEvent[]> {
+  const out: RunEvent[] = [];
+  for await (const ev of iter) out.push(ev);
+  return out;
+}
+
+/** Asserts ids 1..n in order, the last one terminal. */
+function assertComplete(evs: RunEvent[], terminal = "run.completed"): void {
+  assert.deepEqual(evs.map((e) => e.id), evs.map((_, i) => i + 1), evs.map((e) => `${e.id} ${e.type}`).join("\n"));
+  assert.equal(evs[0]?.type, "run.queued");
+  assert.equal(evs.at(-1)?.type, terminal);
+}
+
+/**
+ * A fetch whose first SSE response is cut after `bytes` bytes: at a frame
+ * boundary followed by `tail` when given (e.g. a lagged frame, then the end),
+ * else mid-stream with an error (a dropped connection). Records each SSE
+ * request's Last-Event-ID.
+ */
+function cuttingFetch(bytes: number, tail?: string): { fetch: FetchLike; lastEventIds: (string | null)[] } {
+  const lastEventIds: (string | null)[] = [];
+  const fetchImpl: FetchLike = async (input, init) => {
+    const res = await fetch(input, init);
+    const headers = new Headers(init.headers);
+    if (headers.get("accept") !== "text/event-stream") return res;
+    lastEventIds.push(headers.get("last-event-id"));
+    if (lastEventIds.length > 1 || !res.body) return res;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let text = "";
+    let sent = 0;
+    const send = (ctrl: ReadableStreamDefaultController<Uint8Array>, upTo: number) => {
+      ctrl.enqueue(encoder.encode(text.slice(sent, upTo)));
+      sent = upTo;
+    };
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        const { done, value } = await reader.read();
+        if (done) return ctrl.close();
+        text += decoder.decode(value, { stream: true });
+        if (text.length < bytes) return send(ctrl, text.length);
+        if (tail === undefined) {
+          send(ctrl, bytes); // most likely mid-frame
+          await reader.cancel();
+          return ctrl.error(new TypeError("terminated"));
+        }
+        const end = text.indexOf("\n\n", bytes);
+        if (end < 0) return send(ctrl, text.length);
+        send(ctrl, end + 2);
+        ctrl.enqueue(encoder.encode(tail));
+        await reader.cancel();
+        ctrl.close();
+      },
+      cancel: () => reader.cancel(),
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+  return { fetch: fetchImpl, lastEventIds };
+}
+
+describe("the typed client against the real server", () => {
+  let s: TestServer;
+  let client: OpenRunnerClient;
+  before(async () => {
+    s = await spawnServer();
+    client = new OpenRunnerClient({ baseUrl: `${s.url}/` });
+    const login = await client.login({ username: "admin", password: ADMIN_PASSWORD });
+    assert.equal(login.token_type, "Bearer");
+    assert.equal(client.token, login.token);
+  });
+  after(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+
+  test("me, health, agentsHealth", async () => {
+    const me = await client.me();
+    assert.equal(me.username, "admin");
+    assert.equal(me.role, "admin");
+    assert.equal((await client.health()).status, "ok");
+    const agents = await client.agentsHealth();
+    assert.ok(agents.some((a) => a.agent === "shell" && a.available));
+  });
+
+  test("API keys: create, use, list, delete", async () => {
+    const key = await client.createApiKey({ name: "ci" });
+    assert.match(key.key, /^or_/);
+    const byKey = new OpenRunnerClient({ baseUrl: s.url, token: key.key });
+    assert.equal((await byKey.me()).username, "admin");
+    assert.ok((await client.listApiKeys()).some((k) => k.id === key.id && k.revoked_at === null));
+    await client.deleteApiKey(key.id);
+    await assert.rejects(byKey.me(), (e: unknown) => e instanceof OpenRunnerError && e.status === 401 && e.code === "unauthorized");
+    await assert.rejects(client.deleteApiKey(key.id), (e: unknown) => e instanceof OpenRunnerError && e.status === 404 && e.code === "not_found");
+  });
+
+  test("users (admin): create, list, delete; 409 username_taken; 403 for a user", async () => {
+    const name = `c${Date.now().toString(36)}`;
+    const user = await client.createUser({ username: name, password: "a-long-password", role: "user" });
+    assert.equal(user.username, name);
+    await assert.rejects(client.createUser({ username: name, password: "a-long-password" }), (e: unknown) => e instanceof OpenRunnerError && e.status === 409 && e.code === "username_taken");
+    assert.ok((await client.listUsers()).some((u) => u.id === user.id));
+    const asUser = new OpenRunnerClient({ baseUrl: s.url });
+    await asUser.login({ username: name, password: "a-long-password" });
+    await assert.rejects(asUser.listUsers(), (e: unknown) => e instanceof OpenRunnerError && e.status === 403 && e.code === "forbidden");
+    await client.deleteUser(user.id);
+    assert.ok(!(await client.listUsers()).some((u) => u.id === user.id));
+  });
+
+  test("runs: create, events 1..n, eventsPage, get, list with filters and cursor, artifacts, permissions, delete", async () => {
+    const created = await client.createRun(shell("for i in 1 2 3 4 5; do echo line $i; done"));
+    assert.equal(created.status, "queued");
+    const evs = await collect(client.events(created.run_id));
+    assertComplete(evs);
+    assert.deepEqual(evs.filter((e) => e.type === "log").map((e) => (e.data as { text: string }).text), ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+
+    const page = await client.eventsPage(created.run_id);
+    assert.deepEqual(page.events, evs);
+    assert.equal(page.done, true);
+    assert.equal(page.next_after, evs.length);
+    const part = await client.eventsPage(created.run_id, { after: 2, limit: 2 });
+    assert.deepEqual(part.events.map((e) => e.id), [3, 4]);
+    assert.deepEqual(await collect(client.events(created.run_id, { after: evs.length - 2 })), evs.slice(-2));
+
+    const run = await client.getRun(created.run_id);
+    assert.equal(run.status, "completed");
+    assert.equal(run.last_event_id, evs.length);
+
+    const second = await client.createRun(shell("echo two"));
+    await collect(client.events(second.run_id));
+    const first = await client.listRuns({ status: "completed", agent_type: "shell", limit: 1 });
+    assert.equal(first.runs.length, 1);
+    assert.equal(first.runs[0]!.id, second.run_id, "newest first");
+    assert.ok(first.next_cursor);
+    const next = await client.listRuns({ status: "completed", limit: 1, cursor: first.next_cursor!, mine: true });
+    assert.equal(next.runs[0]!.id, created.run_id);
+    assert.equal((await client.listRuns({ status: "failed" })).runs.length, 0);
+
+    const artifacts = await client.listArtifacts(created.run_id);
+    assert.deepEqual(artifacts.artifacts, []);
+    await assert.rejects(client.downloadArtifact(created.run_id, "out/x.txt"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+    assert.deepEqual(await client.listPermissions(created.run_id), []);
+    await assert.rejects(client.answerPermission(created.run_id, "perm_none", "allow"), (e: unknown) => e instanceof OpenRunnerError && (e.status === 404 || e.status === 409));
+
+    await client.deleteRun(second.run_id);
+    await assert.rejects(client.getRun(second.run_id), (e: unknown) => e instanceof OpenRunnerError && e.code === "not_found");
+  });
+
+  test("cancel ends a live run with run.cancelled; resume of a shell run is the server's 400", async () => {
+    const { run_id } = await client.createRun(shell("for i in $(seq 1 100); do echo tick $i; sleep 0.2; done"));
+    const evs: RunEvent[] = [];
+    for await (const ev of client.events(run_id)) {
+      evs.push(ev);
+      if (ev.type === "log") assert.equal((await client.cancelRun(run_id)).run_id, run_id);
+    }
+    assertComplete(evs, "run.cancelled");
+    await assert.rejects(client.resumeRun(run_id, shell("again")), (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && /^resume_/.test(e.code));
+  });
+
+  test("chat waits for the run and answers its result", async () => {
+    const res = await client.chat(shell("echo chatted"));
+    assert.equal(res.status, "completed");
+  });
+
+  test("containers and projects: a value or the server's error, typed", async () => {
+    const tryIt = async (p: Promise<unknown>) => {
+      try {
+        await p;
+      } catch (e) {
+        assert.ok(e instanceof OpenRunnerError && e.status >= 400, String(e));
+      }
+    };
+    await tryIt(client.listContainers({ kind: "run", limit: 5 }));
+    await tryIt(client.containerCounts());
+    await assert.rejects(client.getProjectContainer("nope"), (e: unknown) => e instanceof OpenRunnerError && e.status >= 400);
+    await tryIt(client.keepaliveProjectContainer("nope"));
+    await tryIt(client.restartProjectContainer("nope"));
+    await tryIt(client.deleteProjectContainer("nope"));
+    await assert.rejects(client.getProjectContainer("-bad id-"), (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && e.code === "validation_failed");
+    await tryIt(client.ensureProjectContainer("p1", {}));
+  });
+
+  test("errors: 404 not_found, 400 validation_failed with details, 401, network failure", async () => {
+    await assert.rejects(client.getRun("run_doesnotexist"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404 && e.code === "not_found" && e.message === "run not found");
+    await assert.rejects(
+      client.createRun({ input: { text: "" }, metadata: { agent_type: "shell" } }),
+      (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && e.code === "validation_failed" && Array.isArray(e.details) && e.details.length > 0,
+    );
+    await assert.rejects(collect(client.events("run_doesnotexist")), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+    const anon = new OpenRunnerClient({ baseUrl: s.url });
+    await assert.rejects(anon.listRuns(), (e: unknown) => e instanceof OpenRunnerError && e.status === 401 && e.code === "unauthorized");
+    await assert.rejects(anon.login({ username: "admin", password: "wrong" }), (e: unknown) => e instanceof OpenRunnerError && e.status === 401);
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const nowhere = new OpenRunnerClient({ baseUrl: `http://127.0.0.1:${port}`, token: "t" });
+    await assert.rejects(nowhere.me(), (e: unknown) => e instanceof OpenRunnerNetworkError && e.code === "network_error" && e.status === 0 && e.reason === "connection refused");
+  });
+
+  test("AbortSignal: an aborted call rejects with the signal's reason; so does an event stream", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(client.me({ signal: ac.signal }), (e: unknown) => (e as Error).name === "AbortError" && !(e instanceof OpenRunnerError));
+
+    const { run_id } = await client.createRun(shell("for i in $(seq 1 100); do echo tick $i; sleep 0.2; done"));
+    const live = new AbortController();
+    const got: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const ev of client.events(run_id, { signal: live.signal })) {
+          got.push(ev.id);
+          if (ev.type === "log") live.abort();
+        }
+      })(),
+      (e: unknown) => (e as Error).name === "AbortError",
+    );
+    assert.deepEqual(got, got.map((_, i) => i + 1));
+    await client.cancelRun(run_id);
+  });
+
+  test("events() resumes with Last-Event-ID after a dropped connection: ids 1..n, no duplicate", async () => {
+    const { run_id } = await client.createRun(shell("for i in $(seq 1 8); do echo line $i; sleep 0.1; done"));
+    const cut = cuttingFetch(700);
+    const c = new OpenRunnerClient({ baseUrl: s.url, token: client.token!, fetch: cut.fetch });
+    const reconnects: string[] = [];
+    const evs = await collect(c.events(run_id, { retryDelayMs: () => 20, onReconnect: (n, why) => reconnects.push(`${why}@${n}`) }));
+    assertComplete(evs);
+    assert.equal(evs.filter((e) => e.type === "log").length, 8);
+    assert.equal(cut.lastEventIds.length, 2, `one reconnect: ${reconnects.join(", ")}`);
+    assert.equal(cut.lastEventIds[0], null);
+    const resumedAfter = Number(cut.lastEventIds[1]);
+    assert.ok(resumedAfter >= 1 && resumedAfter < evs.length, String(resumedAfter));
+    assert.deepEqual(reconnects, [`disconnected@${resumedAfter}`]);
+  });
+
+  test("events() reconnects after stream.lagged and loses nothing", async () => {
+    const { run_id } = await client.createRun(shell("for i in $(seq 1 6); do echo line $i; sleep 0.1; done"));
+    const cut = cuttingFetch(300, "event: stream.lagged\ndata: {\"last_event_id\":0}\n\n");
+    const c = new OpenRunnerClient({ baseUrl: s.url, token: client.token!, fetch: cut.fetch });
+    const reconnects: string[] = [];
+    const evs = await collect(c.events(run_id, { onReconnect: (n, why) => reconnects.push(`${why}@${n}`) }));
+    assertComplete(evs);
+    assert.equal(cut.lastEventIds.length, 2);
+    assert.deepEqual(reconnects, [`lagged@${cut.lastEventIds[1]}`]);
+  });
+});
