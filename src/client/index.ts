@@ -7,22 +7,6 @@ export { OpenRunnerClient, type CallOptions, type ContainerListFilters, type Eve
 export { OpenRunnerError, OpenRunnerNetworkError, type OpenRunnerErrorCode } from "./errors.ts";
 export type { EventStreamOptions, ReconnectReason } from "./events.ts";
 export type { RunEvent, RunEventType, RunStatus } from "../protocol/events.ts";
-export type { CreateRunBody, CreateRunResponse, RunListResponse, RunView, ChatResponse, PendingPermissionView, PermissionDecisionView } from "../protocol/requests.ts";
-export type {
-  AgentHealthView,
-  ApiKeyView,
-  ArtifactList,
-  ContainerCountsResponse,
-  ContainerListResponse,
-  ContainerView,
-  CreateApiKeyBody,
-  CreatedApiKeyResponse,
-  CreateUserBody,
-  EnsureProjectBody,
-  HealthResponse,
-  LoginBody,
-  LoginResponse,
-  MeResponse,
-  ProjectContainerView,
-  UserView,
-} from "../protocol/api.ts";
+/** The request and response types of every route (each schema's name is also its `Static` type). */
+export type * from "../protocol/requests.ts";
+export type * from "../protocol/api.ts";
