@@ -75,6 +75,9 @@ function cuttingFetch(bytes: number, tail?: string): { fetch: FetchLike; lastEve
   return { fetch: fetchImpl, lastEventIds };
 }
 
+/** The Docker engine and `openrunner-agent:latest` come from `.ci/run` (`scripts/ci-docker.sh`), as for the docker suites. */
+const SKIP_DOCKER = process.env.OPENRUNNER_SKIP_DOCKER === "1";
+
 describe("the typed client against the real server", () => {
   let s: TestServer;
   let client: OpenRunnerClient;
@@ -178,22 +181,29 @@ describe("the typed client against the real server", () => {
     assert.equal(res.status, "completed");
   });
 
-  test("containers and projects: a value or the server's error, typed", async () => {
-    const tryIt = async (p: Promise<unknown>) => {
-      try {
-        await p;
-      } catch (e) {
-        assert.ok(e instanceof OpenRunnerError && e.status >= 400, String(e));
-      }
-    };
-    await tryIt(client.listContainers({ kind: "run", limit: 5 }));
-    await tryIt(client.containerCounts());
-    await assert.rejects(client.getProjectContainer("nope"), (e: unknown) => e instanceof OpenRunnerError && e.status >= 400);
-    await tryIt(client.keepaliveProjectContainer("nope"));
-    await tryIt(client.restartProjectContainer("nope"));
-    await tryIt(client.deleteProjectContainer("nope"));
+  test("containers and projects: a project container's whole life through the real engine", { skip: SKIP_DOCKER ? "OPENRUNNER_SKIP_DOCKER=1" : false, timeout: 120_000 }, async () => {
+    const id = `client-${Date.now().toString(36)}`;
+    await assert.rejects(client.getProjectContainer(id), (e: unknown) => e instanceof OpenRunnerError && e.status === 404 && e.code === "not_found");
+    for (const call of [client.keepaliveProjectContainer(id), client.restartProjectContainer(id), client.deleteProjectContainer(id)]) {
+      await assert.rejects(call, (e: unknown) => e instanceof OpenRunnerError && e.status === 404 && e.code === "not_found");
+    }
     await assert.rejects(client.getProjectContainer("-bad id-"), (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && e.code === "validation_failed");
-    await tryIt(client.ensureProjectContainer("p1", {}));
+    const before = await client.containerCounts();
+    try {
+      const created = await client.ensureProjectContainer(id, {});
+      assert.equal(created.project_id, id);
+      assert.equal((await client.ensureProjectContainer(id, {})).container_id, created.container_id, "a second ensure keeps the container");
+      assert.equal((await client.getProjectContainer(id)).container_id, created.container_id);
+      assert.equal((await client.keepaliveProjectContainer(id)).container_id, created.container_id);
+      const page = await client.listContainers({ kind: "project", limit: 200 });
+      assert.ok(page.containers.some((c) => c.id === created.container_id), "the list has it");
+      assert.equal((await client.containerCounts()).counts.project, before.counts.project + 1);
+      await client.restartProjectContainer(id);
+    } finally {
+      await client.deleteProjectContainer(id).catch(() => undefined);
+    }
+    await assert.rejects(client.getProjectContainer(id), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+    assert.equal((await client.containerCounts()).counts.project, before.counts.project);
   });
 
   test("errors: 404 not_found, 400 validation_failed with details, 401, network failure", async () => {
