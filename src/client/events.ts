@@ -80,14 +80,20 @@ export async function* followEventStream(open: OpenEventStream, baseUrl: string,
       },
     });
     let idle: ReturnType<typeof setTimeout> | undefined;
+    /** (Re)starts the idle limit: waiting for the response headers counts as well as waiting for data. */
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => conn.abort(new Error(`no data for ${idleMs} ms`)), idleMs);
+    };
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     try {
+      arm();
       const res = await open(lastId, conn.signal);
       if (!res.body) throw new Error("empty response");
       reader = res.body.getReader();
       const decoder = new TextDecoder();
       while (!lagged) {
-        idle = setTimeout(() => conn.abort(new Error(`no data for ${idleMs} ms`)), idleMs);
+        arm();
         const { done, value } = await reader.read();
         clearTimeout(idle);
         if (done) break;
@@ -98,6 +104,7 @@ export async function* followEventStream(open: OpenEventStream, baseUrl: string,
           progressed = true;
           yield ev;
           if (isTerminalType(ev.type)) return;
+          signal?.throwIfAborted(); // aborted while the consumer held this event: deliver no more
         }
       }
     } catch (err) {
@@ -112,8 +119,11 @@ export async function* followEventStream(open: OpenEventStream, baseUrl: string,
       reader?.cancel().catch(() => {});
     }
     if (lagged) {
-      failures = 0;
-      opts.onReconnect?.(lastId, "lagged", 1);
+      // Lagging again without a new event counts as a failed attempt: bounded and backed off like a drop.
+      failures = progressed ? 0 : failures + 1;
+      if (failures > maxRetries) throw new OpenRunnerNetworkError(baseUrl, `event stream lagged ${failures} times in a row after event ${lastId}`);
+      opts.onReconnect?.(lastId, "lagged", Math.max(1, failures));
+      if (failures > 0) await sleep(delay(failures), signal);
       continue;
     }
     failures = progressed ? 1 : failures + 1;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import net, { type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { OpenRunnerClient, OpenRunnerError, OpenRunnerNetworkError, type FetchLike, type RunEvent } from "../../src/client/index.ts";
+import { formatLaggedFrame } from "../../src/protocol/sse.ts";
 import { ADMIN_PASSWORD, spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 
 const shell = (text: string) => ({ input: { text }, metadata: { agent_type: "shell" } });
@@ -159,7 +160,7 @@ describe("the typed client against the real server", () => {
     assert.deepEqual(artifacts.artifacts, []);
     await assert.rejects(client.downloadArtifact(created.run_id, "out/x.txt"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
     assert.deepEqual(await client.listPermissions(created.run_id), []);
-    await assert.rejects(client.answerPermission(created.run_id, "perm_none", "allow"), (e: unknown) => e instanceof OpenRunnerError && (e.status === 404 || e.status === 409));
+    await assert.rejects(client.answerPermission(created.run_id, "perm_none", "allow"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404 && e.code === "not_found");
 
     await client.deleteRun(second.run_id);
     await assert.rejects(client.getRun(second.run_id), (e: unknown) => e instanceof OpenRunnerError && e.code === "not_found");
@@ -232,16 +233,21 @@ describe("the typed client against the real server", () => {
     const { run_id } = await client.createRun(shell("for i in $(seq 1 100); do echo tick $i; sleep 0.2; done"));
     const live = new AbortController();
     const got: number[] = [];
+    let abortedAt: number | undefined;
     await assert.rejects(
       (async () => {
         for await (const ev of client.events(run_id, { signal: live.signal })) {
           got.push(ev.id);
-          if (ev.type === "log") live.abort();
+          if (ev.type === "log" && abortedAt === undefined) {
+            abortedAt = ev.id;
+            live.abort();
+          }
         }
       })(),
       (e: unknown) => (e as Error).name === "AbortError",
     );
     assert.deepEqual(got, got.map((_, i) => i + 1));
+    assert.equal(got.at(-1), abortedAt, "no event is delivered after the abort");
     await client.cancelRun(run_id);
   });
 
@@ -262,7 +268,7 @@ describe("the typed client against the real server", () => {
 
   test("events() reconnects after stream.lagged and loses nothing", async () => {
     const { run_id } = await client.createRun(shell("for i in $(seq 1 6); do echo line $i; sleep 0.1; done"));
-    const cut = cuttingFetch(300, "event: stream.lagged\ndata: {\"last_event_id\":0}\n\n");
+    const cut = cuttingFetch(300, formatLaggedFrame(0));
     const c = new OpenRunnerClient({ baseUrl: s.url, token: client.token!, fetch: cut.fetch });
     const reconnects: string[] = [];
     const evs = await collect(c.events(run_id, { onReconnect: (n, why) => reconnects.push(`${why}@${n}`) }));
