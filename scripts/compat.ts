@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { REPO_ROOT } from "../src/agent/cli-support.ts";
-import { readAgentsLock, type AgentsLock } from "../src/agent/tested-versions.ts";
+import { installedVersion, readAgentsLock, type AgentsLock } from "../src/agent/tested-versions.ts";
 
 const run = promisify(execFile);
 
@@ -86,10 +86,8 @@ async function latestOf(pkg: string): Promise<string> {
 
 /** The prefix holding `name` at `version`: `.agents` when it has it, else a compat install. */
 async function installed(lock: AgentsLock, name: string, version: string): Promise<string> {
-  const pkg = lock.packages[name]!.package;
   const main = join(REPO_ROOT, ".agents");
-  const manifest = join(main, "lib", "node_modules", pkg, "package.json");
-  if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { version?: string }).version === version) return main;
+  if (installedVersion(main, lock.packages[name]!.package) === version) return main;
   const prefix = join(REPO_ROOT, ".agents", "compat", `${name}@${version}`);
   await mkdir(prefix, { recursive: true });
   await run("bash", [join(REPO_ROOT, "scripts", "install-agents.sh"), `--${name}`, "--version", version, "--prefix", prefix], { timeout: 600_000 });
@@ -110,12 +108,16 @@ async function runSuite(suite: Suite, bin: string): Promise<Outcome[]> {
   ];
   const env = { ...process.env, OPENRUNNER_E2E_TARGETS: suite.targets.join(","), OPENRUNNER_E2E_AGENT_COMMANDS: JSON.stringify({ [suite.commandKey]: bin }) };
   try {
-    await new Promise<void>((resolve, reject) => {
+    const exitCode = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ["ignore", "inherit", "inherit"] });
       child.on("error", reject);
-      child.on("close", () => resolve());
+      child.on("close", (code) => resolve(code));
     });
     const lines = existsSync(results) ? readFileSync(results, "utf8").split("\n").filter(Boolean) : [];
+    // A test process that failed without reporting a failing test crashed: its passes are not a result.
+    if (exitCode !== 0 && !lines.some((l) => (JSON.parse(l) as { status: string }).status === "fail")) {
+      throw new Error(`the test process exited ${exitCode} after ${lines.length} reported tests`);
+    }
     return lines.map((l) => {
       const r = JSON.parse(l) as { name: string; status: "pass" | "fail"; error?: string };
       const target = suite.targets.find((t) => r.name.startsWith(`${t}: `)) ?? suite.targets[0]!;

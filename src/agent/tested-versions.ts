@@ -4,7 +4,7 @@
  * installs exactly these by default, `/health/agents` compares each installed version with it
  * (`tested`, `tested_version`), and `npm run compat` checks it against the registry's latest.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Type, type Static } from "@sinclair/typebox";
 import { Ajv } from "ajv";
@@ -64,6 +64,17 @@ export function readAgentsLock(path = AGENTS_LOCK_PATH): AgentsLock {
     throw new Error(`agents lock ${path} is invalid: ${why}`);
   }
   return parsed;
+}
+
+/**
+ * The version of npm package `pkg` installed in the npm prefix `prefix` (`<prefix>/lib/node_modules/<pkg>/package.json`,
+ * the layout of `npm install --global --prefix`), or undefined when it is not installed there.
+ */
+export function installedVersion(prefix: string, pkg: string): string | undefined {
+  const manifest = join(prefix, "lib", "node_modules", pkg, "package.json");
+  if (!existsSync(manifest)) return undefined;
+  const version = (JSON.parse(readFileSync(manifest, "utf8")) as { version?: unknown }).version;
+  return typeof version === "string" ? version : undefined;
 }
 
 /** Tested version per `/health/agents` entry name (`codex` -> `0.169.0`, `acp:gemini` -> gemini's pin). */

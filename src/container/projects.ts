@@ -50,8 +50,6 @@ import { LABEL, containerLabels } from "./labels.ts";
 import { adoptProjectContainers, type InterruptedRun } from "./project-adopt.ts";
 import { projectKey, ProjectTurns, type ProjectSlot } from "./project-slots.ts";
 import { projectStatus, type ProjectContainerStatus } from "./project-status.ts";
-export type { ProjectSlot } from "./project-slots.ts";
-export type { ProjectContainerStatus } from "./project-status.ts";
 import { CONTAINER_HOME, CONTAINER_RUN_HOMES, CONTAINER_WORKDIR, checkRunHome, chownTree, mib, type ContainerRunEvent, type RunContainer, type RunHome } from "./run-container.ts";
 import type { ContainerSweeper } from "./sweeper.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits, ContainerState, ContainerSummary } from "./types.ts";

@@ -13,7 +13,7 @@
  * agents can all depend on the contract without pointing up at `run/`.
  */
 import { Type, type Static, type TSchema, type TObject, type TProperties } from "@sinclair/typebox";
-import { RunFailure } from "./errors.ts";
+import type { RunFailure } from "./errors.ts";
 
 /** Adds the optional `raw` escape hatch to a data schema; extra fields are allowed. */
 function data<P extends TProperties>(props: P) {
@@ -112,7 +112,6 @@ const FAILURE_CODE_SET: ReadonlySet<string> = new Set(RUN_FAILURE_CODES);
  * @example failureCode(Object.assign(new Error("x"), { code: "EACCES" }), "internal") // "internal"
  */
 export function failureCode(err: unknown, fallback: RunFailureCode): RunFailureCode {
-  if (err instanceof RunFailure) return err.code;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && FAILURE_CODE_SET.has(code) ? (code as RunFailureCode) : fallback;
 }

@@ -50,7 +50,7 @@ import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { AdmissionQueue } from "./admission.ts";
 import { TERMINAL_STATUSES, type RunEvent, type RunStatus } from "../protocol/events.ts";
-import { NOTIFY_TYPES, projectEvent, PROJECTIONS, type ProjectionState } from "./projection.ts";
+import { NOTIFY_TYPES, projectEvent, type ProjectionState } from "./projection.ts";
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
@@ -59,7 +59,6 @@ import { checkWorkspaceFree } from "./placement.ts";
 import { planAgent, planContainer, planRun, type AgentPlan, type Caller, type ContainerPlan, type RunPlan, type WorkspacePlan } from "./plan.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
 
-export type { Caller } from "./plan.ts";
 
 export interface RunManagerDeps {
   config: Pick<
@@ -141,7 +140,7 @@ export class RunManager {
   }
 
   /**
-   * Row projections ({@link PROJECTIONS}), called by the EventWriter inside its commit transaction: writes each event's
+   * Row projections (`PROJECTIONS` in projection.ts), called by the EventWriter inside its commit transaction: writes each event's
    * row patch; returns what to publish after the commit (the status change, then `run.event` for {@link NOTIFY_TYPES}).
    */
   project(events: readonly RunEvent[]): Array<() => void> {

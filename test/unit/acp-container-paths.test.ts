@@ -12,7 +12,7 @@ import { PassThrough } from "node:stream";
 import { containerFileOwner } from "../../src/agent/acp/actor.ts";
 import { containerPathToHost, hostPathToContainer, WorkspacePathError } from "../../src/agent/acp/fs.ts";
 import { ContainerTerminalSet } from "../../src/agent/acp/terminal-container.ts";
-import { TerminalError } from "../../src/agent/acp/terminal.ts";
+import { TerminalError } from "../../src/agent/acp/terminal-core.ts";
 import type { ExecExit, ExecHandle, ExecSignal, ExecSpec } from "../../src/container/types.ts";
 
 const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), "acp-cpaths-")));

@@ -8,9 +8,9 @@ import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
-import { keepTail, OutputTail, TerminalError, TerminalSet } from "../../src/agent/acp/terminal.ts";
+import { TerminalSet } from "../../src/agent/acp/terminal.ts";
 import { ContainerTerminalSet } from "../../src/agent/acp/terminal-container.ts";
-import { MAX_TERMINALS, TerminalCore, type TerminalBinding, type TerminalCommand, type TerminalExit, type TerminalProcess } from "../../src/agent/acp/terminal-core.ts";
+import { keepTail, MAX_TERMINALS, OutputTail, TerminalCore, TerminalError, type TerminalBinding, type TerminalCommand, type TerminalExit, type TerminalProcess } from "../../src/agent/acp/terminal-core.ts";
 import type { ExecHandle } from "../../src/container/types.ts";
 
 const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), "acp-term-")));

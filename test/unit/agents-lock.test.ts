@@ -6,12 +6,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../src/agent/cli-support.ts";
 import { AgentRegistry } from "../../src/agent/registry.ts";
-import { AGENTS_LOCK_PATH, readAgentsLock, testedVersionsOf } from "../../src/agent/tested-versions.ts";
+import { AGENTS_LOCK_PATH, installedVersion, readAgentsLock, testedVersionsOf } from "../../src/agent/tested-versions.ts";
 import type { AgentAdapter } from "../../src/agent/types.ts";
 
 const lock = readAgentsLock();
@@ -30,12 +30,11 @@ test("agents.lock.json names every agent CLI and ACP adapter the adapters drive,
 test("the versions installed in the agents prefix are the pins (all of them installed in CI)", () => {
   const problems: string[] = [];
   for (const [name, pin] of Object.entries(lock.packages)) {
-    const manifest = join(prefix, "lib", "node_modules", pin.package, "package.json");
-    if (!existsSync(manifest)) {
+    const version = installedVersion(prefix, pin.package);
+    if (version === undefined) {
       if (process.env.CI) problems.push(`${name}: ${pin.package} is not installed in ${prefix}`);
       continue;
     }
-    const version = (JSON.parse(readFileSync(manifest, "utf8")) as { version?: string }).version;
     if (version !== pin.version) problems.push(`${name}: ${pin.package}@${version} installed, tested is ${pin.version}`);
   }
   assert.deepEqual(problems, [], `run scripts/install-agents.sh --acp (the suite must run on ${AGENTS_LOCK_PATH}'s versions)`);

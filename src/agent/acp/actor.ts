@@ -44,7 +44,8 @@ import type { ContainerPathMap } from "./fs.ts";
 import { createRunHandlers } from "./handlers.ts";
 import { createUpdateMapper, usageOf } from "./map-update.ts";
 import { ContainerTerminalSet } from "./terminal-container.ts";
-import { TerminalSet, type AcpTerminals } from "./terminal.ts";
+import { TerminalSet } from "./terminal.ts";
+import type { AcpTerminals } from "./terminal-core.ts";
 
 /** Input of the ACP actor: the process actor's, with the run's permission gate. */
 export type AcpActorInput = ProcessActorInput & { permissions?: PermissionGate };

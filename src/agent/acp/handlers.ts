@@ -12,7 +12,7 @@ import type { RunEventInput } from "../../protocol/events.ts";
 import type { PermissionAnswer, PermissionGate, PermissionOption } from "../permissions.ts";
 import type { AcpClientHandlers } from "./connection.ts";
 import { containerPathToHost, readWorkspaceFile, WorkspacePathError, writeWorkspaceFile, type ContainerPathMap } from "./fs.ts";
-import { TerminalError, type AcpTerminals } from "./terminal.ts";
+import { TerminalError, type AcpTerminals } from "./terminal-core.ts";
 import type { RunAs } from "../run-as.ts";
 
 /** What the handlers need from the run. */

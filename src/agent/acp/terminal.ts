@@ -15,19 +15,6 @@ import type { RunAs } from "../run-as.ts";
 import { resolveInWorkspace } from "./fs.ts";
 import { TerminalCore, TerminalError, type TerminalBinding } from "./terminal-core.ts";
 
-export {
-  keepTail,
-  MAX_TERMINAL_OUTPUT_BYTES,
-  MAX_TERMINALS,
-  OutputTail,
-  outputLimitOf,
-  TerminalError,
-  terminalArgv,
-  type AcpTerminals,
-  type TerminalExit,
-  type TerminalRequest,
-} from "./terminal-core.ts";
-
 /** What `create` needs from the run. */
 export interface TerminalSetOptions {
   /** The run's workspace (terminals run there or below). */
