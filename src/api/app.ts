@@ -7,6 +7,7 @@
  * body parsing -> built-in routes -> `modules` -> docs -> 404 `not_found`.
  */
 import Koa from "koa";
+import type { Registry } from "prom-client";
 import type { AgentHealth } from "../agent/types.ts";
 import { createJwtService } from "../auth/jwt.ts";
 import { createAuthMiddleware } from "../auth/middleware.ts";
@@ -41,6 +42,8 @@ export interface CreateAppDepsOptions {
   beforeUserDelete?: (userId: string) => Promise<void>;
   /** Epoch ms; default now. */
   startedAt?: number;
+  /** The Prometheus registry `/metrics` exposes (the engine's); a new one when absent. */
+  metricsRegistry?: Registry;
 }
 
 /**
@@ -63,7 +66,7 @@ export function createAppDeps(opts: CreateAppDepsOptions): AppDeps {
     log,
     jwt,
     limiter: createLoginLimiter({ maxAttempts: config.login_max_attempts, windowSecs: config.login_window_secs }),
-    metrics: createMetrics(bus),
+    metrics: createMetrics(bus, opts.metricsRegistry),
     auth: createAuthMiddleware({ jwt, store, log }) as AppMiddleware,
     authWithQueryToken: createAuthMiddleware({ jwt, store, log, allowQueryToken: true }) as AppMiddleware,
     startedAt: opts.startedAt ?? Date.now(),

@@ -34,9 +34,11 @@ export interface Metrics {
  * - `openrunner_sse_subscribers` gauge, from `sse.subscribers`;
  * - `openrunner_http_request_duration_seconds{method,route,status}` histogram;
  * - prom-client's default process metrics (CPU, memory, event loop, GC).
+ *
+ * `registry` is the one to fill (the engine's, which also holds the webhook
+ * dispatcher's counters); a new one when absent.
  */
-export function createMetrics(bus: Bus): Metrics {
-  const registry = new Registry();
+export function createMetrics(bus: Bus, registry: Registry = new Registry()): Metrics {
   collectDefaultMetrics({ register: registry });
   const runs = new Gauge({ name: "openrunner_runs", help: "Runs by status (transitions seen since start).", labelNames: ["status"], registers: [registry] });
   for (const s of RUN_STATUSES) runs.set({ status: s }, 0);

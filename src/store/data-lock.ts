@@ -18,10 +18,13 @@ export class DataDirLockedError extends Error {
     readonly dataDir: string,
     readonly pid: number,
   ) {
-    super(`data folder ${dataDir} is in use by another OpenRunner server (pid ${pid})`);
+    super(`data folder ${dataDir} is in use by another OpenRunner server or engine (pid ${pid})`);
     this.name = "DataDirLockedError";
   }
 }
+
+/** Data folders locked by this process (resolved paths). */
+const HELD = new Set<string>();
 
 function alive(pid: number): boolean {
   try {
@@ -38,16 +41,21 @@ function alive(pid: number): boolean {
  */
 export function acquireDataDirLock(dataDir: string): DataDirLock {
   const file = path.join(dataDir, "server.lock");
+  // The file records a PID, so it cannot tell two engines of this process apart (createOpenRunner twice).
+  const key = path.resolve(dataDir);
+  if (HELD.has(key)) throw new DataDirLockedError(dataDir, process.pid);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, "wx", 0o600);
       writeSync(fd, String(process.pid));
       closeSync(fd);
       let released = false;
+      HELD.add(key);
       return {
         release() {
           if (released) return;
           released = true;
+          HELD.delete(key);
           rmSync(file, { force: true });
         },
       };

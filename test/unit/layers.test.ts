@@ -37,9 +37,11 @@ const RANK: Record<string, number> = {
   tunnel: 7,
   webhooks: 7,
   proxy: 8, // uses auth (bearer/API key) and container addresses
+  engine: 8, // composition of store, bus, agents, run manager, containers and webhooks, without HTTP
   api: 9,
   cli: 10,
-  server: 10, // composition root of `openrunner serve`
+  server: 10, // composition root of `openrunner serve`: the engine plus auth, the API and the proxy
+  embed: 10, // createOpenRunner(): the engine as a library, without HTTP
   main: 11, // the entry point: the CLI commands and the server
 };
 
