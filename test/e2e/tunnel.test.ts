@@ -23,6 +23,7 @@ import { TunnelClient, TunnelAuthError, type TunnelClientOptions } from "../../s
 import { startTunnelServer, type TunnelServer, type TunnelServerOptions } from "../../src/tunnel/server.ts";
 import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, type TunnelMessage } from "../../src/tunnel/frame.ts";
 import type { TunnelBusEvents } from "../../src/tunnel/events.ts";
+import { waitFor } from "../helpers/processes.ts";
 
 const SECRET = "s3cret-s3cret-s3cret";
 const HOST = "127.0.0.1";
@@ -36,13 +37,7 @@ async function listen(server: net.Server): Promise<number> {
 }
 
 /** Waits until `fn` is true (polling every 5 ms) or fails after `ms`. */
-async function until(fn: () => boolean, ms = 3000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = (fn: () => boolean, ms = 3000, what = "condition") => waitFor(fn, ms, what, 5);
 
 /** The local HTTP app: echoes method and url, /big streams N bytes, /upload counts the body. */
 function createApp(): http.Server {

@@ -18,6 +18,7 @@ import { openSqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/types.ts";
 import { WebhookDispatcher } from "../../src/webhooks/dispatcher.ts";
 import { verifyWebhookSignature } from "../../src/webhooks/signing.ts";
+import { waitFor } from "../helpers/processes.ts";
 import type { LookupAll } from "../../src/webhooks/target.ts";
 
 interface Received {
@@ -70,13 +71,7 @@ function terminalEvent(runId = `run_${++seq}`): RunEvent {
   return { id: 5, run_id: runId, ts: new Date().toISOString(), type: "run.completed", data: { exit_code: 0, duration_ms: 12, result: "ok" } };
 }
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (cond: () => boolean, ms = 10_000) => waitFor(cond, ms, "delivery status", 10);
 
 describe("webhook dispatcher", () => {
   let store: Store;
