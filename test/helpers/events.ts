@@ -7,14 +7,19 @@ import assert from "node:assert/strict";
 import { mkdtempSync, realpathSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { TERMINAL_EVENT_TYPES } from "../../src/protocol/events.ts";
 import type { TestServer } from "./spawn-server.ts";
 import { readSse } from "./sse.ts";
 
-/** A run event as the SSE stream and the events API carry it. */
+/**
+ * A run event as the SSE stream and the events API carry it, loosely typed on purpose: tests read
+ * `data` fields of many event types without narrowing (the exact shapes are checked by
+ * test/unit/events-schema.test.ts against the protocol's `RunEvent` union).
+ */
 export type Ev = { id: number; run_id: string; type: string; ts: string; data: Record<string, any> };
 
-/** The terminal event types of a run. */
-export const TERMINAL = new Set(["run.completed", "run.failed", "run.cancelled", "run.timed_out"]);
+/** The terminal event types of a run (the protocol's own list). */
+export const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_EVENT_TYPES);
 
 /** One line per event (`<id> <type> <data, cut at width>`), for assertion messages. */
 export function describeEvents(evs: readonly Ev[], width = 300): string {
