@@ -11,7 +11,7 @@
  * - anything else is 500 `internal` with a generic message. A stack never
  *   reaches a response.
  */
-import { AppError, TooManyRequestsError, type ApiErrorCode, type ApiErrorCodeOf } from "./errors.ts";
+import { AppError, BatchItemError, TooManyRequestsError, type ApiErrorCode, type ApiErrorCodeOf } from "./errors.ts";
 import type { ApiErrorStatus } from "./protocol/errors.ts";
 
 /** The JSON body of every error response; `code` is one of `API_ERROR_CODES` (`src/protocol/errors.ts`). */
@@ -49,7 +49,8 @@ const CODES_BY_STATUS: Partial<Record<number, ApiErrorCode>> = HTTP_ERRORS_CODES
 export function mapError(err: unknown): HttpError {
   if (err instanceof AppError) {
     const headers: Record<string, string> = {};
-    if (err instanceof TooManyRequestsError) headers["Retry-After"] = String(err.retryAfterS);
+    const retryAfterS = err instanceof TooManyRequestsError || err instanceof BatchItemError ? err.retryAfterS : undefined;
+    if (retryAfterS !== undefined) headers["Retry-After"] = String(retryAfterS);
     if (err.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="openrunner"';
     const message = err.expose ? err.message : "internal server error";
     const error = err.details !== undefined && err.expose ? { code: err.code, message, details: err.details } : { code: err.code, message };

@@ -123,6 +123,32 @@ export class ShuttingDownError extends AppError {
 }
 
 /**
+ * One item of a batch request (`POST /api/runs/batch`) was refused: answers the item's own error (its status,
+ * code and `Retry-After`) with `details: {index, details?}` naming the item (0-based) and carrying its details.
+ * @example throw new BatchItemError(3, new ConflictError("…", "workspace_busy")) // 409 workspace_busy, details {index: 3}
+ */
+export class BatchItemError extends AppError {
+  readonly status: number;
+  /** Seconds, when the item's error was a {@link TooManyRequestsError}. */
+  readonly retryAfterS: number | undefined;
+  override get expose(): boolean {
+    return this.inner.expose;
+  }
+  /**
+   * @param index the failing item's index in the request's `runs`
+   * @param inner the item's error
+   */
+  constructor(
+    readonly index: number,
+    readonly inner: AppError,
+  ) {
+    super(inner.code, `runs[${index}]: ${inner.message}`, { index, ...(inner.details !== undefined ? { details: inner.details } : {}) }, { cause: inner });
+    this.status = inner.status;
+    this.retryAfterS = inner instanceof TooManyRequestsError ? inner.retryAfterS : undefined;
+  }
+}
+
+/**
  * An error of the container layer (src/container), with a stable `code` from
  * {@link CONTAINER_ERROR_STATUS}: a run that fails in Docker ends with
  * `run.failed` and that code; an API route answers with the matching status.

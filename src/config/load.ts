@@ -46,6 +46,21 @@ export interface SettingInfo {
   default?: unknown;
 }
 
+/** Where a setting's value came from: the schema default, the YAML file, the environment, a CLI flag, or `PATCH /api/config`. */
+export type ConfigSource = "default" | "file" | "env" | "flag" | "api";
+
+/**
+ * What {@link loadConfigWithSources} returns: the configuration, where each value came from, and the file it read.
+ * `sources` maps dotted setting paths (`max_concurrent_runs`, `docker.image`, `agents.codex.model`) to their source;
+ * a path not in it (nor any of its ancestors) has its default. Read it with {@link sourceOf}.
+ */
+export interface LoadedConfig {
+  config: Config;
+  sources: Map<string, ConfigSource>;
+  /** Absolute path of the configuration file read; undefined when there was none. */
+  file: string | undefined;
+}
+
 /** Absolute data and workspaces folders; see {@link resolvePaths}. */
 export interface ResolvedPaths {
   data_dir: string;
@@ -75,7 +90,19 @@ let compiled: ValidateFunction | undefined;
  * const config = loadConfig({ env: process.env, flags: program.opts(), configPath: program.opts().config });
  */
 export function loadConfig(opts: LoadConfigOptions): Config {
+  return loadConfigWithSources(opts).config;
+}
+
+/**
+ * {@link loadConfig}, plus where each value came from (see {@link LoadedConfig}) and the path of the file read.
+ * @throws what {@link loadConfig} throws
+ * @example
+ * const { config, sources, file } = loadConfigWithSources({ env: process.env });
+ * sourceOf(sources, "max_concurrent_runs"); // "env" when OPENRUNNER_MAX_CONCURRENT_RUNS is set
+ */
+export function loadConfigWithSources(opts: LoadConfigOptions): LoadedConfig {
   const cwd = opts.cwd ?? process.cwd();
+  const provenance = new Map<string, ConfigSource>();
   const values: Record<string, unknown> = {};
   const sources = new Map<string, Source>();
   const file = readConfigFile(opts, cwd);
@@ -83,35 +110,80 @@ export function loadConfig(opts: LoadConfigOptions): Config {
     if (value === null) continue;
     values[key] = value;
     sources.set(key, { kind: "file", label: file!.label });
+    recordLeaves(provenance, key, value, "file");
   }
   for (const s of listSettings()) {
     const raw = opts.env[s.env];
     if (raw === undefined || raw === "") continue;
     values[s.key] = coerceValue(raw, PROPERTIES[s.key]!, s.env, "env");
     sources.set(s.key, { kind: "env" });
+    setSource(provenance, s.key, "env");
   }
   // The one nested setting with an environment name: the proxy's allowlist, kept as a string.
   const proxyPorts = opts.env.OPENRUNNER_PROXY_ALLOWED_PORTS;
   if (proxyPorts !== undefined && proxyPorts !== "") {
     values.proxy = { ...((values.proxy as Record<string, unknown> | undefined) ?? {}), allowed_ports: proxyPorts };
     sources.set("proxy", { kind: "env" });
+    setSource(provenance, "proxy.allowed_ports", "env");
   }
   // Webhook targets: `OPENRUNNER_WEBHOOKS_ALLOWED_HOSTS="hooks.example.com,*.corp.example"` replaces the file's list.
   const webhookHosts = opts.env.OPENRUNNER_WEBHOOKS_ALLOWED_HOSTS;
   if (webhookHosts !== undefined && webhookHosts.trim() !== "") {
     const hosts = webhookHosts.split(",").map((h) => h.trim()).filter((h) => h !== "");
     values.webhooks = { ...((values.webhooks as Record<string, unknown> | undefined) ?? {}), allowed_hosts: hosts };
+    setSource(provenance, "webhooks.allowed_hosts", "env");
   }
   for (const [name, raw] of Object.entries(opts.flags ?? {})) {
     const key = toSnakeCase(name);
     if (raw === undefined || !(key in PROPERTIES)) continue;
     values[key] = coerceValue(raw, PROPERTIES[key]!, flagOf(key), "flag");
     sources.set(key, { kind: "flag" });
+    setSource(provenance, key, "flag");
   }
   const validate = (compiled ??= compileValidator());
   if (!validate(values)) throw toConfigError(validate.errors ?? [], values, sources, opts);
   checkRelations(values as Config, sources);
-  return values as Config;
+  return { config: values as Config, sources: provenance, file: file?.path };
+}
+
+/**
+ * Checks a whole configuration object against the schema (filling defaults in place, as at boot) and the
+ * relations between settings (`default_timeout_secs` within `max_timeout_secs`, …). For `PATCH /api/config`.
+ * @returns the ajv errors, empty when valid
+ * @throws ConfigError for a broken relation between two settings
+ */
+export function checkConfigValues(values: Record<string, unknown>): ErrorObject[] {
+  const validate = (compiled ??= compileValidator());
+  if (!validate(values)) return [...(validate.errors ?? [])];
+  checkRelations(values as Config, new Map());
+  return [];
+}
+
+/**
+ * Where the value at `settingPath` (dotted: `docker.image`) came from: its own recorded source or its nearest
+ * recorded ancestor's, else `default`.
+ */
+export function sourceOf(sources: ReadonlyMap<string, ConfigSource>, settingPath: string): ConfigSource {
+  for (let p = settingPath; ; ) {
+    const s = sources.get(p);
+    if (s !== undefined) return s;
+    const i = p.lastIndexOf(".");
+    if (i === -1) return "default";
+    p = p.slice(0, i);
+  }
+}
+
+/** Records `source` for `key` and forgets what was recorded beneath it (a higher-precedence source replaced it). */
+export function setSource(sources: Map<string, ConfigSource>, key: string, source: ConfigSource): void {
+  for (const k of [...sources.keys()]) if (k.startsWith(`${key}.`)) sources.delete(k);
+  sources.set(key, source);
+}
+
+/** Records `source` for every leaf (scalar, array or empty mapping) of `value` at `prefix`. */
+export function recordLeaves(sources: Map<string, ConfigSource>, prefix: string, value: unknown, source: ConfigSource): void {
+  if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0) {
+    for (const [k, v] of Object.entries(value)) recordLeaves(sources, `${prefix}.${k}`, v, source);
+  } else setSource(sources, prefix, source);
 }
 
 /**
@@ -133,11 +205,12 @@ export function listSettings(): SettingInfo[] {
 
 function compileValidator(): ValidateFunction {
   const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
+  ajv.addKeyword({ keyword: "x-secret", schemaType: "boolean" }); // an annotation: see src/config/secrets.ts
   addFormats(ajv);
   return ajv.compile(ConfigSchema);
 }
 
-function readConfigFile(opts: LoadConfigOptions, cwd: string): { values: Record<string, unknown>; label: string } | undefined {
+function readConfigFile(opts: LoadConfigOptions, cwd: string): { values: Record<string, unknown>; label: string; path: string } | undefined {
   const named = opts.configPath ?? (opts.env.OPENRUNNER_CONFIG || undefined);
   const setting = opts.configPath !== undefined ? "--config" : "OPENRUNNER_CONFIG";
   const label = named ?? "openrunner.yaml";
@@ -156,11 +229,11 @@ function readConfigFile(opts: LoadConfigOptions, cwd: string): { values: Record<
   } catch (err) {
     throw new ConfigError(`file ${label}`, "valid YAML", String((err as Error).message).split("\n")[0]);
   }
-  if (parsed === null || parsed === undefined) return { values: {}, label };
+  if (parsed === null || parsed === undefined) return { values: {}, label, path: file };
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`file ${label}`, "a mapping of settings (key: value lines)", parsed);
   }
-  return { values: parsed as Record<string, unknown>, label };
+  return { values: parsed as Record<string, unknown>, label, path: file };
 }
 
 /** Turns an environment/flag string into the schema's type; non-strings pass through for ajv. */

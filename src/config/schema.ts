@@ -7,6 +7,12 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { ProxyConfigSchema } from "./proxy-schema.ts";
 
+/**
+ * Marks a setting secret: `GET /api/config` shows it redacted, config errors never echo it, `config.changed`
+ * never carries it. Schema keyword `x-secret` (registered with the config validator in `load.ts`).
+ */
+const SECRET = { "x-secret": true } as const;
+
 export const ConfigSchema = Type.Object(
   {
     /** `host:port` to listen on; port 0 picks a free port. */
@@ -16,9 +22,9 @@ export const ConfigSchema = Type.Object(
     /** Root of the per-run workspaces; default `<data_dir>/workspaces`. */
     workspaces_dir: Type.Optional(Type.String({ minLength: 1 })),
     /** First admin's password (used only when the users table is empty). */
-    admin_password: Type.Optional(Type.String({ minLength: 8 })),
+    admin_password: Type.Optional(Type.String({ minLength: 8, ...SECRET })),
     /** JWT HS256 secret; otherwise generated once into `<data_dir>/jwt-secret` (mode 0600). */
-    jwt_secret: Type.Optional(Type.String({ minLength: 32 })),
+    jwt_secret: Type.Optional(Type.String({ minLength: 32, ...SECRET })),
     /** JWT lifetime in seconds. */
     jwt_expires_in_secs: Type.Integer({ minimum: 60, maximum: 2592000, default: 86400 }),
     max_concurrent_runs: Type.Integer({ minimum: 1, maximum: 10000, default: 8 }),
@@ -30,6 +36,10 @@ export const ConfigSchema = Type.Object(
     allow_shell_for_users: Type.Boolean({ default: false }),
     /** Runs one user may have waiting in the queue; past it POST /api/runs answers 429. */
     max_queued_runs_per_user: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
+    /** Most runs one `POST /api/runs/batch` may hold (all are admitted or none). */
+    batch_max_runs: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
+    /** Seconds a queued run waits before its admission priority rises one level (so a `low` run is never starved). */
+    priority_aging_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 60 }),
     /**
      * OS user for host runs, `"uid:gid"`, or `"none"` for the server's own user. Unset: 65534:65534
      * (nobody) when the server runs as root, so agents cannot read the data folder or the server's environment.
@@ -104,9 +114,9 @@ export const ConfigSchema = Type.Object(
         {
           command: Type.Optional(Type.String()),
           base_url: Type.Optional(Type.String()),
-          api_key: Type.Optional(Type.String()),
+          api_key: Type.Optional(Type.String(SECRET)),
           model: Type.Optional(Type.String()),
-          env: Type.Optional(Type.Record(Type.String(), Type.String())),
+          env: Type.Optional(Type.Record(Type.String(), Type.String(), SECRET)),
           args: Type.Optional(Type.Array(Type.String())),
           /** Caps the CLI's own HTTP retries where it has a knob (claude, codex, gemini). */
           max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
@@ -132,13 +142,13 @@ export const ConfigSchema = Type.Object(
         {
           command: Type.Optional(Type.String({ minLength: 1 })),
           args: Type.Optional(Type.Array(Type.String())),
-          env: Type.Optional(Type.Record(Type.String(), Type.String())),
+          env: Type.Optional(Type.Record(Type.String(), Type.String(), SECRET)),
           base_url: Type.Optional(Type.String()),
-          api_key: Type.Optional(Type.String()),
+          api_key: Type.Optional(Type.String(SECRET)),
           model: Type.Optional(Type.String()),
           vendor: Type.Optional(Type.Union([Type.Literal("claude"), Type.Literal("codex"), Type.Literal("gemini"), Type.Literal("opencode"), Type.Literal("none")])),
           /** MCP servers passed through in `session/new` (ACP `McpServer` objects: stdio `{name, command, args, env}` or `{type: "http"|"sse", name, url, headers}`). */
-          mcp_servers: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }) }, { additionalProperties: true }))),
+          mcp_servers: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1 }) }, { additionalProperties: true }), SECRET)),
           /** Image for this agent's docker runs (default `docker.image`). */
           image: Type.Optional(Type.String({ minLength: 1 })),
           /** argv[0] inside a container (default: the basename of `command`, looked up in the image's PATH). */

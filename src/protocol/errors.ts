@@ -102,6 +102,10 @@ export const API_ERROR_CODES = {
   webhook_target_not_allowed: 400,
   /** A webhook host that does not resolve. */
   webhook_target_unresolvable: 400,
+  /** `POST /api/runs/batch` with more runs than `batch_max_runs`. */
+  batch_too_large: 400,
+  /** `PATCH /api/config` names a setting that cannot change without a restart (`details.key`). */
+  config_not_live: 400,
   // 401, 403, 404
   /** Authentication required or failed (always the same message). */
   unauthorized: 401,
@@ -141,6 +145,8 @@ export const API_ERROR_CODES = {
   project_image_mismatch: 409,
   /** A docker run's container cannot be reached by the port proxy (no network, not running, or no docker here). */
   proxy_unavailable: 409,
+  /** `PATCH /api/config?persist=true` on a server that was started without a configuration file. */
+  config_not_persistable: 409,
   /** The request body is over `body_limit_bytes`. */
   payload_too_large: 413,
   /** A request body that is not JSON, or an unsupported Content-Encoding. */

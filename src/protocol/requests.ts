@@ -9,6 +9,11 @@ import { RUN_STATUSES, UsageSchema } from "./events.ts";
 /** What a project id (`metadata.project_id`, the `:project_id` of the project routes) must match. */
 export const PROJECT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
 
+/** The priorities of `metadata.priority`, lowest first (admission orders by them, then FIFO; see `src/run/admission.ts`). */
+export const RUN_PRIORITIES = ["low", "normal", "high", "critical"] as const;
+/** One of {@link RUN_PRIORITIES}. */
+export type RunPriority = (typeof RUN_PRIORITIES)[number];
+
 export const CreateRunBody = Type.Object(
   {
     input: Type.Object(
@@ -64,6 +69,8 @@ export const CreateRunBody = Type.Object(
         permission_policy: Type.Optional(Type.Union([Type.Literal("allow"), Type.Literal("deny"), Type.Literal("ask")])),
         /** How long an `ask` request waits for the owner before the default decision applies, seconds (default `permissions.timeout_secs`). */
         permission_timeout_secs: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
+        /** Admission priority (default `normal`): higher first, then FIFO; a waiting run gains a level per `priority_aging_secs`. */
+        priority: Type.Optional(Type.Union(RUN_PRIORITIES.map((p) => Type.Literal(p)))),
       },
       { additionalProperties: false },
     ),
@@ -93,6 +100,8 @@ export const RunView = Type.Object({
   usage: Type.Union([UsageSchema, Type.Null()]),
   session_id: Type.Union([Type.String(), Type.Null()]),
   last_event_id: Type.Integer(),
+  /** The batch the run was created in (`POST /api/runs/batch`), or null. */
+  batch_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
 });
 
 /** Query of `GET /api/runs`: filters, the page size (1-200, default 50) and the cursor of the previous page's `next_cursor`. */
@@ -104,6 +113,8 @@ export const RunListQuery = Type.Object(
     limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })),
     /** `true`: an admin sees only their own runs. */
     mine: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+    /** Only the runs of this batch (`POST /api/runs/batch`). */
+    batch_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   },
   { additionalProperties: false },
 );

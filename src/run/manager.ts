@@ -43,19 +43,20 @@ import type { ProjectSlot } from "../container/project-slots.ts";
 import type { ProjectContainers } from "../container/projects.ts";
 import type { ContainerRunEvent } from "../container/run-container.ts";
 import type { ContainerClient } from "../container/types.ts";
-import { ConflictError, NotFoundError, ShuttingDownError } from "../errors.ts";
+import { AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
-import type { RunListQuery, RunRow, Store } from "../store/types.ts";
+import type { BatchRow, RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { AdmissionQueue } from "./admission.ts";
+import { BatchFeed } from "./batch-feed.ts";
 import { TERMINAL_STATUSES, type RunEvent, type RunStatus } from "../protocol/events.ts";
 import { NOTIFY_TYPES, projectEvent, type ProjectionState } from "./projection.ts";
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "../protocol/requests.ts";
-import { checkWorkspaceFree } from "./placement.ts";
+import { checkWorkspaceFree, type LivePlacement } from "./placement.ts";
 import { planAgent, planContainer, planRun, type AgentPlan, type Caller, type ContainerPlan, type RunPlan, type WorkspacePlan } from "./plan.ts";
 import { ensureHome, resolveRunCwd } from "./workspace.ts";
 
@@ -64,7 +65,7 @@ export interface RunManagerDeps {
   config: Pick<
     Config,
     "max_concurrent_runs" | "max_concurrent_runs_per_user" | "max_queued_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
-  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"] };
+  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs">>;
   store: Store;
   bus: Bus;
   log: Log;
@@ -78,6 +79,8 @@ export interface RunManagerDeps {
   docker?: { client: () => ContainerClient; instance: string; pool?: WarmPool; projects?: ProjectContainers };
   /** Host runs drop to this unprivileged user (see `src/agent/run-as.ts`); absent: the server's user. */
   runAs?: RunAs;
+  /** The admission clock (priority aging), epoch ms; default `Date.now`. */
+  now?: () => number;
 }
 
 /** What {@link RunManager} launches: the plan and what create() resolved for it. */
@@ -111,6 +114,8 @@ interface ActiveRun extends ProjectionState {
   homeKey: string;
   /** A project run: its folder is shared by design and serialized by the project's lock. */
   project: boolean;
+  /** The batch it was created in (`createBatch`). */
+  batchId?: string;
 }
 
 const isTerminalStatus = (s: RunStatus) => TERMINAL_STATUSES.includes(s);
@@ -127,11 +132,23 @@ export class RunManager {
   #closing: Promise<void> | null = null;
   /** Open permission requests of every live run. */
   readonly #permissions = new PermissionRegistry();
+  /** The event streams of batches (`GET /api/batches/:id/events`). */
+  readonly batches: BatchFeed;
 
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
     this.#log = deps.log.getSubLogger({ name: "run.manager" });
-    this.#admission = new AdmissionQueue({ maxRunning: deps.config.max_concurrent_runs, maxRunningPerUser: deps.config.max_concurrent_runs_per_user });
+    const c = deps.config; // read at every admission: PATCH /api/config changes it in place
+    this.#admission = new AdmissionQueue(
+      () => ({ maxRunning: c.max_concurrent_runs, maxRunningPerUser: c.max_concurrent_runs_per_user, agingMs: (c.priority_aging_secs ?? 60) * 1000 }),
+      deps.now,
+    );
+    this.batches = new BatchFeed({ store: deps.store });
+  }
+
+  /** The configuration changed (`PATCH /api/config`): admits the queued runs that raised limits now allow. */
+  reconfigure(): void {
+    this.#pump();
   }
 
   /** Number of admitted (preparing or running) runs. */
@@ -165,6 +182,55 @@ export class RunManager {
    *   TooManyRequestsError (429), AgentUnavailableError (503), ShuttingDownError (503), ContainerError (503 `engine_unavailable`)
    */
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
+    const l = await this.#prepareLaunch(caller, body, 0);
+    this.#place([l], false); // from here to #start: no await
+    const row = this.#insertRow(l);
+    this.#start(l);
+    this.#pump();
+    return row;
+  }
+
+  /**
+   * Validates and queues runs as one batch, all or none: every request is planned and placed (against the live
+   * runs and the batch's earlier items) before any is stored; the batch and its runs are inserted in one store
+   * transaction, then queued together (admission by priority, then request order).
+   * @throws ValidationError (400 `batch_too_large`: more than `batch_max_runs`); BatchItemError (the first failing
+   *   item's error, with `details.index`: every refusal of {@link create}, and 429 when the batch would take the
+   *   caller past `max_queued_runs_per_user`); ShuttingDownError (503)
+   */
+  async createBatch(caller: Caller, bodies: readonly CreateRunBody[]): Promise<{ batch: BatchRow; runs: RunRow[] }> {
+    const max = this.#d.config.batch_max_runs ?? 100;
+    if (bodies.length > max) throw new ValidationError(`a batch holds at most ${max} runs (batch_max_runs), got ${bodies.length}`, { max, count: bodies.length }, "batch_too_large");
+    if (!this.#admitting) throw new ShuttingDownError();
+    const room = this.#d.config.max_queued_runs_per_user - this.#admission.queuedFor(caller.id);
+    if (bodies.length > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
+    const launches: Launch[] = [];
+    for (const [i, body] of bodies.entries()) {
+      try {
+        launches.push(await this.#prepareLaunch(caller, body, i));
+      } catch (err) {
+        throw err instanceof AppError ? new BatchItemError(i, err) : err;
+      }
+    }
+    this.#place(launches, true); // from here to #start: no await
+    const batch: BatchRow = { id: `bat_${ulid()}`, user_id: caller.id, created_at: new Date().toISOString() };
+    let rows: RunRow[];
+    try {
+      rows = this.#d.store.transaction(() => {
+        this.#d.store.batches.insert(batch);
+        return launches.map((l) => this.#insertRow(l, batch.id));
+      });
+    } catch (err) {
+      for (const l of launches) l.slot?.release();
+      throw err;
+    }
+    for (const l of launches) this.#start(l, batch.id);
+    this.#pump();
+    return { batch, runs: rows };
+  }
+
+  /** Plans a run and does the I/O its plan needs (agent, engine, ACP binding, working directory); `queuedAhead`: the caller's runs of the same request queued before it. */
+  async #prepareLaunch(caller: Caller, body: CreateRunBody, queuedAhead: number): Promise<Launch> {
     const config = this.#d.config;
     const plan = planRun(body, {
       caller,
@@ -174,7 +240,7 @@ export class RunManager {
       ...(this.#d.docker ? { engine: { projects: this.#d.docker.projects !== undefined } } : {}),
       admitting: this.#admitting,
       blocked: this.#blockedUsers.has(caller.id),
-      queued: this.#admission.queuedFor(caller.id),
+      queued: this.#admission.queuedFor(caller.id) + queuedAhead,
       resumed: body.metadata.resume === undefined ? undefined : (this.#visible(caller, body.metadata.resume) ?? null),
     });
     const adapter = await this.#d.registry.require(plan.agentType);
@@ -186,10 +252,33 @@ export class RunManager {
       : adapter;
     const container = planContainer(plan, agent, adapter.name, isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined, config);
     const cwd = await this.#resolveCwd(plan);
+    return { plan, agent, container, cwd, body, adapter, runAdapter };
+  }
+
+  /**
+   * Checks placement of `launches` against the live runs and the earlier launches, then claims their projects'
+   * turns (409 `project_busy` in reject mode; released at the terminal event). No await: the caller stores and
+   * starts them right after. On a refusal every turn claimed here is given back; in a batch the error names the item.
+   * @throws ShuttingDownError, ConflictError (`workspace_busy`, `project_busy`), as BatchItemError when `batch`
+   */
+  #place(launches: Launch[], batch: boolean): void {
     if (!this.#admitting) throw new ShuttingDownError();
-    checkWorkspaceFree(this.#active.values(), { userId: caller.id, cwd, homeKey: plan.homeKey, project: plan.projectId !== undefined }); // from here to #active.set: no await
-    const slot = plan.projectId !== undefined ? this.#d.docker!.projects!.claim(caller.id, plan.projectId) : undefined; // 409 project_busy in reject mode; released at the terminal event
-    return this.#launch({ plan, agent, container, cwd, body, adapter, runAdapter, ...(slot ? { slot } : {}) });
+    const placed: LivePlacement[] = [];
+    try {
+      for (const [i, l] of launches.entries()) {
+        const next = { userId: l.plan.userId, cwd: l.cwd, homeKey: l.plan.homeKey, project: l.plan.projectId !== undefined };
+        try {
+          checkWorkspaceFree([...this.#active.values(), ...placed], next);
+          if (l.plan.projectId !== undefined) l.slot = this.#d.docker!.projects!.claim(l.plan.userId, l.plan.projectId);
+        } catch (err) {
+          throw batch && err instanceof AppError ? new BatchItemError(i, err) : err;
+        }
+        placed.push({ id: l.plan.runId, ...next });
+      }
+    } catch (err) {
+      for (const l of launches) l.slot?.release();
+      throw err;
+    }
   }
 
   /** The absolute working directory of a planned run, created if missing (see {@link WorkspacePlan}). @throws ValidationError (cwd refusals) */
@@ -205,23 +294,28 @@ export class RunManager {
     return cwd;
   }
 
+  /** Stores the row of a planned, placed run (`metadata.priority` defaulted to `normal`). */
+  #insertRow(l: Launch, batchId?: string): RunRow {
+    return this.#d.store.runs.insert({
+      id: l.plan.runId,
+      user_id: l.plan.userId,
+      agent: l.adapter.name,
+      status: "queued",
+      input: { text: l.body.input.text },
+      metadata: { ...l.plan.rowMetadata, priority: l.plan.metadata.priority ?? "normal" },
+      cwd: l.cwd,
+      created_at: new Date().toISOString(),
+      ...(batchId !== undefined ? { batch_id: batchId } : {}),
+    });
+  }
+
   /**
-   * The launch of a planned, placed run: inserts the row, creates its channel, permission gate and machine, appends
-   * `run.queued` and puts it in the admission queue. No await: placement checked by the caller still holds.
+   * The launch of a stored run: creates its channel, permission gate and machine, appends `run.queued` and puts
+   * it in the admission queue (the caller pumps). No await: placement checked by the caller still holds.
    */
-  #launch(l: Launch): RunRow {
+  #start(l: Launch, batchId?: string): void {
     const { plan, cwd, body, adapter, slot } = l;
     const id = plan.runId;
-    const row = this.#d.store.runs.insert({
-      id,
-      user_id: plan.userId,
-      agent: adapter.name,
-      status: "queued",
-      input: { text: body.input.text },
-      metadata: plan.rowMetadata,
-      cwd,
-      created_at: new Date().toISOString(),
-    });
     const channel = this.#newChannel(id, 0);
     const md = plan.metadata;
     const permissions = createPermissionGate({
@@ -268,7 +362,7 @@ export class RunManager {
         agentInput,
       },
     });
-    const active: ActiveRun = { id, userId: plan.userId, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: plan.limits !== null, pendingPermissions: 0, asksUser: plan.permissions.policy === "ask", cwd, homeKey: plan.homeKey, project: plan.projectId !== undefined };
+    const active: ActiveRun = { id, userId: plan.userId, agent: adapter.name, channel, actor, admitted: false, status: null, usage: null, docker: plan.limits !== null, pendingPermissions: 0, asksUser: plan.permissions.policy === "ask", cwd, homeKey: plan.homeKey, project: plan.projectId !== undefined, ...(batchId !== undefined ? { batchId } : {}) };
     this.#active.set(id, active);
     actor.subscribe({
       next: (snap) => {
@@ -280,7 +374,7 @@ export class RunManager {
       },
     });
     actor.start();
-    const position = this.#admission.enqueue(id, plan.userId);
+    const position = this.#admission.enqueue(id, plan.userId, plan.metadata.priority ?? "normal");
     channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
     this.#publish(active, "queued");
     void channel.whenTerminal().then(() => {
@@ -288,8 +382,6 @@ export class RunManager {
       this.#active.delete(id);
       this.#permissions.endRun(id);
     });
-    this.#pump();
-    return row;
   }
 
   /** The `prepare` step of a run's machine: its isolated home, then its container (docker runs), acquired in one call. */
@@ -412,7 +504,10 @@ export class RunManager {
    * Returns the run ids.
    */
   recover(): string[] {
-    return recoverInterruptedRuns({ store: this.#d.store, writer: this.#d.writer, log: this.#log, channelOf: (id, last) => this.#newChannel(id, last) });
+    const ids = recoverInterruptedRuns({ store: this.#d.store, writer: this.#d.writer, log: this.#log, channelOf: (id, last) => this.#newChannel(id, last) });
+    this.#d.writer.flush();
+    this.batches.recordRecovered(ids);
+    return ids;
   }
 
   /**
@@ -437,6 +532,7 @@ export class RunManager {
       a.actor.stop();
       a.channel.closeAll();
     }
+    this.batches.closeAll();
   }
 
   #newChannel(runId: string, lastStoredId: number, terminalId: number | null = null): RunChannel {
@@ -490,6 +586,7 @@ export class RunManager {
     const prev = active.status;
     active.status = status;
     this.#d.bus.publish("run.status", { run_id: active.id, user_id: active.userId, agent: active.agent, status, prev });
+    if (active.batchId !== undefined) this.batches.onRunStatus(active.batchId, active.id, status, prev);
   }
 }
 

@@ -114,6 +114,30 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: "batches",
+    sql: `
+      CREATE TABLE batches (
+        id         TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX batches_by_user ON batches (user_id, id);
+
+      ALTER TABLE runs ADD COLUMN batch_id TEXT REFERENCES batches(id) ON DELETE SET NULL;
+      CREATE INDEX runs_by_batch ON runs (batch_id) WHERE batch_id IS NOT NULL;
+
+      CREATE TABLE batch_events (
+        batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+        id       INTEGER NOT NULL,
+        ts       TEXT NOT NULL,
+        type     TEXT NOT NULL,
+        data     TEXT NOT NULL,
+        PRIMARY KEY (batch_id, id)
+      );
+    `,
+  },
 ];
 
 /**

@@ -16,6 +16,7 @@ import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../protocol/events.t
 import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
 import { applyMigrations } from "./migrations.ts";
 import { createWebhookRepo } from "./webhook-repo.ts";
+import { createBatchRepo } from "./batch-repo.ts";
 import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow } from "./types.ts";
 
 /** Options of {@link openSqliteStore}. */
@@ -66,6 +67,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       runs: createRunRepo(db),
       events: createEventRepo(db),
       webhooks: createWebhookRepo(db, ulid),
+      batches: createBatchRepo(db),
       transaction: <T>(fn: () => T): T => db.transaction(fn)(),
       close: () => {
         checkpointer?.stop();
@@ -155,12 +157,12 @@ const PATCHABLE = new Set([
   "agent", "status", "input", "metadata", "cwd", "created_at", "started_at", "ended_at",
   "result", "error", "exit_code", "usage", "session_id", "last_event_id",
 ]);
-const RUN_COLS = "id, user_id, agent, status, input, metadata, cwd, created_at, started_at, ended_at, result, error, exit_code, usage, session_id, last_event_id";
+const RUN_COLS = "id, user_id, agent, status, input, metadata, cwd, created_at, started_at, ended_at, result, error, exit_code, usage, session_id, last_event_id, batch_id";
 
 function createRunRepo(db: Db): RunRepo {
   const insert = db.prepare(
-    `INSERT INTO runs (id, user_id, agent, status, input, metadata, cwd, created_at)
-     VALUES (@id, @user_id, @agent, @status, @input, @metadata, @cwd, @created_at)`,
+    `INSERT INTO runs (id, user_id, agent, status, input, metadata, cwd, created_at, batch_id)
+     VALUES (@id, @user_id, @agent, @status, @input, @metadata, @cwd, @created_at, @batch_id)`,
   );
   const byId = db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE id = ?`);
   const terminal = TERMINAL_STATUSES.map((s) => `'${s}'`).join(", ");
@@ -172,7 +174,7 @@ function createRunRepo(db: Db): RunRepo {
 
   return {
     insert(r) {
-      insert.run({ ...r, input: JSON.stringify(r.input), metadata: JSON.stringify(r.metadata) });
+      insert.run({ ...r, input: JSON.stringify(r.input), metadata: JSON.stringify(r.metadata), batch_id: r.batch_id ?? null });
       const row = get(r.id);
       if (!row) throw new Error(`run ${r.id} vanished after insert`);
       return row;
@@ -183,7 +185,7 @@ function createRunRepo(db: Db): RunRepo {
       const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
       const where: string[] = [];
       const params: Record<string, unknown> = { limit: limit + 1 };
-      for (const key of ["user_id", "status", "agent"] as const) {
+      for (const key of ["user_id", "status", "agent", "batch_id"] as const) {
         if (q[key] === undefined) continue;
         where.push(`${key} = @${key}`);
         params[key] = q[key];

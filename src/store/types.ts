@@ -3,6 +3,7 @@
  * (`sqlite.ts`, better-sqlite3 in WAL mode); PostgreSQL can implement the same
  * interfaces later (docs/architecture.md#not-built). All timestamps are ISO 8601 UTC strings.
  */
+import type { BatchEvent } from "../protocol/batches.ts";
 import type { RunEvent, RunEventType, RunStatus, Usage } from "../protocol/events.ts";
 
 export type Role = "admin" | "user";
@@ -49,6 +50,8 @@ export interface RunRow {
   session_id: string | null;
   /** Id of the last stored event. */
   last_event_id: number;
+  /** The batch it was created in (`POST /api/runs/batch`), else null (absent on rows built by hand). */
+  batch_id?: string | null;
 }
 
 export interface UserRepo {
@@ -76,13 +79,15 @@ export interface RunListQuery {
   user_id?: string;
   status?: RunStatus;
   agent?: string;
+  /** Only the runs of this batch. */
+  batch_id?: string;
   /** Opaque cursor from the previous page (runs older than it). */
   cursor?: string;
   limit: number;
 }
 
 export interface RunRepo {
-  insert(r: Omit<RunRow, "started_at" | "ended_at" | "result" | "error" | "exit_code" | "usage" | "session_id" | "last_event_id">): RunRow;
+  insert(r: Omit<RunRow, "started_at" | "ended_at" | "result" | "error" | "exit_code" | "usage" | "session_id" | "last_event_id" | "batch_id"> & { batch_id?: string }): RunRow;
   get(id: string): RunRow | undefined;
   /** Newest first; `next_cursor` is null on the last page. */
   list(q: RunListQuery): { runs: RunRow[]; next_cursor: string | null };
@@ -164,6 +169,27 @@ export interface WebhookRepo {
   abandonPending(): number;
 }
 
+/** A batch of runs (`POST /api/runs/batch`). */
+export interface BatchRow {
+  id: string;
+  user_id: string;
+  created_at: string;
+}
+
+/** Batches and their event streams. A batch's runs are the runs whose `batch_id` is its id. */
+export interface BatchRepo {
+  insert(b: BatchRow): BatchRow;
+  get(id: string): BatchRow | undefined;
+  /** The batch's runs, in creation (request) order. */
+  runs(id: string): Array<{ id: string; status: RunStatus }>;
+  /** Stores an event of the batch's stream (the caller numbers it: last id + 1). */
+  appendEvent(e: BatchEvent): void;
+  /** Events of a batch with `id > after`, ascending, at most `limit`. */
+  listEvents(batch_id: string, after: number, limit: number): BatchEvent[];
+  /** Highest stored event id of a batch, 0 if none. */
+  lastEventId(batch_id: string): number;
+}
+
 /** The store: repositories plus lifecycle. */
 export interface Store {
   users: UserRepo;
@@ -171,6 +197,7 @@ export interface Store {
   runs: RunRepo;
   events: EventRepo;
   webhooks: WebhookRepo;
+  batches: BatchRepo;
   /** Runs `fn` in one transaction. */
   transaction<T>(fn: () => T): T;
   /** Closes the database; safe to call twice. */
