@@ -4,7 +4,8 @@
  * events, chat) and the OpenAPI document built from all of them.
  *
  * Order: request context (id, access log, latency) -> error mapping -> JSON
- * body parsing -> built-in routes -> `modules` -> docs -> 404 `not_found`.
+ * body parsing -> built-in routes -> `modules` -> docs -> the dashboard
+ * (`web/dist`, paths outside the API's prefixes) -> 404 `not_found`.
  */
 import Koa from "koa";
 import type { Registry } from "prom-client";
@@ -27,6 +28,7 @@ import { createAuthRoutes } from "./routes/auth.ts";
 import { createDocsRoutes } from "./routes/docs.ts";
 import { createHealthRoutes } from "./routes/health.ts";
 import { createUserRoutes } from "./routes/users.ts";
+import { createWebMiddleware } from "./routes/web.ts";
 import { compileSchema } from "./validate.ts";
 
 /** Input of {@link createAppDeps}. */
@@ -114,5 +116,6 @@ export function createApp(deps: AppDeps, modules: readonly RouteModule[] = []): 
   }
   const docs = createDocsRoutes({ version: deps.version, operations: mounted.flatMap((m) => m.operations) });
   app.use(docs.router.routes());
+  app.use(createWebMiddleware()); // the dashboard at / (web/dist), after every API route
   return app;
 }

@@ -32,6 +32,8 @@ import type {
   LoginBody,
   LoginResponse,
   MeResponse,
+  PreviewLinkBody,
+  PreviewLinkResponse,
   ProjectContainerView,
   UserListResponse,
   UserView,
@@ -356,6 +358,19 @@ export class OpenRunnerClient {
   downloadArtifact(runId: string, path: string, opts: CallOptions = {}): Promise<Response> {
     const rel = path.split("/").map(enc).join("/");
     return this.#send({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts/${rel}`, headers: { accept: "*/*" }, signal: opts.signal, stream: true });
+  }
+
+  // ------------------------------------------------------------ preview links
+
+  /**
+   * `POST /api/runs/:id/preview-links`: an expiring link that opens port `body.port`
+   * of the run (through the port proxy) in a browser; `ttl_secs` default
+   * `proxy.preview_ttl_secs`. `url` is absolute, `path` the same without the origin.
+   * @throws {OpenRunnerError} 403 `port_not_allowed`, 409 `proxy_unavailable`, 400 `validation_failed`, 404
+   * @example const { url } = await client.createPreviewLink(runId, { port: 5173 });
+   */
+  createPreviewLink(runId: string, body: PreviewLinkBody, opts: CallOptions = {}): Promise<PreviewLinkResponse> {
+    return this.#json({ method: "POST", path: `/api/runs/${enc(runId)}/preview-links`, body, signal: opts.signal });
   }
 
   // ------------------------------------------------------------ containers and projects

@@ -231,3 +231,25 @@ export type ProjectContainerView = Static<typeof ProjectContainerView>;
 export const ArtifactList = Type.Object({ run_id: Type.String(), status: Type.String(), artifacts: Type.Array(ArtifactSchema) });
 /** Response of `GET /api/runs/:id/artifacts`. */
 export type ArtifactList = Static<typeof ArtifactList>;
+
+// ---------------------------------------------------------------- preview links
+
+/** Body of `POST /api/runs/:id/preview-links`: the run's port, and the link's lifetime in seconds (default `proxy.preview_ttl_secs`). */
+export const PreviewLinkBody = Type.Object(
+  {
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    ttl_secs: Type.Optional(Type.Integer({ minimum: 10, maximum: 604800 })),
+  },
+  { additionalProperties: false },
+);
+/** Body of `POST /api/runs/:id/preview-links`. */
+export type PreviewLinkBody = Static<typeof PreviewLinkBody>;
+
+/** Response of `POST /api/runs/:id/preview-links` (201). `expires_at`: ISO 8601 UTC. */
+export const PreviewLinkResponse = Type.Object({
+  url: Type.String({ description: "absolute URL (from the request's Host); opening it sets a cookie for the proxy path and redirects there" }),
+  path: Type.String(),
+  expires_at: Type.String({ format: "date-time" }),
+});
+/** Response of `POST /api/runs/:id/preview-links`. */
+export type PreviewLinkResponse = Static<typeof PreviewLinkResponse>;

@@ -164,6 +164,8 @@ export const API_ERROR_CODES = {
   shutting_down: 503,
   /** The port proxy is shutting down. */
   proxy_closed: 503,
+  /** The dashboard is not built on this machine (`web/dist` missing): run `npm run build:web`. */
+  web_not_built: 503,
   /** The port proxy's target did not answer in time. */
   upstream_timeout: 504,
   ...CONTAINER_ERROR_STATUS,

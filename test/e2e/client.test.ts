@@ -79,11 +79,14 @@ function cuttingFetch(bytes: number, tail?: string): { fetch: FetchLike; lastEve
 /** The Docker engine and `openrunner-agent:latest` come from `.ci/run` (`scripts/ci-docker.sh`), as for the docker suites. */
 const SKIP_DOCKER = process.env.OPENRUNNER_SKIP_DOCKER === "1";
 
+/** The one port the test server's proxy allows (nothing listens there: a preview link does not connect). */
+const PREVIEW_PORT = 5999;
+
 describe("the typed client against the real server", () => {
   let s: TestServer;
   let client: OpenRunnerClient;
   before(async () => {
-    s = await spawnServer();
+    s = await spawnServer({ env: { OPENRUNNER_PROXY_ALLOWED_PORTS: String(PREVIEW_PORT) } });
     client = new OpenRunnerClient({ baseUrl: `${s.url}/` });
     const login = await client.login({ username: "admin", password: ADMIN_PASSWORD });
     assert.equal(login.token_type, "Bearer");
@@ -175,6 +178,18 @@ describe("the typed client against the real server", () => {
     }
     assertComplete(evs, "run.cancelled");
     await assert.rejects(client.resumeRun(run_id, shell("again")), (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && /^resume_/.test(e.code));
+  });
+
+  test("createPreviewLink: a link for an allowed port; 403 port_not_allowed, 400, 404", async () => {
+    const { run_id } = await client.createRun(shell("echo preview"));
+    const link = await client.createPreviewLink(run_id, { port: PREVIEW_PORT, ttl_secs: 60 });
+    assert.match(link.path, new RegExp(`^/api/runs/${run_id}/proxy/${PREVIEW_PORT}/\\?openrunner_preview=`));
+    assert.equal(link.url, `${s.url}${link.path}`);
+    const ttl = Date.parse(link.expires_at) - Date.now();
+    assert.ok(ttl > 0 && ttl <= 60_000, link.expires_at);
+    await assert.rejects(client.createPreviewLink(run_id, { port: PREVIEW_PORT + 1 }), (e: unknown) => e instanceof OpenRunnerError && e.status === 403 && e.code === "port_not_allowed");
+    await assert.rejects(client.createPreviewLink(run_id, { port: 0 }), (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && e.code === "validation_failed");
+    await assert.rejects(client.createPreviewLink("run_doesnotexist", { port: PREVIEW_PORT }), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
   });
 
   test("chat waits for the run and answers its result", async () => {

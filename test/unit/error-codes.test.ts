@@ -41,6 +41,7 @@ import { UnsupportedMediaTypeError } from "../../src/api/body.ts";
 import { ErrorResponseSchema } from "../../src/api/openapi.ts";
 import { ProxyUnavailableError } from "../../src/proxy/gateway.ts";
 import { PortNotAllowedError, ProxyPathError } from "../../src/proxy/target.ts";
+import { WebNotBuiltError } from "../../src/api/routes/web.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SRC = path.join(ROOT, "src");
@@ -62,6 +63,7 @@ const FIXED: unknown[] = [
   new ShuttingDownError(),
   new ProxyPathError("bad port"),
   new ProxyUnavailableError(),
+  new WebNotBuiltError(),
 ];
 /** Codes only Koa/http-errors produce (router, body parser), by their status. */
 const HTTP_ERRORS_ONLY: readonly ApiErrorCode[] = ["bad_request", "method_not_allowed", "not_acceptable", "request_timeout", "length_required"];

@@ -15,7 +15,7 @@
 import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
+import { PreviewLinkBody, PreviewLinkResponse } from "../../protocol/api.ts";
 import { normalizeAllowedPorts } from "../../config/proxy-schema.ts";
 import { UnauthorizedError, ValidationError } from "../../errors.ts";
 import type { ProxyPublish } from "../../proxy/events.ts";
@@ -68,19 +68,8 @@ export interface ProxyRouteModule extends RouteModule {
   close(): void;
 }
 
-export const PreviewLinkBody = Type.Object(
-  {
-    port: Type.Integer({ minimum: 1, maximum: 65535 }),
-    ttl_secs: Type.Optional(Type.Integer({ minimum: 10, maximum: 604800 })),
-  },
-  { additionalProperties: false },
-);
-
-export const PreviewLinkResponse = Type.Object({
-  url: Type.String({ description: "absolute URL (from the request's Host); opening it sets a cookie for the proxy path and redirects there" }),
-  path: Type.String(),
-  expires_at: Type.String({ format: "date-time" }),
-});
+/** The preview-link schemas live in the contract layer (the typed client uses them); re-exported for existing importers. */
+export { PreviewLinkBody, PreviewLinkResponse };
 
 /**
  * Builds the proxy routes and the proxy actor behind them.
