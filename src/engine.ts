@@ -20,6 +20,7 @@ import { createOpencodeAdapter } from "./agent/opencode/adapter.ts";
 import { createShellAdapter } from "./agent/shell/adapter.ts";
 import { createTaskAdapter } from "./agent/task/adapter.ts";
 import { createAcpAdapter } from "./agent/acp/adapter.ts";
+import { createNativeAdapter } from "./agent/native/adapter.ts";
 import type { AgentAdapter } from "./agent/types.ts";
 import { Bus } from "./bus/bus.ts";
 import { resolvePaths, type ResolvedPaths } from "./config/load.ts";
@@ -177,6 +178,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     createGeminiAdapter(agentOpts("gemini"), opts.env),
     createTaskAdapter({ client: dockerClient, docker: config.docker }),
     createAcpAdapter(config.acp_agents, opts.env),
+    createNativeAdapter({ providers: config.providers, native: config.native, sessions: store.nativeSessions, serverEnv: opts.env }),
     ...(opts.adapters ?? []),
   ], { tested: loadTestedVersions(log) });
 

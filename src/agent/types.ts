@@ -12,6 +12,7 @@
  */
 import type { RunContainer } from "../container/run-container.ts";
 import type { Log } from "../log.ts";
+import type { CallbackActorLogic } from "xstate";
 import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../protocol/events.ts";
 import type { PermissionGate } from "./permissions.ts";
 import type { RunAs } from "./run-as.ts";
@@ -50,6 +51,8 @@ export interface AgentRunContext {
   in_container?: boolean;
   /** `agent_type: "task"` runs: the batch image and what goes into `/workspace/task.json` (see `src/agent/task/`). */
   task?: TaskRunSpec;
+  /** `metadata.plan`: plan first, then work (the `openrunner` agent). */
+  plan?: boolean;
 }
 
 /** What a `task` run executes: an admin-allowed batch image, and the run's input and metadata for `task.json`. */
@@ -112,6 +115,8 @@ export interface AgentAdapter {
    * (the `task` adapter collects artifacts here). May emit events (before the terminal one). Must not throw.
    */
   finalize?(ctx: AgentRunContext, outcome: AgentOutcome, emit: (e: RunEventInput) => void): Promise<AgentOutcome>;
+  /** Optional: the actor that runs this adapter's runs instead of the process actor (the `openrunner` agent's model loop). */
+  readonly actor?: CallbackActorLogic<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>;
 }
 
 /**

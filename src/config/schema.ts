@@ -201,6 +201,67 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * Model providers of the `openrunner` agent, by name: a run's `metadata.model` is `<provider>/<model>`
+     * (`src/agent/native/providers.ts`). The key comes from `api_key`, else the environment variable `api_key_env`.
+     */
+    providers: Type.Record(
+      Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" }),
+      Type.Object(
+        {
+          /** Wire API: OpenAI `responses`, OpenAI-compatible `chat` (Chat Completions: vLLM, Ollama …), or `anthropic` (Messages). */
+          api: Type.Union([Type.Literal("responses"), Type.Literal("chat"), Type.Literal("anthropic")]),
+          /** API base URL (OpenAI: with `/v1`; Anthropic: without); default the vendor's. */
+          base_url: Type.Optional(Type.String({ minLength: 1 })),
+          api_key: Type.Optional(Type.String({ minLength: 1 })),
+          /** Name of the server's environment variable holding the key (e.g. `OPENAI_API_KEY`). */
+          api_key_env: Type.Optional(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" })),
+          /** The SDK's retries of 408/409/429/5xx and connection errors (default 2). */
+          max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+          /** Timeout of one model request, ms (default 600000). */
+          timeout_ms: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3600000 })),
+          /** USD per million tokens, by model name (without the provider); a model not listed costs 0 (no `cost_usd`). */
+          prices: Type.Optional(
+            Type.Record(
+              Type.String({ minLength: 1 }),
+              Type.Object(
+                {
+                  input_per_mtok: Type.Number({ minimum: 0 }),
+                  output_per_mtok: Type.Number({ minimum: 0 }),
+                  cache_read_per_mtok: Type.Optional(Type.Number({ minimum: 0 })),
+                  cache_write_per_mtok: Type.Optional(Type.Number({ minimum: 0 })),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      { default: {} },
+    ),
+    /** The `openrunner` agent's loop (`src/agent/native/`): default model and per-run limits. */
+    native: Type.Object(
+      {
+        /** Model of runs that name none, `<provider>/<model>`. */
+        model: Type.Optional(Type.String({ pattern: "^[^/]+/.+$", description: "<provider>/<model>" })),
+        /** Model requests one run may make; past it the run fails `max_turns`. */
+        max_turns: Type.Integer({ minimum: 1, maximum: 100000, default: 50 }),
+        /** Tokens (input + output, summed over the run's requests) one run may use; past it the run fails `max_tokens`. */
+        max_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+        /** USD one run may cost (from `providers.<p>.prices`); past it the run fails `max_cost`. */
+        max_cost_usd: Type.Optional(Type.Number({ minimum: 0 })),
+        /** Output tokens one model request may produce. */
+        max_output_tokens: Type.Integer({ minimum: 1, maximum: 1000000, default: 8192 }),
+        /** `bash` tool: default timeout of a command, ms; the largest one a call may ask for; output kept, bytes. */
+        bash_timeout_ms: Type.Integer({ minimum: 100, maximum: 86400000, default: 120000 }),
+        bash_max_timeout_ms: Type.Integer({ minimum: 100, maximum: 86400000, default: 600000 }),
+        bash_output_bytes: Type.Integer({ minimum: 1024, maximum: 16777216, default: 65536 }),
+        /** Replaces the built-in system prompt. */
+        system_prompt: Type.Optional(Type.String({ minLength: 1, maxLength: 100000 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );

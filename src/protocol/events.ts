@@ -64,6 +64,8 @@ export type RunErrorInfo = Static<typeof RunError>;
  * preparing): `project_limit` (the user has `docker.max_projects_per_user`),
  * `project_limits_mismatch` / `project_image_mismatch` (the running project
  * container was made with other limits or another image; restart it).
+ * The `openrunner` agent's run limits: `max_turns` (model requests), `max_tokens`
+ * (also its per-run token budget), `max_cost` (USD from the configured prices).
  */
 export const RUN_FAILURE_CODES = [
   "interrupted",
@@ -95,6 +97,8 @@ export const RUN_FAILURE_CODES = [
   "project_limit",
   "project_limits_mismatch",
   "project_image_mismatch",
+  "max_turns",
+  "max_cost",
 ] as const;
 
 /** One of {@link RUN_FAILURE_CODES}. */

@@ -69,6 +69,8 @@ export const CreateRunBody = Type.Object(
         permission_policy: Type.Optional(Type.Union([Type.Literal("allow"), Type.Literal("deny"), Type.Literal("ask")])),
         /** How long an `ask` request waits for the owner before the default decision applies, seconds (default `permissions.timeout_secs`). */
         permission_timeout_secs: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
+        /** `openrunner` runs: ask the model for a plan first (a `plan` event), then carry it out. */
+        plan: Type.Optional(Type.Boolean()),
         /** Admission priority (default `normal`): higher first, then FIFO; a waiting run gains a level per `priority_aging_secs`. */
         priority: Type.Optional(Type.Union(RUN_PRIORITIES.map((p) => Type.Literal(p)))),
       },

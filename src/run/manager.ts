@@ -344,11 +344,12 @@ export class RunManager {
         server_env: this.#d.serverEnv,
         ...(plan.limits ? { in_container: true } : {}),
         ...(l.agent.task ? { task: l.agent.task } : {}),
+        ...(md.plan ? { plan: true } : {}),
       },
     };
     const machine = runMachine.provide({
       actors: {
-        agent: isAcpAdapter(adapter) ? acpActor : processActor,
+        agent: adapter.actor ?? (isAcpAdapter(adapter) ? acpActor : processActor),
         prepare: fromPromise<PrepareOutput, { runId: string }>(({ signal }) => this.#prepare(l, (e) => channel.append(e), signal)),
       },
     });

@@ -138,6 +138,21 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 4,
+    name: "native_sessions",
+    sql: `
+      CREATE TABLE native_sessions (
+        session_id TEXT PRIMARY KEY,
+        run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        parent_id  TEXT,
+        model      TEXT NOT NULL,
+        messages   TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX native_sessions_by_run ON native_sessions (run_id);
+    `,
+  },
 ];
 
 /**

@@ -16,6 +16,7 @@ import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../protocol/events.t
 import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
 import { applyMigrations } from "./migrations.ts";
 import { createWebhookRepo } from "./webhook-repo.ts";
+import { createNativeSessionRepo } from "./native-session-repo.ts";
 import { createBatchRepo } from "./batch-repo.ts";
 import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow } from "./types.ts";
 
@@ -67,6 +68,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       runs: createRunRepo(db),
       events: createEventRepo(db),
       webhooks: createWebhookRepo(db, ulid),
+      nativeSessions: createNativeSessionRepo(db),
       batches: createBatchRepo(db),
       transaction: <T>(fn: () => T): T => db.transaction(fn)(),
       close: () => {

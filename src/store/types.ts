@@ -191,12 +191,37 @@ export interface BatchRepo {
 }
 
 /** The store: repositories plus lifecycle. */
+/** The stored conversation of one session of the `openrunner` agent (`src/agent/native/`). */
+export interface NativeSessionRow {
+  /** The session id (the run's `agent.session`). */
+  session_id: string;
+  /** The run that wrote it. */
+  run_id: string;
+  /** The session it continued (`metadata.resume`), or null. */
+  parent_id: string | null;
+  /** `<provider>/<model>` of its last turn. */
+  model: string;
+  /** The whole conversation in the agent's own neutral form (`src/agent/native/transcript.ts`). */
+  messages: unknown[];
+  updated_at: string;
+}
+
+/** Conversations of the `openrunner` agent. */
+export interface NativeSessionRepo {
+  /** The session, or undefined. */
+  get(sessionId: string): NativeSessionRow | undefined;
+  /** Creates or replaces the session's conversation (`updated_at` is set here). */
+  save(row: Omit<NativeSessionRow, "updated_at">): void;
+}
+
 export interface Store {
   users: UserRepo;
   apiKeys: ApiKeyRepo;
   runs: RunRepo;
   events: EventRepo;
   webhooks: WebhookRepo;
+  /** Conversations of the `openrunner` agent, by session (`native-session-repo.ts`). */
+  nativeSessions: NativeSessionRepo;
   batches: BatchRepo;
   /** Runs `fn` in one transaction. */
   transaction<T>(fn: () => T): T;
