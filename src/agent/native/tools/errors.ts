@@ -12,6 +12,7 @@ import { toolError, type ToolResult } from "./types.ts";
 /** A failed tool's result for `err`, thrown while working on `path` (as the model named it). */
 export function toolFailure(err: unknown, fs: Pick<WorkspaceFs, "root" | "hostRoot">, path?: string): ToolResult {
   const inModelTerms = (m: string) => (fs.root === fs.hostRoot ? m : m.split(fs.hostRoot).join(fs.root));
+  if (err instanceof WorkspacePathError && err.reason === "not_found") return toolError(`${path ?? err.requested}: no such file or folder`, { reason: "not_found" });
   if (err instanceof WorkspacePathError) return toolError(inModelTerms(err.message), { reason: err.reason, ...(path !== undefined ? { path } : {}) });
   if (err instanceof TerminalError) return toolError(inModelTerms(err.message), { reason: err.reason });
   const code = (err as NodeJS.ErrnoException | null)?.code;
