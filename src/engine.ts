@@ -169,7 +169,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
   const baseEnv: Record<string, string> = {};
   for (const k of PASSED_ENV) if (opts.env[k] !== undefined) baseEnv[k] = opts.env[k]!;
-  const agentOpts = (name: string) => config.agents[name] ?? {};
+  const agentOpts = (name: string) => (config.agents[name] ??= {}); // the adapter keeps this object: PATCH /api/config updates it in place
   const registry = new AgentRegistry([
     createShellAdapter({ baseEnv }),
     createClaudeCodeAdapter(agentOpts("claude_code"), opts.env),

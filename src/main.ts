@@ -208,19 +208,19 @@ async function serve(ctx: CliContext, flags: ServeFlags): Promise<Outcome> {
   let handle: ServerHandle;
   let log: Log;
   try {
-    const [{ loadConfig }, { startServer }, { createRootLogger }] = await Promise.all([
+    const [{ loadConfigWithSources }, { startServer }, { createRootLogger }] = await Promise.all([
       import("./config/load.ts"),
       import("./server.ts"),
       import("./log.ts"),
     ]);
-    const config = loadConfig({
+    const { config, sources, file } = loadConfigWithSources({
       env: { ...ctx.env },
       flags: { addr: flags.addr, data_dir: flags.dataDir, log_level: flags.logLevel },
       ...(flags.config !== undefined ? { configPath: flags.config } : {}),
     });
     const level = (config.log_level in LOG_LEVELS ? config.log_level : "info") as LogLevelName;
     log = createRootLogger({ level, ...(config.log_json !== undefined ? { json: config.log_json } : {}) });
-    handle = await startServer({ config, env: { ...ctx.env }, log, print: (line) => void process.stdout.write(`${line}\n`) });
+    handle = await startServer({ config, configSources: { sources, file }, env: { ...ctx.env }, log, print: (line) => void process.stdout.write(`${line}\n`) });
   } catch (err) {
     if (err instanceof ConfigError) {
       ctx.stderr.write(`${err.message}\n`);

@@ -13,6 +13,11 @@ import { createContainerAddressLookup } from "./proxy/container-target.ts";
 import { createRunRoutes } from "./api/routes/runs.ts";
 import { createArtifactRoutes } from "./api/routes/artifacts.ts";
 import { createWebhookRoutes } from "./api/routes/webhooks.ts";
+import { createBatchRoutes } from "./api/routes/batches.ts";
+import { createConfigRoutes } from "./api/routes/config.ts";
+import { createToolRoutes } from "./api/routes/tools.ts";
+import { LiveConfig } from "./config/live.ts";
+import type { ConfigSource } from "./config/load.ts";
 import { loadOrCreateJwtSecret } from "./auth/secret.ts";
 import { ensureFirstAdmin } from "./auth/bootstrap.ts";
 import type { Bus, BusEvents } from "./bus/bus.ts";
@@ -45,6 +50,8 @@ export interface StartServerOptions {
   adapters?: AgentAdapter[];
   /** Working directory for relative paths; default process.cwd(). */
   cwd?: string;
+  /** Where `config`'s values came from and the file it was read from (`loadConfigWithSources`), for `GET`/`PATCH /api/config`; default: all defaults, no file. */
+  configSources?: { sources: Map<string, ConfigSource>; file: string | undefined };
 }
 
 /** Parses `host:port` (IPv6 hosts in brackets). */
@@ -91,7 +98,9 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const containerAddress = createContainerAddressLookup({ client: dockerClient, liveContainerId: (id) => manager.liveContainerId(id), ...(config.docker.network ? { network: config.docker.network } : {}) });
   const proxy = createProxyRoutes(deps, { runs: manager, containerAddress, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), publish: (topic, payload) => bus.publish(topic, payload as BusEvents[typeof topic]) });
   const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
-  const app = createApp(deps, [createRunRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps)]);
+  const live = new LiveConfig({ config, sources: opts.configSources?.sources ?? new Map(), file: opts.configSources?.file });
+  const configRoutes = createConfigRoutes(deps, { live, onChanged: () => manager.reconfigure() });
+  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
     if (!proxy.handleRequest(req, res)) void koa(req, res);

@@ -19,6 +19,7 @@ import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
 import { ConfigError } from "../errors.ts";
 import { ConfigSchema, type Config } from "./schema.ts";
+import { isSecretSetting } from "./secrets.ts";
 
 /** Options of {@link loadConfig}. */
 export interface LoadConfigOptions {
@@ -179,9 +180,9 @@ export function setSource(sources: Map<string, ConfigSource>, key: string, sourc
   sources.set(key, source);
 }
 
-/** Records `source` for every leaf (scalar, array or empty mapping) of `value` at `prefix`. */
+/** Records `source` for every leaf (scalar, array, empty mapping or secret section such as an agent's `env`) of `value` at `prefix`. */
 export function recordLeaves(sources: Map<string, ConfigSource>, prefix: string, value: unknown, source: ConfigSource): void {
-  if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0) {
+  if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0 && !isSecretSetting(prefix.split("."))) {
     for (const [k, v] of Object.entries(value)) recordLeaves(sources, `${prefix}.${k}`, v, source);
   } else setSource(sources, prefix, source);
 }

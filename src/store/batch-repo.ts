@@ -26,7 +26,7 @@ export function createBatchRepo(db: Db): BatchRepo {
     appendEvent: (e) => void appendEvent.run(e.batch_id, e.id, e.ts, e.type, JSON.stringify(e.data)),
     listEvents: (batchId, after, limit) =>
       (listEvents.all(batchId, after, Math.max(0, Math.floor(limit))) as Array<{ batch_id: string; id: number; ts: string; type: string; data: string }>).map(
-        (r) => ({ batch_id: r.batch_id, id: r.id, ts: r.ts, type: r.type, data: JSON.parse(r.data) }) as BatchEvent,
+        (r) => ({ id: r.id, batch_id: r.batch_id, ts: r.ts, type: r.type, data: JSON.parse(r.data) }) as BatchEvent,
       ),
     lastEventId: (batchId) => lastEventId.get(batchId) as number,
   };

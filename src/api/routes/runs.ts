@@ -76,6 +76,7 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
         ...(q.status ? { status: q.status as RunStatus } : {}),
         ...(q.agent_type ? { agent: q.agent_type } : {}),
         ...(q.cursor ? { cursor: q.cursor } : {}),
+        ...(q.batch_id ? { batch_id: q.batch_id } : {}),
       },
       q.mine === "true",
     );
