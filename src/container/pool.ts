@@ -33,6 +33,11 @@
  * endpoint. `container.created` and `container.started` appear in the run's
  * stream at hand-over, with `pool: true`.
  *
+ * With a local engine each pooled container's main process is the launcher
+ * (`launcher-handle.ts`): its socket directory is `<workspaces>/.launch/<name>`,
+ * a container counts as warm once the launcher answers, and the run's process
+ * starts through it instead of the engine's exec (which stays the fallback).
+ *
  * `close()` stops refilling, waits for creations in flight and removes every
  * container not handed out (runs remove theirs), and their directories.
  */
@@ -41,6 +46,7 @@ import { mkdir, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import type { Log } from "../log.ts";
 import { containerLabels } from "./labels.ts";
+import { LAUNCHER_SCRIPT, prepareLauncherDir, withLauncher, type LauncherContainerHandle } from "./launcher-handle.ts";
 import { CONTAINER_HOME, CONTAINER_WORKDIR, chownTree, type RunContainer } from "./run-container.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits } from "./types.ts";
 
@@ -66,10 +72,17 @@ export interface WarmPoolOptions {
   isRoot?: boolean;
   /** Delay before retrying after a failed creation, ms (default 5000). */
   retryMs?: number;
+  /**
+   * Start pooled containers with the launcher (default: when the engine is local, `unix://…`, since the launcher's
+   * socket directory is bind-mounted from this machine). False: every run's process starts with the engine's exec.
+   */
+  launcher?: boolean;
 }
 
 interface Warm {
-  handle: ContainerHandle;
+  handle: ContainerHandle | LauncherContainerHandle;
+  /** Its launcher's socket directory on the host, when it has one. */
+  launcherDir?: string;
   dir: string;
   /** Its HOME on the host, `<homes>/.pool/<name>`. */
   homeDir: string;
@@ -93,7 +106,17 @@ const removeWarm = async (w: Warm) => {
   await w.handle.remove({ force: true });
   await rm(w.dir, { recursive: true, force: true });
   await rm(w.homeDir, { recursive: true, force: true });
+  if (w.launcherDir) await rm(w.launcherDir, { recursive: true, force: true });
 };
+
+/** Whether a warm container still runs: its launcher's answer (no engine call), else the engine's. */
+async function stillRunning(w: Warm): Promise<boolean> {
+  if ("alive" in w.handle && (await w.handle.alive())) return true;
+  return w.handle.inspect().then(
+    (st) => st.running,
+    () => false,
+  );
+}
 
 const sameLimits = (a: ContainerLimits, b: ContainerLimits) => a.memoryBytes === b.memoryBytes && a.nanoCpus === b.nanoCpus && a.pidsLimit === b.pidsLimit;
 
@@ -124,6 +147,11 @@ export class WarmPool {
     return path.join(this.#o.workspacesRoot, ".pool");
   }
 
+  /** Where pooled containers' launcher sockets live (`<workspaces>/.launch`, mode 0700). */
+  get launcherRoot(): string {
+    return path.join(this.#o.workspacesRoot, ".launch");
+  }
+
   /** The pool's homes directory (`<homes>/.pool`). */
   get homesDir(): string {
     return path.join(this.#o.homesRoot, ".pool");
@@ -148,6 +176,7 @@ export class WarmPool {
     this.#started = true;
     await rm(this.dir, { recursive: true, force: true });
     await rm(this.homesDir, { recursive: true, force: true });
+    await rm(this.launcherRoot, { recursive: true, force: true }).catch(() => {});
     await mkdir(this.dir, { recursive: true, mode: 0o711 });
     await mkdir(this.homesDir, { recursive: true, mode: 0o711 });
     this.#fill();
@@ -162,12 +191,8 @@ export class WarmPool {
     const list = this.#ready.get(req.image);
     while (list?.length) {
       const w = list.shift()!;
-      // One engine round trip: a warm container that died meanwhile (engine restart, OOM of PID 1) is dropped.
-      const alive = await w.handle.inspect().then(
-        (st) => st.running,
-        () => false,
-      );
-      if (!alive) {
+      // A warm container that died meanwhile (engine restart, OOM of PID 1) is dropped.
+      if (!(await stillRunning(w))) {
         void removeWarm(w).catch(() => {});
         continue;
       }
@@ -281,12 +306,16 @@ export class WarmPool {
     await mkdir(homeDir, { recursive: true, mode: 0o700 });
     const [uid, gid = uid] = this.#o.user.split(":").map(Number) as [number, number?];
     let handle: ContainerHandle | undefined;
+    let launcherDir: string | undefined;
     try {
-      if (this.#o.isRoot ?? process.getuid?.() === 0) {
+      const isRoot = this.#o.isRoot ?? process.getuid?.() === 0;
+      if (isRoot) {
         await chownTree(dir, uid, gid);
         await chownTree(homeDir, uid, gid);
       }
-      handle = await this.#o.client().create({
+      const client = this.#o.client();
+      if (this.#o.launcher ?? client.engine.startsWith("unix://")) launcherDir = await prepareLauncherDir(this.launcherRoot, name, this.#o.user, isRoot);
+      handle = await client.create({
         image,
         name,
         labels: containerLabels({ instance: this.#o.instance, kind: "pool" }),
@@ -296,13 +325,19 @@ export class WarmPool {
         home: CONTAINER_HOME,
         homeSource: homeDir,
         ...(this.#o.network ? { network: this.#o.network } : {}),
+        ...(launcherDir ? { launcher: { socketDir: launcherDir, script: LAUNCHER_SCRIPT } } : {}),
       });
       await handle.start();
-      return { handle, dir, homeDir, image };
+      if (!launcherDir) return { handle, dir, homeDir, image };
+      const h = withLauncher(handle, launcherDir);
+      // Warm means ready to start a process at once: the launcher answers (an image without node never will; then exec).
+      if (!(await h.ready())) this.#o.log?.info("warm container has no launcher; its run will start with the engine's exec", { image, container_id: handle.id });
+      return { handle: h, dir, homeDir, image, launcherDir };
     } catch (err) {
       await handle?.remove({ force: true }).catch(() => {});
       await rm(dir, { recursive: true, force: true });
       await rm(homeDir, { recursive: true, force: true });
+      if (launcherDir) await rm(launcherDir, { recursive: true, force: true });
       throw err;
     }
   }

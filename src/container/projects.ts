@@ -32,6 +32,10 @@
  *   What the agent writes there (sessions) stays in the container, so a
  *   resumed run of the project finds it while the container lives; it is not
  *   copied back to the host.
+ * - Launcher: with a local engine the container's main process is the launcher
+ *   (`launcher-handle.ts`, socket directory `<workspaces>/.launch/<name>`), so
+ *   a run's process starts without the engine's exec; handles found again
+ *   (also after a restart) use the same socket, or the exec path when none answers.
  * - A run ending (cancel, timeout) kills only its own exec'd process tree
  *   (`container-exec.ts`); the container stays.
  * - Restart of the server: running project containers are adopted, and the
@@ -47,6 +51,7 @@ import { ConflictError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { PROJECT_ID_PATTERN } from "../protocol/requests.ts";
 import { LABEL, containerLabels } from "./labels.ts";
+import { LAUNCHER_SCRIPT, launcherDir, prepareLauncherDir, withLauncher } from "./launcher-handle.ts";
 import { adoptProjectContainers, type InterruptedRun } from "./project-adopt.ts";
 import { projectKey, ProjectTurns, type ProjectSlot } from "./project-slots.ts";
 import { projectStatus, type ProjectContainerStatus } from "./project-status.ts";
@@ -69,6 +74,8 @@ export interface ProjectContainersOptions {
   log?: Pick<Log, "info" | "warn">;
   /** Whether this process runs as root (default: `process.getuid() === 0`); then project directories are chowned to the container user. */
   isRoot?: boolean;
+  /** Start project containers with the launcher (default: when the engine is local, `unix://…`); false: exec only. */
+  launcher?: boolean;
 }
 
 /** Ensure options: what to create when there is no container yet. */
@@ -189,7 +196,7 @@ export class ProjectContainers {
       if (!id) return undefined;
     }
     try {
-      const handle = client.get(id);
+      const handle = withLauncher(client.get(id), launcherDir(this.#launcherRoot, this.#name(userId, projectId)));
       const state = await handle.inspect();
       this.#ids.set(key, id);
       return { handle, state };
@@ -323,6 +330,15 @@ export class ProjectContainers {
     if (others.size >= max) throw new ConflictError(`you already have ${others.size} project containers (max_projects_per_user ${max}); remove one with DELETE /api/projects/:project_id/container`, "project_limit");
   }
 
+  /** Where project containers' launcher sockets live (`<workspaces>/.launch`, mode 0700). */
+  get #launcherRoot(): string {
+    return path.join(this.#o.workspacesRoot, ".launch");
+  }
+
+  #name(userId: string, projectId: string): string {
+    return `openrunner-project-${createHash("sha256").update(`${this.#o.instance}/${userId}/${projectId}`).digest("hex").slice(0, 20)}`;
+  }
+
   #labels(userId: string, projectId: string): Record<string, string> {
     return { [LABEL.instance]: this.#o.instance, [LABEL.kind]: "project", [LABEL.userId]: userId, [LABEL.projectId]: projectId };
   }
@@ -356,10 +372,12 @@ export class ProjectContainers {
     const d = this.#o.docker;
     const dir = await this.ensureDir(userId, projectId);
     const [uid, gid = uid] = d.user.split(":").map(Number) as [number, number?];
-    if (this.#o.isRoot ?? process.getuid?.() === 0) await chownTree(dir, uid, gid);
+    const isRoot = this.#o.isRoot ?? process.getuid?.() === 0;
+    if (isRoot) await chownTree(dir, uid, gid);
     const client = this.#o.client();
-    const name = `openrunner-project-${createHash("sha256").update(`${this.#o.instance}/${userId}/${projectId}`).digest("hex").slice(0, 20)}`;
-    const handle = await client.create({
+    const name = this.#name(userId, projectId);
+    const socketDir = (this.#o.launcher ?? client.engine.startsWith("unix://")) ? await prepareLauncherDir(this.#launcherRoot, name, d.user, isRoot) : undefined;
+    const raw = await client.create({
       image: o.image ?? d.image,
       name,
       labels: containerLabels({ instance: this.#o.instance, kind: "project", userId, projectId }),
@@ -368,7 +386,9 @@ export class ProjectContainers {
       limits: o.limits ?? this.defaultLimits,
       home: CONTAINER_HOME,
       ...(d.network ? { network: d.network } : {}),
+      ...(socketDir ? { launcher: { socketDir, script: LAUNCHER_SCRIPT } } : {}),
     });
+    const handle = withLauncher(raw, socketDir ?? launcherDir(this.#launcherRoot, name));
     const data = { container_id: handle.id, project_id: projectId };
     o.emit?.({ type: "container.created", data });
     try {
@@ -377,6 +397,8 @@ export class ProjectContainers {
       await handle.remove({ force: true }).catch(() => {});
       throw err;
     }
+    // Its runs start through the launcher once it answers (an image without node: never; then exec).
+    if (socketDir && !(await handle.ready())) this.#o.log?.info("project container has no launcher; its runs start with the engine's exec", { container_id: handle.id });
     o.emit?.({ type: "container.started", data });
     this.#ids.set(key, handle.id);
     this.#o.sweeper?.touch(handle.id);

@@ -7,6 +7,7 @@
  */
 import { ConfigError, ValidationError } from "../errors.ts";
 import { LABEL } from "./labels.ts";
+import { LAUNCHER_ABSENT_NAME, LAUNCHER_SCRIPT_TARGET, LAUNCHER_SOCKET_DIR, LAUNCHER_SOCKET_NAME } from "./launcher-protocol.ts";
 import type { ContainerSpec } from "./types.ts";
 
 /** Where the engine listens, as dockerode options. */
@@ -89,6 +90,10 @@ function checkSpec(spec: ContainerSpec): { uid: number; gid: number } {
     if (mnt.target === "/workspace" || mnt.target.startsWith("/workspace/")) throw bad("readOnlyMounts", "targets outside /workspace", mnt);
   }
   if (spec.homeSource !== undefined && !spec.homeSource.startsWith("/")) throw bad("homeSource", "an absolute host path", spec.homeSource);
+  if (spec.launcher) {
+    if (spec.cmd) throw bad("cmd", "absent when a launcher runs as the main process", spec.cmd);
+    if (!spec.launcher.socketDir.startsWith("/") || !spec.launcher.script.startsWith("/")) throw bad("launcher", "absolute host paths", spec.launcher);
+  }
   if (spec.network === "host") throw bad("network", "a named network or absent (host networking is never used)", spec.network);
   return { uid, gid };
 }
@@ -97,6 +102,18 @@ export function checkExecUser(user: string | undefined): void {
   if (user === undefined) return;
   const m = UID_GID.exec(user);
   if (!m || Number(m[1]) === 0 || Number(m[2] ?? 1) === 0) throw new ValidationError(`exec user must be a non-root numeric uid:gid, got ${JSON.stringify(user)}`, { field: "user", value: user });
+}
+
+/**
+ * PID 1's command with a launcher: the launcher on the image's node (one V8 worker thread and a small heap: its
+ * threads count against the PID limit, its memory against the memory limit), or, where the image has no node
+ * (or the launcher fails), a plain sleep, so the container still serves the exec path; then it says so with an
+ * empty file {@link LAUNCHER_ABSENT_NAME} next to the socket, so nobody waits for a launcher that will not come.
+ */
+function launcherCmd(): string[] {
+  const sock = `${LAUNCHER_SOCKET_DIR}/${LAUNCHER_SOCKET_NAME}`;
+  const none = `${LAUNCHER_SOCKET_DIR}/${LAUNCHER_ABSENT_NAME}`;
+  return ["/bin/sh", "-c", `node --v8-pool-size=1 --max-old-space-size=32 ${LAUNCHER_SCRIPT_TARGET} ${sock} || { : > ${none}; exec sleep infinity; }`];
 }
 
 /** The create request for a spec; exported for tests. */
@@ -108,7 +125,7 @@ export function createOptions(spec: ContainerSpec): CreateRequest {
     ...(spec.name ? { name: spec.name } : {}),
     Image: spec.image,
     Entrypoint: [],
-    Cmd: spec.cmd ?? ["sleep", "infinity"],
+    Cmd: spec.launcher ? launcherCmd() : (spec.cmd ?? ["sleep", "infinity"]),
     User: spec.user,
     WorkingDir: "/workspace",
     Labels: spec.labels,
@@ -124,6 +141,12 @@ export function createOptions(spec: ContainerSpec): CreateRequest {
         { Type: "bind", Source: spec.workspace, Target: "/workspace", ReadOnly: false },
         ...(spec.homeSource ? [{ Type: "bind" as const, Source: spec.homeSource, Target: home, ReadOnly: false }] : []),
         ...(spec.readOnlyMounts ?? []).map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: true })),
+        ...(spec.launcher
+          ? [
+              { Type: "bind" as const, Source: spec.launcher.socketDir, Target: LAUNCHER_SOCKET_DIR, ReadOnly: false },
+              { Type: "bind" as const, Source: spec.launcher.script, Target: LAUNCHER_SCRIPT_TARGET, ReadOnly: true },
+            ]
+          : []),
       ],
       Memory: spec.limits.memoryBytes,
       MemorySwap: spec.limits.memoryBytes,

@@ -49,6 +49,13 @@ export interface ContainerSpec {
   env?: Record<string, string>;
   /** PID 1's command under the engine's init (tini); default `["sleep", "infinity"]`. */
   cmd?: string[];
+  /**
+   * Run the launcher as the main process (`launcher-handle.ts`): `socketDir` (absolute host directory, writable by
+   * `user`) is bind-mounted at `/run/openrunner`, `script` (the launcher program on the host) read-only at
+   * `/opt/openrunner/launcher.mjs`; the image's `node` runs it, or, without node, PID 1 sleeps as without a launcher.
+   * Excludes `cmd`.
+   */
+  launcher?: { socketDir: string; script: string };
 }
 
 /** A container as listed by labels. */
