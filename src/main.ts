@@ -22,6 +22,7 @@ import { registerTunnelCommands, type Closable } from "./cli/tunnel.ts";
 import type { CliContext } from "./cli/context.ts";
 import { runLogin } from "./cli/login.ts";
 import { runLogs } from "./cli/logs.ts";
+import { runMcp } from "./cli/mcp.ts";
 import { PromptCancelledError } from "./cli/prompt.ts";
 import { runRunCommand } from "./cli/run.ts";
 import { runRunsList } from "./cli/runs.ts";
@@ -157,6 +158,12 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .description("show which agents work on the server")
     .addOption(serverOpt())
     .action(act((o: { server?: string }) => runAgents(ctx, o)));
+
+  program
+    .command("mcp")
+    .description("serve OpenRunner's MCP tools over stdio (for an assistant), with the stored login")
+    .addOption(serverOpt())
+    .action(act((o: { server?: string }) => runMcp(ctx, { ...o, version: readVersion() })));
 
   const image = program.command("image").description("the agent image for docker runs");
   image

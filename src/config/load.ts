@@ -349,7 +349,7 @@ function isScalar(schema: SchemaNode): boolean {
 function redact(settingPath: string, value: unknown): unknown {
   const normal = settingPath.toLowerCase().replace(/^(openrunner_|--)/, "").replace(/-/g, "_");
   const parts = normal.split(/[.[\s]/);
-  if (!parts.some((p) => SECRET_KEYS.has(p))) return value;
+  if (!parts.some((p) => SECRET_KEYS.has(p)) && !isSecretSetting(parts.filter((p) => p !== ""))) return value;
   return typeof value === "string" ? `[redacted, ${value.length} characters]` : "[redacted]";
 }
 

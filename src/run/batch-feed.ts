@@ -43,10 +43,8 @@ export class BatchFeed {
   readonly #store: Store;
   readonly #now: () => Date;
   readonly #subs = new Map<string, Set<BatchSink>>();
-  /** Last event id per batch (read from the store on first use). */
+  /** Last event id of each batch that has events and is not done yet (a done batch is read from the store). */
   readonly #lastId = new Map<string, number>();
-  /** Batches whose `batch.done` is stored. */
-  readonly #done = new Set<string>();
 
   /** @param opts.now the clock of the events' `ts`; default the system's */
   constructor(opts: { store: Store; now?: () => Date }) {
@@ -59,11 +57,7 @@ export class BatchFeed {
    * the same as `prev`), then `batch.done` when every run of the batch is terminal.
    */
   onRunStatus(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): void {
-    if (status === prev || this.isDone(batchId)) return;
-    this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_RUN_STATUS, data: { run_id: runId, status, prev } });
-    if (!TERMINAL_STATUSES.includes(status)) return;
-    const runs = this.#store.batches.runs(batchId);
-    if (allTerminal(runs)) this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_DONE, data: { counts: countByStatus(runs) } });
+    if (this.#record(batchId, runId, status, prev) && TERMINAL_STATUSES.includes(status)) this.#finishIfDone(batchId);
   }
 
   /**
@@ -71,28 +65,27 @@ export class BatchFeed {
    * final status, with the last status its batch's stream holds for it as `prev`.
    */
   recordRecovered(runIds: readonly string[]): void {
+    const batches = new Set<string>();
     for (const id of runIds) {
       const row = this.#store.runs.get(id);
       if (!row?.batch_id) continue;
       let prev: RunStatus | null = null;
       for (const e of this.readStored(row.batch_id, 0, Number.MAX_SAFE_INTEGER)) if (e.type === BATCH_RUN_STATUS && e.data.run_id === id) prev = e.data.status;
-      this.onRunStatus(row.batch_id, id, row.status, prev);
+      if (this.#record(row.batch_id, id, row.status, prev)) batches.add(row.batch_id);
     }
+    for (const b of batches) this.#finishIfDone(b); // after every recovered run of the batch is recorded
   }
 
   /** Highest stored event id of a batch (0: none). */
   lastId(batchId: string): number {
-    let n = this.#lastId.get(batchId);
-    if (n === undefined) this.#lastId.set(batchId, (n = this.#store.batches.lastEventId(batchId)));
-    return n;
+    return this.#lastId.get(batchId) ?? this.#store.batches.lastEventId(batchId);
   }
 
   /** True once the batch's `batch.done` is stored. */
   isDone(batchId: string): boolean {
-    if (this.#done.has(batchId)) return true;
-    const last = this.lastId(batchId);
-    if (last > 0 && this.#store.batches.listEvents(batchId, last - 1, 1)[0]?.type === BATCH_DONE) this.#done.add(batchId);
-    return this.#done.has(batchId);
+    if (this.#lastId.has(batchId)) return false; // in progress: its last event is not batch.done
+    const last = this.#store.batches.lastEventId(batchId);
+    return last > 0 && this.#store.batches.listEvents(batchId, last - 1, 1)[0]?.type === BATCH_DONE;
   }
 
   /** Stored events after `after`, ascending, at most `limit`. */
@@ -130,11 +123,24 @@ export class BatchFeed {
     this.#subs.clear();
   }
 
+  /** Appends a `run.status` event; false when it is no change or the batch is done. */
+  #record(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): boolean {
+    if (status === prev || this.isDone(batchId)) return false;
+    this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_RUN_STATUS, data: { run_id: runId, status, prev } });
+    return true;
+  }
+
+  /** Appends `batch.done` when every run of the batch is terminal (the rows are committed before their status is published). */
+  #finishIfDone(batchId: string): void {
+    const runs = this.#store.batches.runs(batchId);
+    if (allTerminal(runs)) this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_DONE, data: { counts: countByStatus(runs) } });
+  }
+
   #append(draft: BatchEvent): void {
     const e = { ...draft, id: this.lastId(draft.batch_id) + 1, ts: this.#now().toISOString() } as BatchEvent;
     this.#store.batches.appendEvent(e);
-    this.#lastId.set(e.batch_id, e.id);
-    if (e.type === BATCH_DONE) this.#done.add(e.batch_id);
+    if (e.type === BATCH_DONE) this.#lastId.delete(e.batch_id);
+    else this.#lastId.set(e.batch_id, e.id);
     const set = this.#subs.get(e.batch_id);
     if (!set) return;
     for (const s of [...set]) {

@@ -1,6 +1,7 @@
 /**
  * The RunManager (docs/architecture.md#run-lifecycle): admission with a global and a per-user
- * concurrency limit and a FIFO queue, one xstate run machine per run, cancel,
+ * concurrency limit and a priority queue (`metadata.priority`, raised by waiting, `admission.ts`),
+ * batches of runs admitted all or none (`createBatch`), one xstate run machine per run, cancel,
  * timeouts, projections of events onto the run row, recovery at start and an
  * ordered, idempotent shutdown.
  *
@@ -202,8 +203,7 @@ export class RunManager {
     const max = this.#d.config.batch_max_runs ?? 100;
     if (bodies.length > max) throw new ValidationError(`a batch holds at most ${max} runs (batch_max_runs), got ${bodies.length}`, { max, count: bodies.length }, "batch_too_large");
     if (!this.#admitting) throw new ShuttingDownError();
-    const room = this.#d.config.max_queued_runs_per_user - this.#admission.queuedFor(caller.id);
-    if (bodies.length > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
+    this.#checkQueueRoom(caller, bodies.length);
     const launches: Launch[] = [];
     for (const [i, body] of bodies.entries()) {
       try {
@@ -212,6 +212,7 @@ export class RunManager {
         throw err instanceof AppError ? new BatchItemError(i, err) : err;
       }
     }
+    this.#checkQueueRoom(caller, launches.length); // again: other requests may have queued runs meanwhile
     this.#place(launches, true); // from here to #start: no await
     const batch: BatchRow = { id: `bat_${ulid()}`, user_id: caller.id, created_at: new Date().toISOString() };
     let rows: RunRow[];
@@ -227,6 +228,12 @@ export class RunManager {
     for (const l of launches) this.#start(l, batch.id);
     this.#pump();
     return { batch, runs: rows };
+  }
+
+  /** The caller's queue cap (`max_queued_runs_per_user`) counted for `n` more runs. @throws BatchItemError (429) naming the first item past it */
+  #checkQueueRoom(caller: Caller, n: number): void {
+    const room = this.#d.config.max_queued_runs_per_user - this.#admission.queuedFor(caller.id);
+    if (n > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
   }
 
   /** Plans a run and does the I/O its plan needs (agent, engine, ACP binding, working directory); `queuedAhead`: the caller's runs of the same request queued before it. */

@@ -39,6 +39,7 @@ const RANK: Record<string, number> = {
   proxy: 8, // uses auth (bearer/API key) and container addresses
   engine: 8, // composition of store, bus, agents, run manager, containers and webhooks, without HTTP
   api: 9,
+  mcp: 9.5, // the MCP server (src/mcp/): above api (its ajv validation, route-module shape, artifact listing), below the roots that mount it (server.ts: /mcp) and run it (cli/: `openrunner mcp`)
   cli: 10,
   server: 10, // composition root of `openrunner serve`: the engine plus auth, the API and the proxy
   embed: 10, // createOpenRunner(): the engine as a library, without HTTP

@@ -56,8 +56,8 @@ function dispositionOf(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
-/** The artifacts listed in the run's terminal event (`run.completed`), or none. */
-function listedArtifacts(store: Store, runId: string): Artifact[] {
+/** The artifacts listed in the run's terminal event (`run.completed`), or none (also used by the MCP resources, `src/mcp/`). */
+export function listedArtifacts(store: Store, runId: string): Artifact[] {
   const last = store.events.lastId(runId);
   if (last === 0) return [];
   const [e] = store.events.list(runId, last - 1, 1);
