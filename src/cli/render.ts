@@ -127,6 +127,13 @@ export function createRenderer(opts: RenderOptions = {}): Renderer {
       case "container.stopped":
       case "container.removed":
         return lines(paint("dim", `container ${ev.type.slice(10)} ${ev.data.container_id.slice(0, 12)}`));
+      case "run.stalled": {
+        const d = ev.data;
+        const why = d.cause === "tool_running" ? `tool running${d.cpu_busy ? ", busy" : ", idle"}` : d.cause === "model_request_open" ? `waiting for the model${d.endpoint ? ` at ${d.endpoint}` : ""}` : d.cause === "waiting_permission" ? "waiting for a permission answer" : "process idle";
+        return lines(paint("yellow", `… no event for ${formatDuration(d.idle_ms)}: ${why}`));
+      }
+      case "run.resumed_activity":
+        return lines(paint("dim", `… active again after ${formatDuration(ev.data.stalled_ms)}`));
       case "run.completed": {
         const d = ev.data;
         const out: string[] = [];

@@ -51,6 +51,22 @@ export const ConfigSchema = Type.Object(
     max_timeout_secs: Type.Integer({ minimum: 1, maximum: 604800, default: 86400 }),
     /** Grace between SIGTERM and SIGKILL of a run's process group, ms. */
     kill_grace_ms: Type.Integer({ minimum: 0, maximum: 600000, default: 5000 }),
+    /** Stall watchdog (`src/run/stall.ts`): seconds without an event, while the agent lives, before `run.stalled`; 0: off. */
+    stall_secs: Type.Number({ minimum: 0, maximum: 86400, default: 0 }),
+    /** Seconds without an event before a stalled run fails with code `stalled`; 0: never (only `run.stalled`). */
+    stall_fail_secs: Type.Number({ minimum: 0, maximum: 604800, default: 0 }),
+    /** OpenTelemetry traces (`src/telemetry/`): off (no SDK loaded) unless `otlp_endpoint` is set. */
+    telemetry: Type.Object(
+      {
+        /** OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces` (JSON encoding). */
+        otlp_endpoint: Type.Optional(Type.String({ pattern: "^https?://", description: "http(s) URL of the OTLP/HTTP traces endpoint" })),
+        /** `service.name` of the exported spans. */
+        service_name: Type.String({ minLength: 1, maxLength: 200, default: "openrunner" }),
+        /** Extra headers of the export requests (e.g. an API key of the collector). */
+        headers: Type.Record(Type.String(), Type.String(), { default: {} }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log_level: Type.Union(
       ["silly", "trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)),
       { default: "info" },

@@ -66,6 +66,7 @@ export type RunErrorInfo = Static<typeof RunError>;
  * container was made with other limits or another image; restart it).
  * The `openrunner` agent's run limits: `max_turns` (model requests), `max_tokens`
  * (also its per-run token budget), `max_cost` (USD from the configured prices).
+ * Stall watchdog (`src/run/stall.ts`): `stalled` (no event for `stall_fail_secs`).
  */
 export const RUN_FAILURE_CODES = [
   "interrupted",
@@ -99,6 +100,7 @@ export const RUN_FAILURE_CODES = [
   "project_image_mismatch",
   "max_turns",
   "max_cost",
+  "stalled",
 ] as const;
 
 /** One of {@link RUN_FAILURE_CODES}. */
@@ -119,6 +121,16 @@ export function failureCode(err: unknown, fallback: RunFailureCode): RunFailureC
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && FAILURE_CODE_SET.has(code) ? (code as RunFailureCode) : fallback;
 }
+
+/**
+ * Why a run went silent (`run.stalled.cause`), checked in this order: `waiting_permission` (a permission request is
+ * open), `tool_running` (a child process of the agent lives), `model_request_open` (a connection to the model's base
+ * URL is open and unanswered), `idle_process` (none of these).
+ */
+export const STALL_CAUSES = ["waiting_permission", "tool_running", "model_request_open", "idle_process"] as const;
+/** One of {@link STALL_CAUSES}. */
+export type StallCause = (typeof STALL_CAUSES)[number];
+const STALL_CAUSE_LITERALS = STALL_CAUSES.map((c) => Type.Literal(c));
 
 /** The `data` schema of every event type: the single table the contract derives from. */
 export const EVENT_DATA_SCHEMAS = {
@@ -184,6 +196,23 @@ export const EVENT_DATA_SCHEMAS = {
   }),
   "run.cancelled": data({ reason: Type.String(), by: Type.Optional(Type.String()), duration_ms: Type.Integer({ minimum: 0 }) }),
   "run.timed_out": data({ timeout_ms: Type.Integer({ minimum: 0 }), duration_ms: Type.Integer({ minimum: 0 }) }),
+  /**
+   * The stall watchdog (`src/run/stall.ts`): no event for `idle_ms` while the agent's process lives. `cause`, see
+   * {@link STALL_CAUSES}; `pid`: the process inspected; `request_ids`: the open permission requests
+   * (`waiting_permission`); `endpoint`: the model base URL with an open connection (`model_request_open`);
+   * `tool_pids`/`cpu_busy`: the agent's live child processes and whether they used CPU since the last look (`tool_running`).
+   */
+  "run.stalled": data({
+    cause: Type.Union(STALL_CAUSE_LITERALS),
+    idle_ms: Type.Integer({ minimum: 0 }),
+    pid: Type.Optional(Type.Integer()),
+    request_ids: Type.Optional(Type.Array(Type.String())),
+    endpoint: Type.Optional(Type.String()),
+    tool_pids: Type.Optional(Type.Array(Type.Integer())),
+    cpu_busy: Type.Optional(Type.Boolean()),
+  }),
+  /** Events came again after a `run.stalled`: `stalled_ms`, how long the run had been silent. */
+  "run.resumed_activity": data({ stalled_ms: Type.Integer({ minimum: 0 }) }),
 } satisfies Record<string, TObject>;
 
 /** Every event type name, e.g. `"tool.call"`. */

@@ -42,7 +42,7 @@ export interface RunMachineInput {
   agentInput: ProcessActorInput;
 }
 
-type StopReason = { kind: "cancelled"; reason: string; by?: string } | { kind: "timed_out" };
+type StopReason = { kind: "cancelled"; reason: string; by?: string } | { kind: "timed_out" } | { kind: "failed"; code: RunFailureCode; message: string };
 
 export interface RunMachineContext extends RunMachineInput {
   createdAt: number;
@@ -56,6 +56,8 @@ export interface RunMachineContext extends RunMachineInput {
 export type RunMachineEvent =
   | { type: "START" }
   | { type: "CANCEL"; reason?: string; by?: string }
+  /** Ends a running run as `run.failed` with this code, stopping its agent first (the stall watchdog's `stalled`). */
+  | { type: "FAIL"; code: RunFailureCode; message: string }
   | ProcessActorEmitted;
 
 const durationOf = (c: RunMachineContext) => Math.max(0, Math.round(c.now() - (c.startedAt ?? c.createdAt)));
@@ -79,6 +81,7 @@ export const runMachine = setup({
   guards: {
     wasCancelled: ({ context }) => context.stop?.kind === "cancelled",
     wasTimedOut: ({ context }) => context.stop?.kind === "timed_out",
+    wasFailed: ({ context }) => context.stop?.kind === "failed",
     completedOk: ({ event }) => event.type === "AGENT.EXITED" && event.outcome.kind === "completed",
   },
   actions: {
@@ -87,6 +90,7 @@ export const runMachine = setup({
       stop: ({ context, event }) =>
         context.stop ?? (event.type === "CANCEL" ? { kind: "cancelled", reason: event.reason ?? "cancelled", ...(event.by ? { by: event.by } : {}) } : null),
     }),
+    recordFail: assign({ stop: ({ context, event }) => context.stop ?? (event.type === "FAIL" ? { kind: "failed", code: event.code, message: event.message } : null) }),
     recordTimeout: assign({ stop: ({ context }) => context.stop ?? { kind: "timed_out" } }),
     recordOutcome: assign({ outcome: ({ event }) => (event.type === "AGENT.EXITED" ? event.outcome : null) }),
     stopAgent: sendTo("agent", { type: "STOP" }),
@@ -106,8 +110,11 @@ export const runMachine = setup({
     },
     emitFailed: ({ context, event }) => {
       const o = context.outcome;
+      const s = context.stop;
       const err: { code: RunFailureCode; message: string } =
-        o?.kind === "failed"
+        s?.kind === "failed"
+          ? { code: s.code, message: s.message }
+          : o?.kind === "failed"
           ? { code: o.code, message: o.message }
           : String(event.type).startsWith("xstate.error")
             ? failureOf((event as { error?: unknown }).error)
@@ -165,12 +172,16 @@ export const runMachine = setup({
       states: {
         working: {
           after: { runTimeout: { target: "stopping", actions: ["recordTimeout", "stopAgent"] } },
-          on: { CANCEL: { target: "stopping", actions: ["recordCancel", "stopAgent"] } },
+          on: {
+            CANCEL: { target: "stopping", actions: ["recordCancel", "stopAgent"] },
+            FAIL: { target: "stopping", actions: ["recordFail", "stopAgent"] },
+          },
         },
         stopping: {
           after: {
             stopWait: [
               { guard: "wasCancelled", target: "#run.cancelled" },
+              { guard: "wasFailed", target: "#run.failed" },
               { target: "#run.timed_out" },
             ],
           },
@@ -180,6 +191,7 @@ export const runMachine = setup({
         "AGENT.EXITED": [
           { guard: "wasCancelled", target: "cancelled", actions: "recordOutcome" },
           { guard: "wasTimedOut", target: "timed_out", actions: "recordOutcome" },
+          { guard: "wasFailed", target: "failed", actions: "recordOutcome" },
           { guard: "completedOk", target: "completed", actions: "recordOutcome" },
           { target: "failed", actions: "recordOutcome" },
         ],

@@ -51,10 +51,11 @@ import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { AdmissionQueue } from "./admission.ts";
 import { BatchFeed } from "./batch-feed.ts";
-import { TERMINAL_STATUSES, type RunEvent, type RunStatus } from "../protocol/events.ts";
+import { TERMINAL_STATUSES, type RunEvent, type RunEventInput, type RunStatus } from "../protocol/events.ts";
 import { NOTIFY_TYPES, projectEvent, type ProjectionState } from "./projection.ts";
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
+import { createStallWatchdog } from "./stall.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "../protocol/requests.ts";
 import { checkWorkspaceFree, type LivePlacement } from "./placement.ts";
@@ -66,7 +67,7 @@ export interface RunManagerDeps {
   config: Pick<
     Config,
     "max_concurrent_runs" | "max_concurrent_runs_per_user" | "max_queued_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
-  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs">>;
+  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs" | "stall_secs" | "stall_fail_secs">>;
   store: Store;
   bus: Bus;
   log: Log;
@@ -325,10 +326,14 @@ export class RunManager {
     const id = plan.runId;
     const channel = this.#newChannel(id, 0);
     const md = plan.metadata;
+    // The stall watchdog (stall.ts; off unless stall_secs) hears every event of the run through `emit`.
+    const baseUrl = this.#d.config.agents?.[adapter.name]?.base_url;
+    const stall = createStallWatchdog(this.#d.config, { runId: id, emit: (e) => channel.append(e), openRequests: () => this.#permissions.listOpen(id).map((p) => p.request_id), fail: (message) => actor.send({ type: "FAIL", code: "stalled", message }), modelBaseUrls: baseUrl ? [baseUrl] : [], log: this.#log });
+    const emit = (e: RunEventInput) => (stall?.observe(e), channel.append(e));
     const permissions = createPermissionGate({
       runId: id,
       ...plan.permissions,
-      emit: (e) => channel.append(e),
+      emit,
       registry: this.#permissions,
       runOver: () => channel.ended,
       log: this.#log,
@@ -337,7 +342,7 @@ export class RunManager {
       permissions,
       adapter: l.runAdapter,
       killGraceMs: this.#d.config.kill_grace_ms,
-      emit: (e) => channel.append(e),
+      emit,
       log: this.#log,
       ...(this.#d.runAs ? { runAs: this.#d.runAs } : {}),
       ctx: {
@@ -357,7 +362,7 @@ export class RunManager {
     const machine = runMachine.provide({
       actors: {
         agent: adapter.actor ?? (isAcpAdapter(adapter) ? acpActor : processActor),
-        prepare: fromPromise<PrepareOutput, { runId: string }>(({ signal }) => this.#prepare(l, (e) => channel.append(e), signal)),
+        prepare: fromPromise<PrepareOutput, { runId: string }>(({ signal }) => this.#prepare(l, emit, signal)),
       },
     });
     const actor = createActor(machine, {
@@ -365,7 +370,7 @@ export class RunManager {
         runId: id,
         timeoutMs: plan.timeoutSecs * 1000,
         stopWaitMs: this.#d.config.kill_grace_ms + 5000,
-        emit: (e) => channel.append(e),
+        emit,
         now: () => Date.now(),
         agentInput,
       },
@@ -386,6 +391,7 @@ export class RunManager {
     channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
     this.#publish(active, "queued");
     void channel.whenTerminal().then(() => {
+      stall?.stop();
       slot?.release();
       this.#active.delete(id);
       this.#permissions.endRun(id);

@@ -55,6 +55,8 @@ const EVERY_TYPE: RunEventInput[] = [
   { type: "run.failed", data: { error: { code: "agent_crashed", message: "boom" }, exit_code: 3, duration_ms: 800 } },
   { type: "run.cancelled", data: { reason: "user request", by: "admin", duration_ms: 61000 } },
   { type: "run.timed_out", data: { timeout_ms: 300000, duration_ms: 300100 } },
+  { type: "run.stalled", data: { cause: "tool_running", idle_ms: 61000, pid: 42, tool_pids: [43], cpu_busy: false } },
+  { type: "run.resumed_activity", data: { stalled_ms: 62000 } },
 ];
 
 const EXPECTED = [
@@ -86,6 +88,8 @@ const EXPECTED = [
   "✗ failed: agent_crashed: boom (exit 3) after 800ms",
   "■ cancelled: user request (by admin) after 1m 01s",
   "✗ timed out (limit 5m 00s) after 5m 00s",
+  "… no event for 1m 01s: tool running, idle",
+  "… active again after 1m 02s",
   "",
 ].join("\n");
 
