@@ -84,14 +84,14 @@ export const grepTool: NativeTool<typeof GrepInput> = {
     const hits: string[] = [];
     try {
       const files: string[] = [];
-      let single = false;
-      try {
-        const entries = await ctx.fs.list(base);
-        void entries;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOTDIR") throw err;
-        single = true;
-      }
+      // A file as `path` is searched alone (listing it fails with ENOTDIR).
+      const single = await ctx.fs.list(base).then(
+        () => false,
+        (err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code !== "ENOTDIR") throw err;
+          return true;
+        },
+      );
       if (single) files.push(base);
       else await ctx.fs.walk(base, (rel, e) => void (e.type === "file" && (!only || only.test(rel)) && files.push(join(base, rel))), MAX_WALK_ENTRIES);
       for (const f of files) {
