@@ -165,4 +165,22 @@ describe("batches, priorities and live configuration end to end", () => {
     assert.match(written, /^permissions:\n {2}timeout_secs: 30$/m);
     assert.match(written, /api_key: sk-e2e-file-key/, "the rest of the file is kept");
   });
+
+  test("a batch cut short by a crash is finished at the next start: its runs failed interrupted, its stream ends", async () => {
+    const created = await json(await s.api("/api/runs/batch", { method: "POST", token, json: { runs: [shell(blocker("never")), shell(blocker("never"), { cwd: "b" }), shell(blocker("never"), { cwd: "c" })] } }));
+    assert.equal(created.status, 201);
+    const id = created.body.batch_id as string;
+    await eventsUntil(s, token, created.body.runs[0].run_id, (e) => e.type === "run.started");
+    await s.kill9();
+    s = await spawnServer({ dataDir: s.dataDir, args: ["--config", file], env: { OPENRUNNER_JWT_SECRET: JWT_SECRET, OPENRUNNER_MAX_CONCURRENT_RUNS_PER_USER: "10" } });
+    const view = (await json(await s.api(`/api/batches/${id}`, { token }))).body;
+    assert.equal(view.done, true);
+    assert.equal(view.counts.failed, 3);
+    for (const r of created.body.runs) assert.equal((await runOf(r.run_id)).error.code, "interrupted");
+    const stream = await readSse(`${s.url}/api/batches/${id}/events`, { token, timeoutMs: 10_000 });
+    assert.ok(stream.ended);
+    const evs = stream.messages.map((m) => JSON.parse(m.data) as { type: string; data: any });
+    assert.equal(evs.at(-1)!.type, "batch.done");
+    assert.equal(evs.filter((e) => e.data.status === "failed").length, 3);
+  });
 });
