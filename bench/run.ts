@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { benchAdmission } from "./admission.ts";
 import { benchAgents } from "./agents.ts";
 import { benchAcp } from "./acp.ts";
+import { benchNative } from "./native.ts";
 import { benchDocker } from "./docker.ts";
 import { benchTunnel } from "./tunnel.ts";
 import { benchProxy } from "./proxy.ts";
@@ -26,7 +27,7 @@ import { benchPipeline } from "./pipeline.ts";
 import { killAllTracked } from "./lib/procs.ts";
 import { formatTable, writeResult, type BenchResult } from "./lib/result.ts";
 
-const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker"] as const;
+const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker", "native"] as const;
 type Name = (typeof NAMES)[number];
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -75,6 +76,8 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchProxy({ quick: o.quick, repeats: o.repeats });
     case "docker":
       return benchDocker({ runs: o.quick ? 8 : 30, warmup: 2, repeats: o.repeats, quick: o.quick });
+    case "native":
+      return benchNative({ turns: o.quick ? 10 : 30, repeats: Math.max(2, o.repeats * 2), toolCalls: o.quick ? 30 : 200, quick: o.quick, ...(base.cpuProfDir ? { cpuProfDir: base.cpuProfDir } : {}) });
   }
 }
 

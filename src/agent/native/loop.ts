@@ -14,7 +14,9 @@
  * `maxTokens` (input + output summed over the run) fails `max_tokens`, `maxCostUsd` fails
  * `max_cost`; an answer cut by the output limit fails `max_tokens`, a refusal `refusal`. The
  * signal (cancel, timeout) aborts the model stream and any tool process at once.
- * `onTurn` is called whenever the conversation grew, so the store keeps it turn by turn.
+ * `onTurn` is called after each turn's tool results and once at the end, so the store keeps the
+ * conversation turn by turn (a turn cut short leaves calls without results, which the next run
+ * repairs: `session.ts`).
  */
 import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome } from "../types.ts";
@@ -55,7 +57,7 @@ export interface LoopOptions {
   limits: LoopLimits;
   plan: boolean;
   signal: AbortSignal;
-  /** The conversation grew (after every turn and every batch of tool results). */
+  /** The conversation grew: after the prompt, after each turn's tool results, and at the end. */
   onTurn?: (transcript: readonly TranscriptItem[]) => void;
 }
 
@@ -76,6 +78,7 @@ export async function runLoop(o: LoopOptions): Promise<AgentOutcome> {
   };
   const stopped = (): AgentOutcome => ({ kind: "failed", code: "agent_cancelled", message: "the run was stopped" });
   const end = (outcome: AgentOutcome): AgentOutcome => {
+    o.onTurn?.(o.transcript);
     if (plan) o.emit(planEventOf(plan, true));
     if (outcome.kind !== "completed") return outcome;
     const usage: Usage = { input_tokens: total.input_tokens, output_tokens: total.output_tokens, ...(total.cache_read_tokens ? { cache_read_tokens: total.cache_read_tokens } : {}), ...(total.cache_write_tokens ? { cache_write_tokens: total.cache_write_tokens } : {}), ...(total.cost_usd !== undefined ? { cost_usd: total.cost_usd } : {}) };
@@ -118,7 +121,6 @@ export async function runLoop(o: LoopOptions): Promise<AgentOutcome> {
     total.cache_write_tokens += result.usage.cache_write_tokens ?? 0;
     if (cost !== undefined) total.cost_usd = (total.cost_usd ?? 0) + cost;
     o.transcript.push({ role: "assistant", text: result.text, tool_calls: result.tool_calls, ...(result.thinking ? { thinking: result.thinking } : {}) });
-    o.onTurn?.(o.transcript);
 
     if (o.limits.maxTokens !== undefined && total.input_tokens + total.output_tokens > o.limits.maxTokens)
       return end(failed("max_tokens", `the run used ${total.input_tokens + total.output_tokens} tokens, over its limit of ${o.limits.maxTokens} (native.max_tokens)`));

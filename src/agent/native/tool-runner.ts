@@ -36,10 +36,23 @@ export interface ToolRunner {
 
 const cap = (s: string) => (s.length > MAX_TOOL_OUTPUT_CHARS ? `${s.slice(0, MAX_TOOL_OUTPUT_CHARS)}\n[output cut at ${MAX_TOOL_OUTPUT_CHARS} characters]` : s);
 
+/** Compiled input validators, by schema object (the tools are made once per server, runs are many). */
+const validators = new WeakMap<object, ValidateFunction>();
+let ajv: Ajv | undefined;
+
+function validatorOf(tool: NativeTool): ValidateFunction {
+  let v = validators.get(tool.schema);
+  if (!v) {
+    ajv ??= new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false });
+    v = ajv.compile(tool.schema);
+    validators.set(tool.schema, v);
+  }
+  return v;
+}
+
 /** Creates the runner for one run's tools. */
 export function createToolRunner(o: ToolRunnerOptions): ToolRunner {
-  const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false });
-  const byName = new Map<string, { tool: NativeTool; validate: ValidateFunction }>(o.tools.map((t) => [t.name, { tool: t, validate: ajv.compile(t.schema) }]));
+  const byName = new Map<string, { tool: NativeTool; validate: ValidateFunction }>(o.tools.map((t) => [t.name, { tool: t, validate: validatorOf(t) }]));
   const decide = async (tool: NativeTool, call: ToolCallItem, signal: AbortSignal): Promise<ToolResult | undefined> => {
     if (!tool.mutating || !o.permissions) return undefined;
     const answer = await o.permissions.ask({ call_id: call.id, name: tool.name, input: call.input, options: TOOL_PERMISSION_OPTIONS }, signal);
