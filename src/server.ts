@@ -14,6 +14,7 @@ import { createRunRoutes } from "./api/routes/runs.ts";
 import { createArtifactRoutes } from "./api/routes/artifacts.ts";
 import { createWebhookRoutes } from "./api/routes/webhooks.ts";
 import { createMcpRoutes } from "./mcp/http-route.ts";
+import { createAguiRoutes } from "./api/routes/agui.ts";
 import { createBatchRoutes } from "./api/routes/batches.ts";
 import { createConfigRoutes } from "./api/routes/config.ts";
 import { createToolRoutes } from "./api/routes/tools.ts";
@@ -101,7 +102,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
   const live = new LiveConfig({ config, sources: opts.configSources?.sources ?? new Map(), file: opts.configSources?.file });
   const configRoutes = createConfigRoutes(deps, { live, onChanged: () => manager.reconfigure() });
-  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createMcpRoutes(deps, manager)]);
+  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
     if (!proxy.handleRequest(req, res)) void koa(req, res);

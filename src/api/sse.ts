@@ -18,6 +18,11 @@ export interface SseOptions {
   stallTimeoutMs?: number;
   /** Client reconnect delay announced with `retry:`, ms. */
   retryMs?: number;
+  /**
+   * Another view of the same events (the AG-UI route, `routes/agui.ts`): the text to write for a chunk instead of its
+   * own frames (`""`: nothing), and the frame for a lagging subscriber instead of `stream.lagged` (`""`: none).
+   */
+  render?: { chunk(chunk: EventChunk): string; lagged(lastId: number): string };
 }
 
 /**
@@ -64,13 +69,16 @@ export function streamRunEvents(req: IncomingMessage, res: ServerResponse, chann
     sub = channel.subscribe(after, {
       write(chunk: EventChunk): boolean {
         if (finished) return false;
-        const more = res.write(chunk.bytes());
+        const text = opts.render?.chunk(chunk);
+        if (text === "") return true;
+        const more = res.write(text ?? chunk.bytes());
         // A client that stops reading is dropped, not held forever (it reconnects with Last-Event-ID).
         if (!more) stallTimer ??= setTimeout(() => res.destroy(), opts.stallTimeoutMs ?? 60_000);
         return more;
       },
       lagged(lastId: number) {
-        res.write(formatLaggedFrame(lastId));
+        const frame = opts.render ? opts.render.lagged(lastId) : formatLaggedFrame(lastId);
+        if (frame !== "") res.write(frame);
         finish();
         // A lagging socket may never drain: do not wait for it.
         setTimeout(() => res.destroy(), 5000).unref();
