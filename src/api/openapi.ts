@@ -42,6 +42,8 @@ export interface OperationSpec {
    * `text/event-stream` whose `data:` lines are RunEvents, and `?access_token=` is accepted.
    */
   sse?: true;
+  /** The schema of an SSE route's `data:` lines when they are not RunEvents (the batch stream); default the RunEvent component. */
+  sseEvent?: { schema: TSchema; name: string };
 }
 
 /** Names of the shared schemas in `components.schemas`. */
@@ -148,9 +150,10 @@ function buildOperation(op: OperationSpec, pathParams: string[]): Record<string,
     const content: Record<string, unknown> = {};
     if (r.schema) content["application/json"] = { schema: r.schema };
     if (op.sse && status === "200") {
+      const name = op.sseEvent?.name ?? "RunEvent";
       content["text/event-stream"] = {
-        schema: componentRef("RunEvent"),
-        description: "Each event: `id:` the event id, `event:` its type, `data:` the whole RunEvent as JSON.",
+        schema: op.sseEvent?.schema ?? componentRef("RunEvent"),
+        description: `Each event: \`id:\` the event id, \`event:\` its type, \`data:\` the whole ${name} as JSON.`,
       };
     }
     responses[status] = Object.keys(content).length ? { description: r.description, content } : { description: r.description };

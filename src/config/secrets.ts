@@ -5,7 +5,7 @@
  * `jwt_secret`, `admin_password`, agents' `api_key` and `env`, ACP agents'
  * `mcp_servers` …), or, as a backstop for settings added without the mark,
  * when a segment of its path is a secret-looking name (`*_secret`, `password`,
- * `token`, `api_key`, `credentials`, `env`).
+ * `token`, `api_key`, `credentials`, `env`, `headers`: HTTP headers carry credentials).
  */
 import { ConfigSchema } from "./schema.ts";
 
@@ -14,7 +14,7 @@ export const REDACTED = "[redacted]";
 
 type Node = Record<string, unknown>;
 
-const SECRET_NAME = /(^|_)(secret|password|passphrase|token|api_?key|credentials?|private_key)($|_)|^env$/i;
+const SECRET_NAME = /(^|_)(secret|password|passphrase|token|api_?key|credentials?|private_key)($|_)|^(env|headers)$/i;
 
 /** The schema node of a setting path (`["agents", "codex", "api_key"]`), through records and arrays; undefined when unknown. */
 function childOf(node: Node, segment: string): Node | undefined {

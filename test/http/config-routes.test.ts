@@ -109,7 +109,7 @@ describe("config routes", () => {
   });
 
   test("secret settings are those the schema marks, plus secret-looking names", () => {
-    for (const p of ["jwt_secret", "admin_password", "agents.x.api_key", "agents.x.env", "acp_agents.y.env.K", "acp_agents.y.mcp_servers", "providers.openai.api_key", "webhooks.signing_secret"]) assert.equal(isSecretSetting(p.split(".")), true, p);
+    for (const p of ["jwt_secret", "admin_password", "agents.x.api_key", "agents.x.env", "acp_agents.y.env.K", "acp_agents.y.mcp_servers", "providers.openai.api_key", "webhooks.signing_secret", "telemetry.headers"]) assert.equal(isSecretSetting(p.split(".")), true, p);
     for (const p of ["max_concurrent_runs", "agents.x.model", "permissions.timeout_secs", "native.max_tokens", "docker.image"]) assert.equal(isSecretSetting(p.split(".")), false, p);
   });
 

@@ -53,7 +53,8 @@ describe("tools route and the OpenAPI document", () => {
     assert.ok(doc.paths["/api/runs/batch"].post.requestBody);
     assert.deepEqual(Object.keys(doc.paths["/api/batches/{id}"]), ["get"]);
     assert.ok(doc.paths["/api/batches/{id}/cancel"].post);
-    assert.ok(doc.paths["/api/batches/{id}/events"].get);
+    const sse = doc.paths["/api/batches/{id}/events"].get.responses["200"].content["text/event-stream"];
+    assert.deepEqual(sse.schema.anyOf.map((b: { properties: { type: { const: string } } }) => b.properties.type.const), ["run.status", "batch.done"], "the batch stream's own frames, not RunEvents");
     assert.ok(doc.paths["/api/config"].get && doc.paths["/api/config"].patch.requestBody);
     assert.ok(doc.paths["/api/tools"].get);
     const item = doc.paths["/api/runs/batch"].post.requestBody.content["application/json"].schema.properties.runs.items;

@@ -10,7 +10,7 @@
 import { Router } from "@koa/router";
 import { Type } from "@sinclair/typebox";
 import { AppError, BatchItemError, NotFoundError, ValidationError } from "../../errors.ts";
-import { BATCH_DONE, BatchEventPageResponse, BatchView, CreateBatchBody, CreateBatchEnvelope, CreateBatchResponse, type BatchView as BatchViewT } from "../../protocol/batches.ts";
+import { BATCH_DONE, BatchEventPageResponse, BatchEventSchema, BatchView, CreateBatchBody, CreateBatchEnvelope, CreateBatchResponse, type BatchView as BatchViewT } from "../../protocol/batches.ts";
 import { TERMINAL_STATUSES } from "../../protocol/events.ts";
 import { CreateRunBody } from "../../protocol/requests.ts";
 import { allTerminal, countByStatus } from "../../run/batch-feed.ts";
@@ -143,6 +143,7 @@ const batchOperations: OperationSpec[] = [
     tags: ["batches"],
     auth: true,
     sse: true,
+    sseEvent: { schema: BatchEventSchema, name: "batch event" },
     query: EventsQuery,
     responses: { 200: { description: "Batch events (`run.status`, then `batch.done`)", schema: BatchEventPageResponse }, ...errorResponses(400, 401, 404) },
   },
