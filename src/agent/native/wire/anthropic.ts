@@ -120,7 +120,8 @@ export interface AnthropicWireOptions {
 
 /** The Anthropic client of a provider; see the module comment. */
 export function createAnthropicWire(o: AnthropicWireOptions): WireClient {
-  const client = new Anthropic({ apiKey: o.apiKey, baseURL: o.baseURL ?? "https://api.anthropic.com", maxRetries: o.maxRetries, timeout: o.timeoutMs });
+  // Everything explicit: the SDK would otherwise read ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL and ANTHROPIC_LOG from the server's environment.
+  const client = new Anthropic({ apiKey: o.apiKey, authToken: null, baseURL: o.baseURL ?? "https://api.anthropic.com", maxRetries: o.maxRetries, timeout: o.timeoutMs, logLevel: "off" });
   return {
     async turn(req: ModelRequest, sink: TurnSink, signal: AbortSignal): Promise<TurnResult> {
       const params = {

@@ -114,9 +114,9 @@ export interface OpenAiWireOptions {
   timeoutMs: number;
 }
 
-/** An OpenAI SDK client that reads nothing from the environment. */
+/** An OpenAI SDK client with every setting explicit (the SDK would otherwise read OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID and OPENAI_LOG from the environment). */
 export function createOpenAiClient(o: OpenAiWireOptions): OpenAI {
-  return new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL ?? "https://api.openai.com/v1", maxRetries: o.maxRetries, timeout: o.timeoutMs, organization: null, project: null });
+  return new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL ?? "https://api.openai.com/v1", maxRetries: o.maxRetries, timeout: o.timeoutMs, organization: null, project: null, logLevel: "off" });
 }
 
 /** The Responses client of a provider; see the module comment. */
