@@ -45,7 +45,6 @@ import { figure, formatTable, writeResult, type BenchResult } from "./lib/result
 import { ROOT, startBenchServer, type BenchServer } from "./lib/server.ts";
 import { percentile, round } from "./lib/stats.ts";
 
-/** Options of {@link benchNative}. */
 export interface NativeBenchOptions {
   /** Model turns per measured run. */
   turns: number;

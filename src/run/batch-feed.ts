@@ -45,6 +45,8 @@ export class BatchFeed {
   readonly #subs = new Map<string, Set<BatchSink>>();
   /** Last event id of each batch that has events and is not done yet (a done batch is read from the store). */
   readonly #lastId = new Map<string, number>();
+  /** The runs not yet terminal of each batch created by this process ({@link track}): done is known without a query. */
+  readonly #open = new Map<string, Set<string>>();
 
   /** @param opts.now the clock of the events' `ts`; default the system's */
   constructor(opts: { store: Store; now?: () => Date }) {
@@ -57,7 +59,18 @@ export class BatchFeed {
    * the same as `prev`), then `batch.done` when every run of the batch is terminal.
    */
   onRunStatus(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): void {
-    if (this.#record(batchId, runId, status, prev) && TERMINAL_STATUSES.includes(status)) this.#finishIfDone(batchId);
+    if (!this.#record(batchId, runId, status, prev) || !TERMINAL_STATUSES.includes(status)) return;
+    const open = this.#open.get(batchId);
+    if (!open) return this.#finishIfDone(batchId);
+    open.delete(runId);
+    if (open.size > 0) return;
+    this.#open.delete(batchId);
+    this.#finishIfDone(batchId);
+  }
+
+  /** A new batch's runs (before their first status): the batch is done when each of them has had a terminal status. */
+  track(batchId: string, runIds: readonly string[]): void {
+    this.#open.set(batchId, new Set(runIds));
   }
 
   /**
@@ -65,15 +78,23 @@ export class BatchFeed {
    * final status, with the last status its batch's stream holds for it as `prev`.
    */
   recordRecovered(runIds: readonly string[]): void {
-    const batches = new Set<string>();
+    const byBatch = new Map<string, Array<{ id: string; status: RunStatus }>>();
     for (const id of runIds) {
       const row = this.#store.runs.get(id);
-      if (!row?.batch_id) continue;
-      let prev: RunStatus | null = null;
-      for (const e of this.readStored(row.batch_id, 0, Number.MAX_SAFE_INTEGER)) if (e.type === BATCH_RUN_STATUS && e.data.run_id === id) prev = e.data.status;
-      if (this.#record(row.batch_id, id, row.status, prev)) batches.add(row.batch_id);
+      if (row?.batch_id) byBatch.set(row.batch_id, [...(byBatch.get(row.batch_id) ?? []), { id, status: row.status }]);
     }
-    for (const b of batches) this.#finishIfDone(b); // after every recovered run of the batch is recorded
+    for (const [batchId, runs] of byBatch) {
+      const last = new Map<string, RunStatus>(); // each run's last streamed status, from one pass over the batch's stream
+      for (let cursor = 0; ; ) {
+        const page = this.readStored(batchId, cursor, REPLAY_PAGE);
+        for (const e of page) if (e.type === BATCH_RUN_STATUS) last.set(e.data.run_id, e.data.status);
+        if (page.length < REPLAY_PAGE) break;
+        cursor = page[page.length - 1]!.id;
+      }
+      let recorded = false;
+      for (const r of runs) recorded = this.#record(batchId, r.id, r.status, last.get(r.id) ?? null) || recorded;
+      if (recorded) this.#finishIfDone(batchId); // after every recovered run of the batch is recorded
+    }
   }
 
   /** Highest stored event id of a batch (0: none). */

@@ -226,6 +226,7 @@ export class RunManager {
       for (const l of launches) l.slot?.release();
       throw err;
     }
+    this.batches.track(batch.id, rows.map((r) => r.id));
     for (const l of launches) this.#start(l, batch.id);
     this.#pump();
     return { batch, runs: rows };

@@ -131,3 +131,19 @@ test("counts name every status; an empty list is all terminal", () => {
   assert.equal(allTerminal([]), true);
   assert.equal(allTerminal([{ status: "completed" }, { status: "waiting" }]), false);
 });
+
+test("a tracked batch (created by this process) is done when each of its runs has had a terminal status", () => {
+  const s = setup(3);
+  const [a, b, c] = s.ids as [string, string, string];
+  s.feed.track("bat_1", s.ids);
+  for (const id of s.ids) change(s, id, "queued", null);
+  change(s, a, "completed", "queued");
+  change(s, b, "failed", "queued");
+  assert.equal(s.feed.isDone("bat_1"), false);
+  change(s, c, "timed_out", "queued");
+  assert.equal(s.feed.isDone("bat_1"), true);
+  const done = s.feed.readStored("bat_1", 0, 100).at(-1)!;
+  assert.equal(done.type, "batch.done");
+  if (done.type === "batch.done") assert.deepEqual([done.data.counts.completed, done.data.counts.failed, done.data.counts.timed_out], [1, 1, 1]);
+  s.store.close();
+});
