@@ -36,6 +36,7 @@ import type { Log } from "./log.ts";
 import { EventWriter } from "./run/event-writer.ts";
 import { RunManager } from "./run/manager.ts";
 import { WebhookDispatcher } from "./webhooks/dispatcher.ts";
+import { startTelemetry, type Telemetry } from "./telemetry/index.ts";
 import { acquireDataDirLock } from "./store/data-lock.ts";
 import { openSqliteStore } from "./store/sqlite.ts";
 import type { Store } from "./store/types.ts";
@@ -79,6 +80,8 @@ export interface Engine {
   metricsRegistry: Registry;
   /** The user agent processes run as on the host (`host_run_user`), when set. */
   runAs: RunAs | undefined;
+  /** OpenTelemetry traces of runs (`src/telemetry/`), when `telemetry.otlp_endpoint` is set. */
+  telemetry: Telemetry | undefined;
   stopRuns(): Promise<void>;
   close(): Promise<void>;
 }
@@ -251,11 +254,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const metricsRegistry = new Registry();
   const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: metricsRegistry, version: VERSION });
   webhooks.start();
+  const telemetry = await startTelemetry({ config: config.telemetry, bus, store, log, version: VERSION }); // undefined (nothing loaded) when off
 
   let stopping: Promise<void> | null = null;
   const stopRuns = () =>
     (stopping ??= (async () => {
       await runs.close(); // stop admitting, end runs (their containers are removed), flush events, end subscribers
+      await telemetry?.close(); // the last runs' spans exported
       await webhooks.close(); // attempts in flight finish (bounded by webhooks.timeout_ms); the rest is marked abandoned
       await pool?.close(); // warm containers not handed out; project containers stay (adopted at the next start)
       await sweeper.close();
@@ -269,5 +274,5 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       lock.release();
     })());
 
-  return { config, paths, store, bus, registry, manager: runs, writer, projects, pool, dockerClient, instance, metricsRegistry, runAs, stopRuns, close };
+  return { config, paths, store, bus, registry, manager: runs, writer, projects, pool, dockerClient, instance, metricsRegistry, runAs, telemetry, stopRuns, close };
 }

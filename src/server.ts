@@ -105,6 +105,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
+    engine.telemetry?.traceRequest(req, res); // POST /api/runs: a server span, parent of the run's (src/telemetry/)
     if (!proxy.handleRequest(req, res)) void koa(req, res);
   });
   server.on("upgrade", (req, socket, head) => {

@@ -76,7 +76,7 @@ export interface ContainerExecOptions {
  * toContainerExec({ argv: ["/bin/sh", "-c", "ls"], env: { PATH: "/usr/bin", HOME: "/data/homes/r1" }, cwd: "/data/ws/r1" }, ctx, container)
  * // { argv: ["sh", "-c", "ls"], env: { HOME: "/home/agent", OPENRUNNER_RUN_ID: "r1" }, cwd: "/workspace" }
  */
-export function toContainerExec(command: AgentCommand, ctx: Pick<AgentRunContext, "run_id" | "cwd" | "home">, c: Pick<RunContainer, "workdir" | "home" | "command">): ExecSpec {
+export function toContainerExec(command: AgentCommand, ctx: Pick<AgentRunContext, "run_id" | "cwd" | "home" | "traceparent">, c: Pick<RunContainer, "workdir" | "home" | "command">): ExecSpec {
   // Longer host prefix first, so a home inside the workspace (or the reverse) maps right.
   const maps = [
     [ctx.cwd, c.workdir],
@@ -95,6 +95,7 @@ export function toContainerExec(command: AgentCommand, ctx: Pick<AgentRunContext
   for (const [k, v] of Object.entries(command.env)) if (!DROPPED_ENV.has(k)) env[k] = mapPath(v);
   env.HOME = c.home;
   env.OPENRUNNER_RUN_ID = ctx.run_id;
+  if (ctx.traceparent) env.TRACEPARENT = ctx.traceparent;
   const cwd = mapPath(command.cwd);
   const argv0 = command.container_native ? file : (c.command ?? path.posix.basename(file));
   return { argv: [argv0, ...args.map(mapPath)], env, cwd: cwd.startsWith("/") && cwd !== command.cwd ? cwd : c.workdir };

@@ -106,7 +106,7 @@ export const processActor = fromCallback<ProcessActorReceived, ProcessActorInput
     const child = execa(file, args, {
       cwd: command.cwd,
       // OPENRUNNER_RUN_ID marks every process of the run (inherited), so orphans can be found after a crash.
-      env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id },
+      env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id, ...(ctx.traceparent ? { TRACEPARENT: ctx.traceparent } : {}) },
       extendEnv: false,
       detached: true,
       ...(input.runAs ? { uid: input.runAs.uid, gid: input.runAs.gid } : {}),

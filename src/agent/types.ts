@@ -53,6 +53,8 @@ export interface AgentRunContext {
   task?: TaskRunSpec;
   /** `metadata.plan`: plan first, then work (the `openrunner` agent). */
   plan?: boolean;
+  /** W3C `traceparent` of the run's span (`src/protocol/trace-context.ts`), given to the agent as `TRACEPARENT`. */
+  traceparent?: string;
 }
 
 /** What a `task` run executes: an admin-allowed batch image, and the run's input and metadata for `task.json`. */

@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { RUN_STATUSES, UsageSchema } from "./events.ts";
+import { TRACEPARENT_PATTERN } from "./trace-context.ts";
 
 /** What a project id (`metadata.project_id`, the `:project_id` of the project routes) must match. */
 export const PROJECT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
@@ -71,6 +72,8 @@ export const CreateRunBody = Type.Object(
         permission_timeout_secs: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
         /** `openrunner` runs: ask the model for a plan first (a `plan` event), then carry it out. */
         plan: Type.Optional(Type.Boolean()),
+        /** W3C trace context of the caller (the `traceparent` request header wins): the run's span is its child; the agent gets the run's as `TRACEPARENT`. */
+        traceparent: Type.Optional(Type.String({ pattern: TRACEPARENT_PATTERN })),
         /** Admission priority (default `normal`): higher first, then FIFO; a waiting run gains a level per `priority_aging_secs`. */
         priority: Type.Optional(Type.Union(RUN_PRIORITIES.map((p) => Type.Literal(p)))),
       },

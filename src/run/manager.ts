@@ -56,6 +56,7 @@ import { NOTIFY_TYPES, projectEvent, type ProjectionState } from "./projection.t
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { createStallWatchdog } from "./stall.ts";
+import { formatTraceparent, parseTraceparent, runSpanContext } from "../protocol/trace-context.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "../protocol/requests.ts";
 import { checkWorkspaceFree, type LivePlacement } from "./placement.ts";
@@ -358,6 +359,7 @@ export class RunManager {
         ...(plan.limits ? { in_container: true } : {}),
         ...(l.agent.task ? { task: l.agent.task } : {}),
         ...(md.plan ? { plan: true } : {}),
+        ...(md.traceparent ? { traceparent: traceparentOfRun(id, md.traceparent) } : {}),
       },
     };
     const machine = runMachine.provide({
@@ -605,6 +607,12 @@ export class RunManager {
   }
 }
 
+
+/** The `traceparent` of a run's own span (child of the caller's), for the agent's `TRACEPARENT`; the caller's as it is when the run id is not a ULID. */
+function traceparentOfRun(runId: string, parent: string): string {
+  const own = runSpanContext(runId, parseTraceparent(parent));
+  return own ? formatTraceparent(own) : parent;
+}
 
 async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

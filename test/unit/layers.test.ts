@@ -36,6 +36,7 @@ const RANK: Record<string, number> = {
   auth: 7,
   tunnel: 7,
   webhooks: 7,
+  telemetry: 7, // OpenTelemetry spans of runs: subscribes to the bus and reads the store (as webhooks do); mounted by engine.ts and server.ts
   proxy: 8, // uses auth (bearer/API key) and container addresses
   engine: 8, // composition of store, bus, agents, run manager, containers and webhooks, without HTTP
   api: 9,

@@ -165,7 +165,7 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
     }
     if (disposed) return undefined;
     const p = await spawnHostAgent(command, ctx.run_id, input.runAs);
-    return { proc: p, env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id }, cwd: ctx.cwd, ...(input.runAs ? { writeAs: input.runAs } : {}) };
+    return { proc: p, env: { ...command.env, OPENRUNNER_RUN_ID: ctx.run_id, ...(ctx.traceparent ? { TRACEPARENT: ctx.traceparent } : {}) }, cwd: ctx.cwd, ...(input.runAs ? { writeAs: input.runAs } : {}) };
   }
 
   async function run(): Promise<void> {

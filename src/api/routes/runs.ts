@@ -10,6 +10,7 @@ import { Type } from "@sinclair/typebox";
 import { ValidationError } from "../../errors.ts";
 import type { RunManager } from "../../run/manager.ts";
 import { dataJsonOf, isTerminalType, type RunEvent, type RunStatus } from "../../protocol/events.ts";
+import { formatTraceparent, parseTraceparent } from "../../protocol/trace-context.ts";
 import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListQuery as ListQuery, RunListResponse, RunView } from "../../protocol/requests.ts";
 import { AnswerPermissionBody, PendingPermissionList, PermissionDecisionView } from "../../protocol/requests.ts";
 import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
@@ -61,6 +62,8 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
 
   router.post("/api/runs", auth, async (ctx) => {
     const body = validateBody(CreateRunBody, ctx.request.body);
+    const traceparent = parseTraceparent(ctx.get("traceparent")); // W3C trace context: the run's span is its child
+    if (traceparent) body.metadata.traceparent = formatTraceparent(traceparent);
     const run = await manager.create(ctx.state.user, body);
     ctx.status = 201;
     ctx.set("Location", `/api/runs/${run.id}`);
