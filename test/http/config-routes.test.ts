@@ -172,6 +172,17 @@ describe("config routes", () => {
     assert.equal(published.length, 1, "no change, no event");
   });
 
+  test("PATCH of a secret section (an agent's env) replaces it whole and is audited without its values", async () => {
+    const before = published.length;
+    const res = await request.patch("/api/config").set(as("admin")).send({ agents: { codex: { env: { NEW_TOKEN: "tok-new-xyz" } } } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.changed, [{ key: "agents.codex.env", secret: true }]);
+    assert.deepEqual(live.config.agents.codex!.env, { NEW_TOKEN: "tok-new-xyz" }, "replaced, not merged");
+    assert.equal(res.body.config.agents.codex.env, REDACTED);
+    assert.doesNotMatch(JSON.stringify(published.slice(before)), /tok-new-xyz|tok-abc/);
+    await request.patch("/api/config").set(as("admin")).send({ agents: { codex: { env: { CODEX_TOKEN: "tok-abc" } } } }); // as before, for the persist test
+  });
+
   test("PATCH null resets a setting to its default", async () => {
     const res = await request.patch("/api/config").set(as("admin")).send({ kill_grace_ms: null });
     assert.equal(res.status, 200);
