@@ -190,7 +190,6 @@ export interface BatchRepo {
   lastEventId(batch_id: string): number;
 }
 
-/** The store: repositories plus lifecycle. */
 /** The stored conversation of one session of the `openrunner` agent (`src/agent/native/`). */
 export interface NativeSessionRow {
   /** The session id (the run's `agent.session`). */
@@ -214,6 +213,7 @@ export interface NativeSessionRepo {
   save(row: Omit<NativeSessionRow, "updated_at">): void;
 }
 
+/** The store: repositories plus lifecycle. */
 export interface Store {
   users: UserRepo;
   apiKeys: ApiKeyRepo;
