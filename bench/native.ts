@@ -6,16 +6,20 @@
  * The scripted model server runs in a child process of its own (`lib/model-child.ts`). Each
  * repetition runs, in ABBA order:
  * - a native run on the real server (`metadata.model: "bench/m"`, Responses wire) whose model
- *   asks for `read_file` of a small file N times, then answers: per turn = (end of turn N - end
- *   of turn 1) / (N - 1), from the server's own `usage` event timestamps (each is written right
+ *   asks for `read_file` of a small file N times, then answers: per turn = the interval between the ends
+ *   of consecutive turns, from the server's own `usage` event timestamps (each is written right
  *   after its model stream ended), so a turn is the tool call, its events and permission, the
- *   stored conversation and the next streamed model request;
+ *   stored conversation and the next streamed model request. Nobody streams the run meanwhile
+ *   (its end is polled); a second run of the same shape with a live SSE subscriber is reported
+ *   apart (the server then also writes every event to a socket);
  * - the same N requests made directly with the OpenAI SDK from this process (same tools, same
  *   growing conversation), each tool call answered by the same `read_file` tool function on a
  *   workspace of its own: per turn measured the same way. The difference is what the agent adds
  *   around the model and the tool: events numbered, stored and streamed, input validation, the
  *   permission check, the stored conversation.
- * The overhead ratio is median(native per turn) / median(direct per turn); target <= 1.10.
+ * Every turn interval is kept; the figures are interquartile means (the middle half of the
+ * intervals: robust to stalls of a loaded machine and to the 1 ms resolution of event
+ * timestamps). The overhead ratio is IQM(native) / IQM(direct); target <= 1.10.
  *
  * Tool round trip: `bash true` inside a native run (`tool.call` -> `tool.result` event
  * timestamps, ms resolution; includes the permission gate under policy `allow`), and
@@ -45,6 +49,7 @@ import { figure, formatTable, writeResult, type BenchResult } from "./lib/result
 import { ROOT, startBenchServer, type BenchServer } from "./lib/server.ts";
 import { percentile, round } from "./lib/stats.ts";
 
+/** Options of {@link benchNative}. */
 export interface NativeBenchOptions {
   /** Model turns per measured run. */
   turns: number;
@@ -57,6 +62,12 @@ export interface NativeBenchOptions {
 }
 
 const med = (xs: number[]) => percentile(xs, 50);
+/** Interquartile mean: the mean of the middle half, robust to stalls of a loaded machine and to the native side's 1 ms timestamps. */
+function iqm(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.slice(Math.floor(s.length / 4), Math.ceil((s.length * 3) / 4));
+  return mid.reduce((a, b) => a + b, 0) / Math.max(1, mid.length);
+}
 const FILE = "small.txt";
 const FILE_TEXT = "a small file\n".repeat(20);
 
@@ -91,11 +102,21 @@ async function startModelChild(): Promise<ModelChild> {
 const readTurns = (n: number): Scenario => ({ turns: [...Array.from({ length: n - 1 }, () => ({ tool: { name: "read_file", input: { path: FILE } } })), { text: "Read it." }] });
 
 /** Per turn of a native run, ms, from its usage event timestamps. */
-async function nativeRun(server: BenchServer, model: ModelChild, scenario: Scenario): Promise<{ perTurn: number; toolMs: number[]; turns: number }> {
+/**
+ * One native run, ms per turn. `watch`: a live SSE subscriber follows the run (as a client would);
+ * without, the run's end is polled every 100 ms, so the server writes no stream while it works.
+ */
+async function nativeRun(server: BenchServer, model: ModelChild, scenario: Scenario, watch = false): Promise<{ perTurn: number; intervals: number[]; toolMs: number[]; turns: number }> {
   await model.setScenario(scenario);
   const res = await requestJson<{ run_id: string }>(server.url, "POST", "/api/runs", { input: { text: "read the file" }, metadata: { agent_type: "openrunner", model: "bench/m", permission_policy: "allow", cwd: "bench" } }, server.token);
   if (res.status !== 201) throw new Error(`POST /api/runs ${res.status} ${JSON.stringify(res.body)}`);
-  await readRun(server, res.body.run_id);
+  if (watch) await readRun(server, res.body.run_id);
+  else
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 100));
+      const row = await requestJson<{ ended_at: string | null }>(server.url, "GET", `/api/runs/${res.body.run_id}`, undefined, server.token);
+      if (row.body.ended_at) break;
+    }
   const page = await requestJson<{ events: Array<{ type: string; ts: string; data: Record<string, unknown> }> }>(server.url, "GET", `/api/runs/${res.body.run_id}/events?after=0&limit=1000`, undefined, server.token);
   const evs = page.body.events;
   const last = evs.at(-1)!;
@@ -103,11 +124,11 @@ async function nativeRun(server: BenchServer, model: ModelChild, scenario: Scena
   const usage = evs.filter((e) => e.type === "usage").map((e) => Date.parse(e.ts));
   const calls = new Map(evs.filter((e) => e.type === "tool.call").map((e) => [e.data.call_id as string, Date.parse(e.ts)]));
   const toolMs = evs.filter((e) => e.type === "tool.result").map((e) => Date.parse(e.ts) - calls.get(e.data.call_id as string)!);
-  return { perTurn: (usage.at(-1)! - usage[0]!) / (usage.length - 1), toolMs, turns: usage.length };
+  return { perTurn: (usage.at(-1)! - usage[0]!) / (usage.length - 1), intervals: usage.slice(1).map((t, i) => t - usage[i]!), toolMs, turns: usage.length };
 }
 
 /** The same requests made directly with the SDK: per turn, ms. */
-async function directRun(client: OpenAI, model: ModelChild, n: number, toolCtx: ToolContext): Promise<number> {
+async function directRun(client: OpenAI, model: ModelChild, n: number, toolCtx: ToolContext): Promise<number[]> {
   await model.setScenario(readTurns(n));
   const tools = nativeToolSchemas().map((t) => ({ type: "function", name: t.name, description: t.description, parameters: t.input_schema, strict: false }));
   const transcript: TranscriptItem[] = [{ role: "user", text: "read the file" }];
@@ -131,7 +152,7 @@ async function directRun(client: OpenAI, model: ModelChild, n: number, toolCtx: 
     for (const c of calls) results.push({ call_id: c.id, ...(await readFileTool.run(c.input as never, toolCtx)) });
     transcript.push({ role: "tool", results: results.map((r) => ({ call_id: r.call_id, output: r.output, is_error: r.is_error })) });
   }
-  return (ends.at(-1)! - ends[0]!) / (ends.length - 1);
+  return ends.slice(1).map((t, i) => t - ends[i]!);
 }
 
 /** In-process tool round trips through the tool runner, µs per call. */
@@ -177,6 +198,7 @@ export async function benchNative(opts: NativeBenchOptions): Promise<BenchResult
   const native: number[] = [];
   const direct: number[] = [];
   const bashInRun: number[] = [];
+  const watched: number[] = [];
   try {
     // The run's folder and the file it reads (cwd "bench" under the admin's workspaces).
     const me = (await requestJson<{ id: string }>(server.url, "GET", "/api/auth/me", undefined, server.token)).body;
@@ -186,16 +208,19 @@ export async function benchNative(opts: NativeBenchOptions): Promise<BenchResult
     await nativeRun(server, model, readTurns(4)); // warm-up both ways
     await directRun(client, model, 4, directCtx);
     for (let r = 0; r < opts.repeats; r++) {
+      const nat = async () => native.push(...(await nativeRun(server, model, readTurns(opts.turns))).intervals);
+      const dir = async () => direct.push(...(await directRun(client, model, opts.turns, directCtx)));
       if (r % 2 === 0) {
-        native.push((await nativeRun(server, model, readTurns(opts.turns))).perTurn);
-        direct.push(await directRun(client, model, opts.turns, directCtx));
+        await nat();
+        await dir();
       } else {
-        direct.push(await directRun(client, model, opts.turns, directCtx));
-        native.push((await nativeRun(server, model, readTurns(opts.turns))).perTurn);
+        await dir();
+        await nat();
       }
+      watched.push(...(await nativeRun(server, model, readTurns(opts.turns), true)).intervals);
       const bash = await nativeRun(server, model, { turns: [...Array.from({ length: opts.turns - 1 }, () => ({ tool: { name: "bash", input: { command: "true" } } })), { text: "ok" }] });
       bashInRun.push(...bash.toolMs);
-      console.error(`  repetition ${r + 1}: native ${round(native.at(-1)!, 2)} ms/turn, direct ${round(direct.at(-1)!, 2)} ms/turn`);
+      console.error(`  repetition ${r + 1}: per turn (interquartile mean so far) native ${round(iqm(native), 2)} ms (${round(iqm(watched), 2)} with an SSE subscriber), direct ${round(iqm(direct), 2)} ms`);
     }
   } finally {
     await server.stop();
@@ -203,12 +228,14 @@ export async function benchNative(opts: NativeBenchOptions): Promise<BenchResult
     rmSync(scratch, { recursive: true, force: true });
   }
   const tools = await toolRoundTrips(opts.toolCalls);
-  const ratio = med(native) / med(direct);
+  const ratio = iqm(native) / iqm(direct);
   const figures = [
-    figure("native agent per turn p50", "ms", "lower", [med(native)]),
-    figure("direct SDK per turn p50", "ms", "lower", [med(direct)]),
+    figure("native agent per turn (IQM)", "ms", "lower", [iqm(native)]),
+    figure("direct SDK per turn (IQM)", "ms", "lower", [iqm(direct)]),
     figure("native/direct per-turn ratio", "x", "lower", [ratio], { op: "<", value: 1.1 }),
-    figure("native overhead per turn (native - direct) p50", "ms", "lower", [med(native) - med(direct)]),
+    figure("native overhead per turn (native - direct)", "ms", "lower", [iqm(native) - iqm(direct)]),
+    figure("native per turn with a live SSE subscriber (IQM)", "ms", "lower", [iqm(watched)]),
+    figure("native (SSE subscriber)/direct per-turn ratio", "x", "lower", [iqm(watched) / iqm(direct)]),
     figure("bash true in a run (tool.call -> tool.result) p50", "ms", "lower", [med(bashInRun)]),
     figure("read_file round trip (tool runner) p50", "us", "lower", [med(tools.read_file_us)]),
     figure("bash true round trip (tool runner) p50", "us", "lower", [med(tools.bash_true_us)]),
@@ -221,8 +248,11 @@ export async function benchNative(opts: NativeBenchOptions): Promise<BenchResult
     figures,
     details: {
       turns: opts.turns,
-      native_ms_per_turn: native.map((x) => round(x, 3)),
-      direct_ms_per_turn: direct.map((x) => round(x, 3)),
+      per_turn_ms: {
+        native: { iqm: round(iqm(native), 3), p50: med(native), p90: percentile(native, 90), n: native.length },
+        native_watched: { iqm: round(iqm(watched), 3), p50: med(watched), p90: percentile(watched, 90), n: watched.length },
+        direct: { iqm: round(iqm(direct), 3), p50: round(med(direct), 3), p90: round(percentile(direct, 90), 3), n: direct.length },
+      },
       bash_in_run_ms: bashInRun,
       read_file_us: { p50: round(med(tools.read_file_us), 1), p90: round(percentile(tools.read_file_us, 90), 1) },
       bash_true_us: { p50: round(med(tools.bash_true_us), 1), p90: round(percentile(tools.bash_true_us, 90), 1) },
@@ -232,7 +262,7 @@ export async function benchNative(opts: NativeBenchOptions): Promise<BenchResult
 }
 
 function parseArgs(argv: string[]): NativeBenchOptions {
-  const o: NativeBenchOptions = { turns: 30, repeats: 6, toolCalls: 200, quick: false };
+  const o: NativeBenchOptions = { turns: 40, repeats: 8, toolCalls: 200, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--turns") o.turns = Number(argv[++i]);

@@ -44,7 +44,7 @@ describe("the openrunner agent end to end", () => {
       native: { max_turns: 5, max_cost_usd: 1 },
       permissions: { default_policy: "allow" },
     });
-    s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile, TEST_MODEL_KEY: "sk-test-env" } });
+    s = await spawnServer({ timeoutMs: 60_000, env: { OPENRUNNER_CONFIG: configFile, TEST_MODEL_KEY: "sk-test-env" } });
     token = await s.login();
   });
 
@@ -326,7 +326,7 @@ describe("the openrunner agent in a container", { skip: ENGINE ? false : "no Doc
   before(async () => {
     model = await startModelServer();
     configFile = writeConfig({ providers: { claude: { api: "anthropic", base_url: model.url, api_key: "sk-test", max_retries: 0 } }, permissions: { default_policy: "allow" }, docker: { image: IMAGE } });
-    s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) } });
+    s = await spawnServer({ timeoutMs: 60_000, env: { OPENRUNNER_CONFIG: configFile, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) } });
   });
 
   after(async () => {

@@ -27,6 +27,7 @@ import type { AgentOutcome, ProcessActorEmitted, ProcessActorInput, ProcessActor
 import type { NativeAdapter } from "./adapter.ts";
 import { runLoop } from "./loop.ts";
 import { loadConversation, sessionIdOf } from "./session.ts";
+import type { TranscriptItem } from "./transcript.ts";
 import { createShellRunner, type ShellRunner } from "./shell.ts";
 import { createToolRunner } from "./tool-runner.ts";
 import { nativeToolSchemas } from "./tools/index.ts";
@@ -42,6 +43,30 @@ export function defaultSystemPrompt(root: string): string {
     "Use the tools to look at files, change them and run commands; paths are relative to the workspace.",
     "A tool that fails tells you why: read the message and try another way. When the task is done, answer with a short summary of what you did.",
   ].join("\n");
+}
+
+/**
+ * Saves the conversation off the turn's critical path: `schedule` writes it on the next
+ * `setImmediate` (by then the next model request is on its way), several schedules in one tick
+ * write once; `flush` writes a pending one at once (the loop ended).
+ */
+export function createDeferredSave<T>(save: (v: T) => void): { schedule(v: T): void; flush(): void } {
+  let pending: { v: T } | undefined;
+  let timer: NodeJS.Immediate | undefined;
+  const flush = () => {
+    if (timer) clearImmediate(timer);
+    timer = undefined;
+    const p = pending;
+    pending = undefined;
+    if (p) save(p.v);
+  };
+  return {
+    schedule(v) {
+      pending = { v };
+      timer ??= setImmediate(flush);
+    },
+    flush,
+  };
 }
 
 /** The xstate actor logic; see the module comment. */
@@ -81,6 +106,7 @@ export const nativeActor = fromCallback<ProcessActorReceived, ProcessActorInput,
     const sessionId = sessionIdOf(ctx.run_id);
     emit({ type: "agent.session", data: { session_id: sessionId } });
     const tools = o.tools;
+    const saver = createDeferredSave((t: readonly TranscriptItem[]) => o.sessions.save({ session_id: sessionId, run_id: ctx.run_id, parent_id: ctx.resume_session_id ?? null, model: model.ref, messages: [...t] }));
     return runLoop({
       runId: ctx.run_id,
       model,
@@ -95,8 +121,8 @@ export const nativeActor = fromCallback<ProcessActorReceived, ProcessActorInput,
       limits: o.limits,
       plan: ctx.plan === true,
       signal: stop.signal,
-      onTurn: (t) => o.sessions.save({ session_id: sessionId, run_id: ctx.run_id, parent_id: ctx.resume_session_id ?? null, model: model.ref, messages: [...t] }),
-    });
+      onTurn: (t) => saver.schedule(t),
+    }).finally(() => saver.flush());
   }
 
   void (async () => {

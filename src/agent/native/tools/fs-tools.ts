@@ -3,6 +3,7 @@
  * `read_file` (a line range), `write_file` (create or replace), `edit_file` (an exact string
  * replacement, its result carrying a unified diff), `list_dir`.
  */
+import { lstat } from "node:fs/promises";
 import { Type } from "@sinclair/typebox";
 import { unifiedDiff } from "../diff.ts";
 import { toolFailure } from "./errors.ts";
@@ -26,6 +27,7 @@ const ReadFileInput = Type.Object(
   { additionalProperties: false },
 );
 
+/** `read_file`: a file's text, from line `offset` (1-based) for `limit` lines; cut past {@link MAX_READ_CHARS}. */
 export const readFileTool: NativeTool<typeof ReadFileInput> = {
   name: "read_file",
   description: `Reads a text file of the workspace. \`offset\` is the first line (1-based), \`limit\` the number of lines (default ${DEFAULT_READ_LINES}). Output is cut after ${MAX_READ_CHARS} characters.`,
@@ -44,6 +46,7 @@ export const readFileTool: NativeTool<typeof ReadFileInput> = {
 
 const WriteFileInput = Type.Object({ path: PathSchema, content: Type.String({ maxLength: 10 * 1024 * 1024, description: "The whole new content of the file" }) }, { additionalProperties: false });
 
+/** `write_file`: creates or replaces a file (parents created, given to the run's user); mutating. */
 export const writeFileTool: NativeTool<typeof WriteFileInput> = {
   name: "write_file",
   description: "Creates a file, or replaces its whole content, creating missing folders. Prefer edit_file to change part of an existing file.",
@@ -51,8 +54,10 @@ export const writeFileTool: NativeTool<typeof WriteFileInput> = {
   mutating: true,
   async run(input, ctx) {
     try {
-      let existed = true;
-      await ctx.fs.read(input.path).catch(() => (existed = false));
+      const existed = await ctx.fs.resolve(input.path).then(
+        (p) => lstat(p).then(() => true, () => false),
+        () => false,
+      );
       const file = await ctx.fs.write(input.path, input.content);
       const bytes = Buffer.byteLength(input.content);
       return { output: `${existed ? "Replaced" : "Created"} ${ctx.fs.show(file)} (${bytes} bytes).`, is_error: false, detail: { path: ctx.fs.show(file), bytes, created: !existed } };
@@ -72,6 +77,7 @@ const EditFileInput = Type.Object(
   { additionalProperties: false },
 );
 
+/** `edit_file`: exact replacement of `old_string` (unique unless `replace_all`); the result's `detail.diff` is a unified diff; mutating. */
 export const editFileTool: NativeTool<typeof EditFileInput> = {
   name: "edit_file",
   description: "Replaces an exact string in a file of the workspace. `old_string` must occur exactly once (or set replace_all). The result is a unified diff of the change.",
@@ -96,6 +102,7 @@ export const editFileTool: NativeTool<typeof EditFileInput> = {
 
 const ListDirInput = Type.Object({ path: Type.Optional(PathSchema) }, { additionalProperties: false });
 
+/** `list_dir`: a folder's entries, folders with `/`, symlinks marked (never followed). */
 export const listDirTool: NativeTool<typeof ListDirInput> = {
   name: "list_dir",
   description: `Lists a folder of the workspace (default: the workspace itself): one entry per line, folders with a trailing \`/\`, symlinks with \` -> (link)\`. At most ${MAX_LIST_ENTRIES} entries.`,

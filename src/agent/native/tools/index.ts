@@ -22,6 +22,7 @@ import { planTool } from "./plan-tool.ts";
 import { globTool, grepTool } from "./search-tools.ts";
 import type { NativeTool } from "./types.ts";
 
+/** The tool contract (`types.ts`) and the `bash` limits, for callers of the registry. */
 export type { NativeTool, ToolContext, ToolResult } from "./types.ts";
 export type { BashLimits } from "./bash-tool.ts";
 

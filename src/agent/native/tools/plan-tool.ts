@@ -22,6 +22,7 @@ const PlanInput = Type.Object(
   { additionalProperties: false },
 );
 
+/** `plan`: replaces the run's plan with the given steps (emitted as a `plan` event). */
 export const planTool: NativeTool<typeof PlanInput> = {
   name: "plan",
   description: "Records your plan: the whole list of steps, each `pending`, `in_progress` or `completed`. Call it first with the steps, then again whenever a step's status changes.",

@@ -27,6 +27,7 @@ const GlobInput = Type.Object(
   { additionalProperties: false },
 );
 
+/** `glob`: workspace paths matching a glob (`../glob.ts`), sorted, at most {@link MAX_GLOB_RESULTS}. */
 export const globTool: NativeTool<typeof GlobInput> = {
   name: "glob",
   description: `Finds files of the workspace whose path (relative to \`path\`) matches a glob. At most ${MAX_GLOB_RESULTS} paths, sorted.`,
@@ -66,6 +67,7 @@ const GrepInput = Type.Object(
   { additionalProperties: false },
 );
 
+/** `grep`: `path:line: text` for lines matching a JavaScript regex, in text files up to {@link MAX_GREP_FILE_BYTES}. */
 export const grepTool: NativeTool<typeof GrepInput> = {
   name: "grep",
   description: "Searches text files of the workspace for lines matching a regular expression; answers `path:line: text` per match.",
