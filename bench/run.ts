@@ -78,8 +78,6 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchDocker({ runs: o.quick ? 8 : 30, warmup: 2, repeats: o.repeats, quick: o.quick });
     case "native":
       return benchNative({ turns: o.quick ? 10 : 40, repeats: o.quick ? 2 : 8, toolCalls: o.quick ? 30 : 200, quick: o.quick, ...(base.cpuProfDir ? { cpuProfDir: base.cpuProfDir } : {}) });
-    case "native":
-      return benchNative({ turns: o.quick ? 10 : 30, repeats: Math.max(2, o.repeats * 2), toolCalls: o.quick ? 30 : 200, quick: o.quick, ...(base.cpuProfDir ? { cpuProfDir: base.cpuProfDir } : {}) });
   }
 }
 
