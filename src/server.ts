@@ -18,6 +18,7 @@ import { createAguiRoutes } from "./api/routes/agui.ts";
 import { createBatchRoutes } from "./api/routes/batches.ts";
 import { createConfigRoutes } from "./api/routes/config.ts";
 import { createToolRoutes } from "./api/routes/tools.ts";
+import { createSessionRoutes } from "./api/routes/sessions.ts";
 import { LiveConfig } from "./config/live.ts";
 import type { ConfigSource } from "./config/load.ts";
 import { loadOrCreateJwtSecret } from "./auth/secret.ts";
@@ -102,7 +103,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
   const live = new LiveConfig({ config, sources: opts.configSources?.sources ?? new Map(), file: opts.configSources?.file });
   const configRoutes = createConfigRoutes(deps, { live, onChanged: () => manager.reconfigure() });
-  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
+  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createSessionRoutes(deps, { homesRoot: `${paths.data_dir}/homes` }), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
     engine.telemetry?.traceRequest(req, res); // POST /api/runs: a server span, parent of the run's (src/telemetry/)

@@ -78,6 +78,10 @@ export const API_ERROR_CODES = {
   resume_no_session: 400,
   /** The agent cannot resume a session. */
   resume_unsupported: 400,
+  /** Both `metadata.resume` and `metadata.resume_session`. */
+  resume_conflict: 400,
+  /** `/api/sessions` or `metadata.resume_session` for an agent whose stored sessions cannot be read (see `SESSION_AGENTS`). */
+  sessions_unsupported: 400,
   /** A `task` run without docker isolation. */
   task_needs_docker: 400,
   /** A `task` run's `metadata.image` is not in `docker.task_images`. */

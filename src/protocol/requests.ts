@@ -48,6 +48,8 @@ export const CreateRunBody = Type.Object(
         model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
         extra_args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
         resume: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        /** Resume a session listed by `GET /api/sessions` (its `session_id`), in the agent home and workspace that hold it; not with `resume`. */
+        resume_session: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$" })),
         /** `docker`: run inside a per-run container (default: the server's `docker.default_isolation`). */
         isolation: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("docker")])),
         /** Container memory limit, MiB (docker isolation; at most the admin's `docker.max_memory_mb`). */

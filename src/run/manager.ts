@@ -56,6 +56,8 @@ import { NOTIFY_TYPES, projectEvent, type ProjectionState } from "./projection.t
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { createStallWatchdog } from "./stall.ts";
+import { homesOf, readSession } from "../agent/sessions/index.ts";
+import { isSessionAgent } from "../protocol/sessions.ts";
 import { formatTraceparent, parseTraceparent, runSpanContext } from "../protocol/trace-context.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
 import type { CreateRunBody } from "../protocol/requests.ts";
@@ -241,6 +243,7 @@ export class RunManager {
 
   /** Plans a run and does the I/O its plan needs (agent, engine, ACP binding, working directory); `queuedAhead`: the caller's runs of the same request queued before it. */
   async #prepareLaunch(caller: Caller, body: CreateRunBody, queuedAhead: number): Promise<Launch> {
+    if (body.metadata.resume_session !== undefined) body = await this.#bindSession(caller, body);
     const config = this.#d.config;
     const plan = planRun(body, {
       caller,
@@ -263,6 +266,19 @@ export class RunManager {
     const container = planContainer(plan, agent, adapter.name, isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined, config);
     const cwd = await this.#resolveCwd(plan);
     return { plan, agent, container, cwd, body, adapter, runAdapter };
+  }
+
+  /**
+   * `metadata.resume_session`: the caller's stored session (`src/agent/sessions/`) becomes a resume of the run whose agent home holds it.
+   * @throws ValidationError (400 `resume_conflict` with `metadata.resume`, `sessions_unsupported`), NotFoundError (404: no such session in the caller's homes)
+   */
+  async #bindSession(caller: Caller, body: CreateRunBody): Promise<CreateRunBody> {
+    const md = body.metadata;
+    if (md.resume !== undefined) throw new ValidationError("give metadata.resume or metadata.resume_session, not both", { field: "metadata.resume_session" }, "resume_conflict");
+    if (!isSessionAgent(md.agent_type)) throw new ValidationError(`stored sessions of ${md.agent_type} cannot be resumed`, { field: "metadata.resume_session" }, "sessions_unsupported");
+    const found = await readSession(md.agent_type, md.resume_session!, homesOf(this.#d.store.runs, caller.id, md.agent_type, this.#d.dirs.homes));
+    if (!found) throw new NotFoundError("session");
+    return { ...body, metadata: { ...md, resume: found.session.run_id } };
   }
 
   /**
@@ -354,7 +370,7 @@ export class RunManager {
         home: `${this.#d.dirs.homes}/${plan.homeKey}`,
         ...(md.model ? { model: md.model } : {}),
         ...(md.extra_args ? { extra_args: md.extra_args } : {}),
-        ...(plan.resumed?.session_id ? { resume_session_id: plan.resumed.session_id } : {}),
+        ...(plan.resumed?.session_id ? { resume_session_id: md.resume_session ?? plan.resumed.session_id } : {}),
         server_env: this.#d.serverEnv,
         ...(plan.limits ? { in_container: true } : {}),
         ...(l.agent.task ? { task: l.agent.task } : {}),
