@@ -24,10 +24,11 @@ import { benchProxy } from "./proxy.ts";
 import { benchFanout } from "./fanout.ts";
 import { benchLatency } from "./latency.ts";
 import { benchPipeline } from "./pipeline.ts";
+import { benchWeb } from "./web.ts";
 import { killAllTracked } from "./lib/procs.ts";
 import { formatTable, writeResult, type BenchResult } from "./lib/result.ts";
 
-const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker", "native"] as const;
+const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker", "web", "native"] as const;
 type Name = (typeof NAMES)[number];
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -76,6 +77,8 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchProxy({ quick: o.quick, repeats: o.repeats });
     case "docker":
       return benchDocker({ runs: o.quick ? 8 : 30, warmup: 2, repeats: o.repeats, quick: o.quick });
+    case "web":
+      return benchWeb({ ...base, runs: o.quick ? 10 : 30, streamSecs: o.quick ? 2 : 5, bigEvents: 100_000 });
     case "native":
       return benchNative({ turns: o.quick ? 10 : 40, repeats: o.quick ? 2 : 8, toolCalls: o.quick ? 30 : 200, quick: o.quick, ...(base.cpuProfDir ? { cpuProfDir: base.cpuProfDir } : {}) });
   }
