@@ -292,7 +292,7 @@ export function defineCliAdapter(spec: {
   options: AgentCliOptions;
   serverEnv: ServerEnv;
   build(bin: string, ctx: AgentRunContext): Promise<CliInvocation>;
-  createParser(): LineParser;
+  createParser(ctx?: AgentRunContext): LineParser;
 }): AgentAdapter {
   return {
     name: spec.name,
@@ -316,7 +316,8 @@ export interface CliAdapterSpec {
   bin: string;
   /** The run's argv and the agent's own variables; writes the run's config files. Gets the resolved binary and the adapter's options. */
   build(bin: string, ctx: AgentRunContext, options: AgentCliOptions, serverEnv: ServerEnv): Promise<CliInvocation>;
-  createParser(): LineParser;
+  /** A fresh parser for one run (`ctx`: the run, e.g. the names of its MCP servers; absent when replaying transcripts). */
+  createParser(ctx?: AgentRunContext): LineParser;
 }
 
 /**

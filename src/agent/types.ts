@@ -14,6 +14,7 @@ import type { RunContainer } from "../container/run-container.ts";
 import type { Log } from "../log.ts";
 import type { CallbackActorLogic } from "xstate";
 import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../protocol/events.ts";
+import type { McpServers } from "../protocol/requests.ts";
 import type { PermissionGate } from "./permissions.ts";
 import type { RunAs } from "./run-as.ts";
 
@@ -47,6 +48,8 @@ export interface AgentRunContext {
   resume_session_id?: string;
   /** Environment of the server process (read-only); adapters pass through only what they need. */
   server_env: Readonly<Record<string, string | undefined>>;
+  /** `metadata.mcp_servers`, checked against the admin's lists: each adapter offers them to its agent its own way. */
+  mcp_servers?: McpServers;
   /** The run executes inside a container (`isolation: "docker"`): adapters use their `container_base_url`. */
   in_container?: boolean;
   /** `agent_type: "task"` runs: the batch image and what goes into `/workspace/task.json` (see `src/agent/task/`). */

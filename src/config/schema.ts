@@ -99,6 +99,16 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Per-run MCP servers (`metadata.mcp_servers`, see `src/run/mcp-servers.ts`). Off until the lists name something. */
+    mcp: Type.Object(
+      {
+        /** Commands a stdio MCP server of a run may be started with, exactly as the request names them (a path or a name on the agent's PATH). An interpreter listed here runs any script it is given. */
+        allowed_commands: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 1000, default: [] }),
+        /** Hosts an HTTP MCP server's URL may name: exact names or IP literals (`127.0.0.1`, `localhost` for loopback), `*.example.com` for any subdomain. */
+        allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 1000, default: [] }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Outgoing webhooks (`/api/webhooks`); see `src/webhooks/`. Off until `allowed_hosts` names targets. */
     webhooks: Type.Object(
       {

@@ -108,6 +108,10 @@ export const API_ERROR_CODES = {
   webhook_target_unresolvable: 400,
   /** `POST /api/runs/batch` with more runs than `batch_max_runs`. */
   batch_too_large: 400,
+  /** `metadata.mcp_servers`: a stdio server's command is not in `mcp.allowed_commands`, or its `env` names a refused variable. */
+  mcp_command_not_allowed: 400,
+  /** `metadata.mcp_servers`: an HTTP server's URL names a host not in `mcp.allowed_hosts`. */
+  mcp_url_not_allowed: 400,
   /** `PATCH /api/config` names a setting that cannot change without a restart (`details.key`). */
   config_not_live: 400,
   // 401, 403, 404

@@ -154,7 +154,7 @@ export const EVENT_DATA_SCHEMAS = {
       ),
     ),
   }),
-  "tool.call": data({ call_id: Type.String(), name: Type.String(), input: Type.Unknown() }),
+  "tool.call": data({ call_id: Type.String(), name: Type.String(), input: Type.Unknown(), server: Type.Optional(Type.String({ description: "the MCP server of an MCP tool (a key of metadata.mcp_servers, or one the agent has itself)" })) }),
   "tool.result": data({ call_id: Type.String(), output: Type.Unknown(), is_error: Type.Boolean() }),
   "permission.request": data({
     request_id: Type.String(),

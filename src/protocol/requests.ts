@@ -15,6 +15,41 @@ export const RUN_PRIORITIES = ["low", "normal", "high", "critical"] as const;
 /** One of {@link RUN_PRIORITIES}. */
 export type RunPriority = (typeof RUN_PRIORITIES)[number];
 
+/** What the name of a per-run MCP server (a key of `metadata.mcp_servers`) must match. */
+export const MCP_SERVER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+
+/**
+ * A per-run MCP server the agent starts and talks to over stdio: `command` must be one of the admin's
+ * `mcp.allowed_commands` (exactly as listed); `args` and `env` are passed to it (dynamic-loader and
+ * interpreter-startup variables such as `LD_PRELOAD` or `NODE_OPTIONS` are refused).
+ */
+export const McpStdioServer = Type.Object(
+  {
+    type: Type.Optional(Type.Literal("stdio")),
+    command: Type.String({ minLength: 1, maxLength: 4096 }),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$" }), Type.String({ maxLength: 8192 }), { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+/** A per-run MCP server the agent reaches over Streamable HTTP: the URL's host must be one of the admin's `mcp.allowed_hosts`. */
+export const McpHttpServer = Type.Object(
+  {
+    type: Type.Optional(Type.Literal("http")),
+    url: Type.String({ minLength: 1, maxLength: 4096, pattern: "^https?://" }),
+    headers: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$" }), Type.String({ maxLength: 8192 }), { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+/** `metadata.mcp_servers`: the run's MCP servers by name, offered to the agent in its own configuration (at most 16). */
+export const McpServers = Type.Record(Type.String({ pattern: MCP_SERVER_NAME_PATTERN }), Type.Union([McpStdioServer, McpHttpServer]), { maxProperties: 16, additionalProperties: false });
+/** A stdio MCP server of `metadata.mcp_servers`. */
+export type McpStdioServer = Static<typeof McpStdioServer>;
+/** An HTTP MCP server of `metadata.mcp_servers`. */
+export type McpHttpServer = Static<typeof McpHttpServer>;
+/** `metadata.mcp_servers`. */
+export type McpServers = Static<typeof McpServers>;
+
 export const CreateRunBody = Type.Object(
   {
     input: Type.Object(
@@ -76,6 +111,8 @@ export const CreateRunBody = Type.Object(
         plan: Type.Optional(Type.Boolean()),
         /** W3C trace context of the caller (the `traceparent` request header wins): the run's span is its child; the agent gets the run's as `TRACEPARENT`. */
         traceparent: Type.Optional(Type.String({ pattern: TRACEPARENT_PATTERN })),
+        /** MCP servers offered to the agent for this run (stdio: admin-allowed commands; http: admin-allowed hosts), in the agent's own configuration. */
+        mcp_servers: Type.Optional(McpServers),
         /** Admission priority (default `normal`): higher first, then FIFO; a waiting run gains a level per `priority_aging_secs`. */
         priority: Type.Optional(Type.Union(RUN_PRIORITIES.map((p) => Type.Literal(p)))),
       },

@@ -70,7 +70,7 @@ export interface RunManagerDeps {
   config: Pick<
     Config,
     "max_concurrent_runs" | "max_concurrent_runs_per_user" | "max_queued_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
-  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs" | "stall_secs" | "stall_fail_secs">>;
+  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"]; mcp?: Config["mcp"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs" | "stall_secs" | "stall_fail_secs">>;
   store: Store;
   bus: Bus;
   log: Log;
@@ -370,6 +370,7 @@ export class RunManager {
         home: `${this.#d.dirs.homes}/${plan.homeKey}`,
         ...(md.model ? { model: md.model } : {}),
         ...(md.extra_args ? { extra_args: md.extra_args } : {}),
+        ...(md.mcp_servers ? { mcp_servers: md.mcp_servers } : {}),
         ...(plan.resumed?.session_id ? { resume_session_id: md.resume_session ?? plan.resumed.session_id } : {}),
         server_env: this.#d.serverEnv,
         ...(plan.limits ? { in_container: true } : {}),

@@ -33,6 +33,7 @@ import type { CreateRunBody } from "../protocol/requests.ts";
 import type { RunRow } from "../store/types.ts";
 import { resolveContainerLimits } from "./container-limits.ts";
 import type { PermissionGateOptions } from "./permissions.ts";
+import { checkMcpServers } from "./mcp-servers.ts";
 import { inheritPlacement } from "./placement.ts";
 
 /** The caller of a manager method. */
@@ -47,6 +48,7 @@ export type PlanConfig = Pick<Config, "max_queued_runs_per_user" | "allow_shell_
   docker?: Config["docker"];
   agents?: Config["agents"];
   permissions?: Config["permissions"];
+  mcp?: Config["mcp"];
 };
 
 /** What {@link planRun} knows besides the request: the caller, the settings and the manager's state at this moment. */
@@ -138,6 +140,7 @@ export function planRun(body: CreateRunBody, s: PlanSnapshot): RunPlan {
   // A resumed run keeps where the earlier one ran (its isolation and project) unless the request says otherwise.
   const md = resumed ? inheritPlacement(body.metadata, resumed.metadata) : body.metadata;
   if (md.extra_args && caller.role !== "admin") throw new ForbiddenError("metadata.extra_args is allowed for admins only");
+  if (md.mcp_servers) checkMcpServers(md.mcp_servers, config.mcp);
   const timeoutSecs = md.timeout_secs ?? config.default_timeout_secs;
   if (timeoutSecs > config.max_timeout_secs) throw new ValidationError(`metadata.timeout_secs must be at most ${config.max_timeout_secs}`, { field: "metadata.timeout_secs", value: timeoutSecs });
   // A project run (`metadata.project_id`, see src/container/projects.ts) implies docker isolation.

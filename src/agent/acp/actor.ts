@@ -30,6 +30,7 @@ import { PROTOCOL_VERSION } from "@agentclientprotocol/sdk";
 import { RunFailure } from "../../protocol/errors.ts";
 import { failureCode, type RunEventInput, type RunFailureCode } from "../../protocol/events.ts";
 import { crashed, modelFailure, statusInMessage } from "../cli-support.ts";
+import { acpMcpServers } from "../mcp-config.ts";
 import { teardownRunContainer } from "../container-exec.ts";
 import { createLineSplitter } from "../line-splitter.ts";
 import type { PermissionGate } from "../permissions.ts";
@@ -242,7 +243,8 @@ export const acpActor = fromCallback<ProcessActorReceived, AcpActorInput, Proces
     let outcome: AgentOutcome;
     try {
       const init = await agent.request("initialize", { protocolVersion: PROTOCOL_VERSION, clientCapabilities: CLIENT_CAPABILITIES, clientInfo: { name: "openrunner", version: "0.1.0" } });
-      const mcpServers = adapter.acp.mcpServers as never[];
+      // The agent's configured MCP servers, then the run's own (`metadata.mcp_servers`).
+      const mcpServers = [...adapter.acp.mcpServers, ...(ctx.mcp_servers ? acpMcpServers(ctx.mcp_servers) : [])] as never[];
       let sessionId: string;
       if (ctx.resume_session_id) {
         if (init.agentCapabilities?.loadSession !== true) throw new RunFailure("resume_unsupported", `ACP agent ${adapter.acp.agent} cannot resume a session (no loadSession capability)`);

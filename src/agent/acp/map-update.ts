@@ -17,6 +17,7 @@
  * Every mapped event keeps the original update in `data.raw`.
  */
 import type { RunEventInput, Usage } from "../../protocol/events.ts";
+import { mcpServerOfTool } from "../mcp-config.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -101,7 +102,10 @@ export function createUpdateMapper(messageIdPrefix: string): UpdateMapper {
 
   const toolCall = (u: Obj, id: string): RunEventInput => {
     const name = typeof u.title === "string" && u.title ? u.title : typeof u.kind === "string" ? u.kind : "tool";
-    return { type: "tool.call", data: { call_id: id, name, input: u.rawInput ?? {}, raw: u } };
+    // claude-code-acp names the tool in `_meta.claudeCode.toolName` (`mcp__<server>__<tool>` for MCP tools).
+    const meta = isObj(u._meta) && isObj(u._meta.claudeCode) ? u._meta.claudeCode.toolName : undefined;
+    const server = mcpServerOfTool(typeof meta === "string" ? meta : name);
+    return { type: "tool.call", data: { call_id: id, name, input: u.rawInput ?? {}, ...(server ? { server } : {}), raw: u } };
   };
 
   const emptyInput = (v: unknown) => v === undefined || v === null || (isObj(v) && Object.keys(v).length === 0);

@@ -2,11 +2,13 @@
  * The Claude Code adapter (`agent_type: "claude_code"`): runs
  * `claude -p --output-format stream-json --verbose --include-partial-messages
  * --dangerously-skip-permissions [--model M] [--resume ID] -- PROMPT` with an isolated
- * `CLAUDE_CONFIG_DIR` under the run's home. Verified with Claude Code 2.1.197 (pinned) and 2.1.332.
+ * `CLAUDE_CONFIG_DIR` under the run's home; the run's MCP servers (`metadata.mcp_servers`) in
+ * `--mcp-config <home>/.claude/openrunner-mcp.json --strict-mcp-config`. Verified with Claude Code 2.1.197 (pinned) and 2.1.332.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { baseUrlOf, cliAdapterFactory } from "../cli-support.ts";
+import { baseUrlOf, cliAdapterFactory, writeHomeFile } from "../cli-support.ts";
+import { claudeMcpConfig } from "../mcp-config.ts";
 import { createClaudeCodeParser } from "./parse.ts";
 
 /**
@@ -41,6 +43,8 @@ export const createClaudeCodeAdapter = cliAdapterFactory({
     const argv = [bin, "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages", "--dangerously-skip-permissions"];
     if (model) argv.push("--model", model);
     if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
+    // The run's MCP servers, and only those (--strict-mcp-config: no project or user .mcp.json).
+    if (ctx.mcp_servers) argv.push("--mcp-config", await writeHomeFile(ctx.home, ".claude/openrunner-mcp.json", JSON.stringify(claudeMcpConfig(ctx.mcp_servers))), "--strict-mcp-config");
     argv.push(...(options.args ?? []), ...(ctx.extra_args ?? []), "--", ctx.text);
     return { argv, env: {
         CLAUDE_CONFIG_DIR: configDir,

@@ -13,6 +13,7 @@
 import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
+import { mcpServerOfTool } from "../mcp-config.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -103,7 +104,8 @@ export function createClaudeCodeParser(): LineParser {
       } else if (b.type === "thinking" && typeof b.thinking === "string") {
         out.push({ type: "reasoning", data: { text: b.thinking } });
       } else if (b.type === "tool_use") {
-        out.push({ type: "tool.call", data: { call_id: String(b.id), name: String(b.name), input: b.input ?? {} } });
+        const server = mcpServerOfTool(String(b.name)); // MCP tools are `mcp__<server>__<tool>`
+        out.push({ type: "tool.call", data: { call_id: String(b.id), name: String(b.name), input: b.input ?? {}, ...(server ? { server } : {}) } });
         const plan = b.name === "TodoWrite" ? planEvent((b.input as Obj | undefined)?.todos) : undefined;
         if (plan) out.push(plan);
       } else if (b.type !== "redacted_thinking") {

@@ -6,7 +6,9 @@
  * with a classic model (`gpt-5.5`: tools in `tools`) and a code-mode model (`gpt-6.1-sol`: one `exec`
  * tool in an `additional_tools` input item); the `exec --json` output is the same for both.
  */
+import type { McpServers } from "../../protocol/requests.ts";
 import { baseUrlOf, cliAdapterFactory, ensureHomeDir, writeHomeFile } from "../cli-support.ts";
+import { codexMcpToml } from "../mcp-config.ts";
 import { createCodexParser } from "./parse.ts";
 
 /** The name of the generated model provider in config.toml. */
@@ -18,9 +20,9 @@ const str = (s: string) => JSON.stringify(s);
 /**
  * Renders the isolated `config.toml`: provider `openrunner` with `base_url` (codex appends
  * `/responses`) and `env_key = "OPENAI_API_KEY"`, no update check, no analytics, and the features
- * that reach github.com / chatgpt.com at start-up turned off.
+ * that reach github.com / chatgpt.com at start-up turned off; the run's MCP servers as `[mcp_servers.<name>]`.
  */
-export function renderCodexConfig(opts: { base_url: string; model?: string; max_retries?: number }): string {
+export function renderCodexConfig(opts: { base_url: string; model?: string; max_retries?: number; mcp_servers?: McpServers }): string {
   const lines = [
     ...(opts.model ? [`model = ${str(opts.model)}`] : []),
     `model_provider = ${str(CODEX_PROVIDER)}`,
@@ -44,6 +46,8 @@ export function renderCodexConfig(opts: { base_url: string; model?: string; max_
     "plugin_sharing = false",
     "apps = false",
     "tool_suggest = false",
+    // codex >= 0.169 offers MCP tools behind its `tool_search` (a deferred namespace `mcp__<name>`), always.
+    ...(opts.mcp_servers ? codexMcpToml(opts.mcp_servers) : []),
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -62,7 +66,8 @@ export const createCodexAdapter = cliAdapterFactory({
     const codexHome = await ensureHomeDir(ctx.home, ".codex");
     const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
     const model = ctx.model ?? options.model;
-    const config: { base_url: string; model?: string; max_retries?: number } = { base_url };
+    const config: { base_url: string; model?: string; max_retries?: number; mcp_servers?: McpServers } = { base_url };
+    if (ctx.mcp_servers) config.mcp_servers = ctx.mcp_servers;
     if (model) config.model = model;
     if (options.max_retries !== undefined) config.max_retries = options.max_retries;
     await writeHomeFile(ctx.home, ".codex/config.toml", renderCodexConfig(config));

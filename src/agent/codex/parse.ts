@@ -19,14 +19,14 @@ import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMe
 type Obj = Record<string, unknown>;
 
 /** The tool call a codex item stands for, or undefined for non-tool items. */
-function toolCallOf(item: Obj): { name: string; input: unknown } | undefined {
+function toolCallOf(item: Obj): { name: string; input: unknown; server?: string } | undefined {
   switch (item.type) {
     case "command_execution":
       return { name: "command_execution", input: { command: item.command } };
     case "file_change":
       return { name: "file_change", input: { changes: item.changes } };
     case "mcp_tool_call":
-      return { name: `${String(item.server)}.${String(item.tool)}`, input: item.arguments ?? {} };
+      return { name: `${String(item.server)}.${String(item.tool)}`, input: item.arguments ?? {}, server: String(item.server) };
     case "web_search":
       return { name: "web_search", input: { query: item.query } };
     default:
@@ -97,7 +97,7 @@ export function createCodexParser(): LineParser {
     const out: RunEventInput[] = [];
     if (!startedCalls.has(id)) {
       startedCalls.add(id);
-      out.push({ type: "tool.call", data: { call_id: id, name: call.name, input: call.input } });
+      out.push({ type: "tool.call", data: { call_id: id, name: call.name, input: call.input, ...(call.server !== undefined ? { server: call.server } : {}) } });
     }
     if (kind === "item.completed") out.push({ type: "tool.result", data: { call_id: id, ...toolResultOf(it) } });
     return out;

@@ -6,6 +6,7 @@
  * Verified with Gemini CLI 0.61.0.
  */
 import { baseUrlOf, cliAdapterFactory, writeHomeFile } from "../cli-support.ts";
+import { geminiMcpServers } from "../mcp-config.ts";
 import { createGeminiParser } from "./parse.ts";
 
 /** The isolated `settings.json`; `maxAttempts` (retries + 1, at most 10) only when retries are capped. */
@@ -32,6 +33,7 @@ export const createGeminiAdapter = cliAdapterFactory({
   bin: "gemini",
   async build(bin, ctx, options, serverEnv) {
     const settings = renderGeminiSettings(options.max_retries === undefined ? {} : { max_retries: options.max_retries });
+    if (ctx.mcp_servers) settings.mcpServers = geminiMcpServers(ctx.mcp_servers); // the run's MCP servers
     await writeHomeFile(ctx.home, ".gemini/settings.json", `${JSON.stringify(settings, null, 2)}\n`);
     const argv = [bin, `--prompt=${ctx.text}`, "--output-format", "stream-json", "--yolo"];
     if (ctx.resume_session_id) argv.push("--resume", ctx.resume_session_id);
@@ -45,5 +47,5 @@ export const createGeminiAdapter = cliAdapterFactory({
         GEMINI_CLI_NO_RELAUNCH: "true",
       } };
   },
-  createParser: () => createGeminiParser(),
+  createParser: (ctx) => createGeminiParser({ mcpServers: Object.keys(ctx?.mcp_servers ?? {}) }),
 });

@@ -12,6 +12,7 @@
 import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
+import { mcpServerOfTool } from "../mcp-config.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -52,7 +53,7 @@ export function readableGeminiError(text: string): { message: string; status?: n
  * const p = createGeminiParser();
  * p.parseLine('{"type":"message","role":"assistant","content":"Hi","delta":true}'); // [{type:"message.delta",…}]
  */
-export function createGeminiParser(): LineParser {
+export function createGeminiParser(opts: { mcpServers?: readonly string[] } = {}): LineParser {
   let session = "gemini";
   let seq = 0;
   let pending = "";
@@ -97,7 +98,8 @@ export function createGeminiParser(): LineParser {
         case "tool_use": {
           const out = flush();
           const call_id = String(line.tool_id ?? "");
-          out.push({ type: "tool.call", data: { call_id, name: String(line.tool_name ?? ""), input: line.parameters ?? {} } });
+          const server = mcpServerOfTool(String(line.tool_name ?? ""), opts.mcpServers); // an MCP tool of the run's servers
+          out.push({ type: "tool.call", data: { call_id, name: String(line.tool_name ?? ""), input: line.parameters ?? {}, ...(server ? { server } : {}) } });
           const plan = line.tool_name === "write_todos" ? planEvent((line.parameters as Obj | undefined)?.todos) : undefined;
           if (plan) out.push(plan);
           return out;

@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { baseUrlOf, cliAdapterFactory, ensureHomeDir, writeHomeFile } from "../cli-support.ts";
+import { opencodeMcp } from "../mcp-config.ts";
 import { createOpencodeParser } from "./parse.ts";
 
 /** The provider id in the generated opencode.json. */
@@ -56,6 +57,7 @@ export const createOpencodeAdapter = cliAdapterFactory({
     const base_url = baseUrlOf(options, ctx) ?? serverEnv.OPENAI_BASE_URL;
     const model = ctx.model ?? options.model ?? "gpt-5.5";
     const config = renderOpencodeConfig(base_url ? { base_url, model } : { model });
+    if (ctx.mcp_servers) config.mcp = opencodeMcp(ctx.mcp_servers); // the run's MCP servers (tools named `<server>_<tool>`)
     await writeHomeFile(ctx.home, ".config/opencode/opencode.json", `${JSON.stringify(config, null, 2)}\n`);
     const promptFile = await writeHomeFile(ctx.home, `prompt-${ctx.run_id}.txt`, ctx.text);
     const args = ["run", "--format", "json", "--auto"];
@@ -76,5 +78,5 @@ export const createOpencodeAdapter = cliAdapterFactory({
         OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
       } };
   },
-  createParser: () => createOpencodeParser(),
+  createParser: (ctx) => createOpencodeParser({ mcpServers: Object.keys(ctx?.mcp_servers ?? {}) }),
 });

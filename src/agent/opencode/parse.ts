@@ -11,6 +11,7 @@
 import type { RunEventInput, Usage } from "../../protocol/events.ts";
 import type { AgentOutcome, LineParser, ProcessExit } from "../types.ts";
 import { crashed, logEvent, modelFailure, parseJsonObject, planEvent, statusInMessage, tokens, unknownLine } from "../cli-support.ts";
+import { mcpServerOfTool } from "../mcp-config.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -45,7 +46,7 @@ function addUsage(a: Usage | undefined, b: Usage): Usage {
  * const p = createOpencodeParser();
  * p.parseLine('{"type":"text","sessionID":"ses_1","part":{"id":"prt_1","type":"text","text":"Hi"}}');
  */
-export function createOpencodeParser(): LineParser {
+export function createOpencodeParser(opts: { mcpServers?: readonly string[] } = {}): LineParser {
   let session: string | undefined;
   let finished = false;
   let error: { name: string; message: string; status?: number } | undefined;
@@ -56,7 +57,8 @@ export function createOpencodeParser(): LineParser {
     const state = (part.state ?? {}) as Obj;
     const call_id = String(part.callID ?? part.id ?? "");
     const name = String(part.tool ?? "");
-    const out: RunEventInput[] = [{ type: "tool.call", data: { call_id, name, input: state.input ?? {} } }];
+    const server = mcpServerOfTool(name, opts.mcpServers); // the run's MCP tools are `<server>_<tool>`
+    const out: RunEventInput[] = [{ type: "tool.call", data: { call_id, name, input: state.input ?? {}, ...(server ? { server } : {}) } }];
     if (name === "todowrite") {
       const plan = planEvent((state.input as Obj | undefined)?.todos);
       if (plan) out.push(plan);
