@@ -90,11 +90,12 @@ async function leaveRunPage(page: Page): Promise<void> {
 }
 
 /** Opens a run's page in place and records frame deltas and long tasks until `until` holds in the page; ms. */
-function framesWhileOpen(page: Page, runId: string, until: { count?: number; status?: string }): Promise<{ elapsed: number; frames: number[]; longTasks: number[] }> {
+function framesWhileOpen(page: Page, runId: string, until: { count?: number; status?: string }): Promise<{ elapsed: number; frames: number[]; longTasks: number[]; slow: string[] }> {
   return page.evaluate(
     async ({ id, count, status }) => {
       const frames: number[] = [];
       const longTasks: number[] = [];
+      const slow: string[] = [];
       const po = new PerformanceObserver((list) => {
         for (const e of list.getEntries()) longTasks.push(e.duration);
       });
@@ -108,14 +109,16 @@ function framesWhileOpen(page: Page, runId: string, until: { count?: number; sta
         if (status !== undefined && document.querySelector('[data-testid="run-status"]')?.textContent !== status) return false;
         return true;
       };
-      return new Promise<{ elapsed: number; frames: number[]; longTasks: number[] }>((resolve) => {
+      return new Promise<{ elapsed: number; frames: number[]; longTasks: number[]; slow: string[] }>((resolve) => {
         let last = performance.now();
         const tick = (now: number) => {
           frames.push(now - last);
+          // Where the slow frames fall: ms since the page opened, the frame, the events shown by then.
+          if (now - last > 50) slow.push(`${Math.round(now - t0)}ms:${Math.round(now - last)}ms@${document.querySelector('[data-testid="event-count"]')?.getAttribute("data-count") ?? "-"}`);
           last = now;
           if (reached()) {
             po.disconnect();
-            resolve({ elapsed: performance.now() - t0, frames, longTasks });
+            resolve({ elapsed: performance.now() - t0, frames, longTasks, slow });
           } else requestAnimationFrame(tick);
         };
         requestAnimationFrame(tick);
@@ -168,6 +171,8 @@ async function measureOnce(opts: WebBenchOptions, cpuProfDir?: string): Promise<
   try {
     const w = await openPage(browser, server.url, { width: 1280, height: 900 });
     const { page } = w;
+    // tsx compiles the page functions below with esbuild's keepNames, which calls a `__name` helper that only exists in Node.
+    await w.context.addInitScript("globalThis.__name = (fn) => fn;");
     await signIn(page, "admin", ADMIN_PASSWORD);
 
     // 1. POST -> first event, painted vs bare SSE.
@@ -218,11 +223,13 @@ async function measureOnce(opts: WebBenchOptions, cpuProfDir?: string): Promise<
       stream_frames_over_50ms: streamFrames.filter((f) => f > 50).length,
       stream_long_tasks: stream.longTasks.length,
       stream_long_task_max_ms: round(Math.max(0, ...stream.longTasks), 1),
+      stream_slow_frames: stream.slow.join(" "),
       big_status: status,
       big_events: row.body.last_event_id,
       big_render_ms: round(big.elapsed, 1),
       big_load_frame_max_ms: round(bf.max, 2),
       big_load_long_tasks: big.longTasks.length,
+      big_load_slow_frames: big.slow.join(" "),
       big_scroll_frame_p99_ms: round(sc.p99, 2),
       big_scroll_frame_max_ms: round(sc.max, 2),
     };

@@ -10,6 +10,9 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { EventRow } from "./event-row.tsx";
 import type { TimelineItem } from "./timeline.ts";
 
+/** Row kinds that are usually one line high. */
+const ONE_LINE: ReadonlySet<TimelineItem["kind"]> = new Set(["log", "status", "usage", "permission"]);
+
 /** How close to the bottom (px) still counts as "at the bottom". */
 const BOTTOM_SLACK = 48;
 
@@ -19,7 +22,8 @@ export function EventList({ items, version }: { items: readonly TimelineItem[]; 
   const virtualizer = useVirtualizer({
     count: items.length,
     getScrollElement: () => scroller.current,
-    estimateSize: () => 32,
+    // Close estimates keep the list from jumping while rows are measured: one-line rows are ~27 px.
+    estimateSize: (i) => (ONE_LINE.has(items[i]?.kind ?? "log") ? 27 : 72),
     overscan: 12,
     getItemKey: (i) => items[i]?.id ?? i,
   });
