@@ -7,7 +7,7 @@
  * (the process group is gone); another user's run not reachable by URL; an API
  * key shown once. Every page is checked for requests to other hosts, CSP
  * violations, page errors and a token in a URL. Writes the run page's
- * screenshot to test-artifacts/run-page.png.
+ * screenshots to test-artifacts/run-page.png (and run-page-dark.png, the dark theme).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -65,6 +65,16 @@ describe("dashboard in a real browser", () => {
     const count = page.getByTestId("event-count");
     assert.equal(await count.getAttribute("data-count"), String(row.last_event_id));
     await page.screenshot({ path: artifactPath("run-page.png"), fullPage: true });
+    // The dark theme follows the system's preference.
+    const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    const light = await background();
+    await page.emulateMedia({ colorScheme: "dark" });
+    const dark = await background();
+    assert.notEqual(dark, light);
+    assert.equal(dark, "rgb(15, 17, 21)");
+    await page.screenshot({ path: artifactPath("run-page-dark.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "light" });
+    assert.equal(await background(), "rgb(255, 255, 255)");
     admin.assertClean(token);
   });
 
