@@ -4,7 +4,8 @@
  * RunAgentInput and verifies the event stream against the protocol), on a real
  * shell run of the real server: once live (the run is blocked on a FIFO until
  * the client has seen RUN_STARTED) and once replayed; plus the replay rules
- * of `GET` with `Last-Event-ID`.
+ * of `GET` with `Last-Event-ID`; and a real Claude Code run (against the scripted model server)
+ * whose text and tool call arrive as TEXT_MESSAGE_* and TOOL_CALL_* events in the agent's messages.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -14,7 +15,8 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { HttpAgent, EventType, type BaseEvent } from "@ag-ui/client";
 import { EventSchemas } from "@ag-ui/core/schemas";
-import { allEvents, createRun } from "../helpers/events.ts";
+import { startModelServer, type ModelServer } from "../fixtures/model-server/index.ts";
+import { allEvents, createRun, writeConfig } from "../helpers/events.ts";
 import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 
 /** Reads an SSE response's frames: `{id?, data}` per frame, to the end of the stream. */
@@ -33,13 +35,19 @@ async function readFrames(res: Response): Promise<Array<{ id?: number; data: Rec
 describe("AG-UI view of a run", () => {
   let s: TestServer;
   let token: string;
+  let model: ModelServer;
+  let configFile: string;
   before(async () => {
-    s = await spawnServer();
+    model = await startModelServer();
+    configFile = writeConfig({ agents: { claude_code: { base_url: model.url, api_key: "sk-test", model: "claude-sonnet-4-5", max_retries: 0 } } });
+    s = await spawnServer({ env: { OPENRUNNER_CONFIG: configFile } });
     token = await s.login();
   });
   after(async () => {
     await s.stop();
     s.cleanup();
+    await model.close();
+    rmSync(configFile, { force: true });
   });
 
   test("HttpAgent follows a live shell run from RUN_STARTED to RUN_FINISHED", async () => {
@@ -104,5 +112,25 @@ describe("AG-UI view of a run", () => {
     assert.equal(badInput.status, 400);
     const foreign = await s.api(`/api/runs/run_01NOPE/agui`, { token });
     assert.equal(foreign.status, 404);
+  });
+
+  test("a Claude Code run: its text and tool call become the agent's messages through HttpAgent", { timeout: 240_000 }, async () => {
+    model.setScenario({ turns: [{ text: "Listing the folder.", tool: { shell: "printf 'agui-tool-output\\n'" } }, { text: "All done." }] });
+    const runId = await createRun(s, token, "list the folder", { agent_type: "claude_code" });
+    const agent = new HttpAgent({ url: `${s.url}/api/runs/${runId}/agui`, headers: { Authorization: `Bearer ${token}` } });
+    const seen: BaseEvent[] = [];
+    const { result, newMessages } = await agent.runAgent({ runId }, { onEvent: ({ event }) => void seen.push(event) });
+    const types = seen.map((e) => e.type);
+    assert.equal(types.at(-1), EventType.RUN_FINISHED, types.join(" "));
+    for (const t of [EventType.TEXT_MESSAGE_START, EventType.TEXT_MESSAGE_CONTENT, EventType.TEXT_MESSAGE_END, EventType.TOOL_CALL_START, EventType.TOOL_CALL_ARGS, EventType.TOOL_CALL_END, EventType.TOOL_CALL_RESULT]) assert.ok(types.includes(t), `${t} in ${types.join(" ")}`);
+    assert.equal(result, "All done.");
+    const texts = newMessages.filter((m) => m.role === "assistant").map((m) => m.content).join("|");
+    assert.match(texts, /Listing the folder\./);
+    assert.match(texts, /All done\./);
+    const call = newMessages.flatMap((m) => (m.role === "assistant" ? (m.toolCalls ?? []) : [])).find((c) => c.function.name === "Bash");
+    assert.ok(call, JSON.stringify(newMessages));
+    assert.match(JSON.parse(call.function.arguments).command, /agui-tool-output/);
+    const toolMsg = newMessages.find((m) => m.role === "tool" && m.toolCallId === call.id);
+    assert.ok(toolMsg && String(toolMsg.content).includes("agui-tool-output"), JSON.stringify(newMessages));
   });
 });
