@@ -106,7 +106,7 @@ describe("dashboard route", () => {
 
   test("API prefixes and other methods are left to the API", async () => {
     assert.deepEqual((await request.get("/api/here")).body, { api: true });
-    for (const p of ["/api/nope", "/health/x", "/metrics/x", "/proxy/5173/", "/api"]) {
+    for (const p of ["/api/nope", "/health/x", "/metrics/x", "/proxy/5173/", "/mcp", "/api"]) {
       const res = await request.get(p);
       assert.equal(res.status, 404, p);
       assert.equal(res.body.error.code, "not_found", p);

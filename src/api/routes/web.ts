@@ -3,7 +3,7 @@
  * at `/` (docs/architecture.md#http-api):
  *
  * - `GET|HEAD` of a file of `web/dist` answers it; any other path outside the
- *   API's own prefixes (`/api`, `/health`, `/metrics`, `/proxy`) answers
+ *   API's own prefixes (`/api`, `/health`, `/metrics`, `/proxy`, `/mcp`) answers
  *   `index.html` (the page routes on the client), except a missing file under
  *   `/assets/`, which stays a 404;
  * - hashed assets (`/assets/*`) are cached for a year (`immutable`),
@@ -43,7 +43,7 @@ export const WEB_CSP = [
 ].join("; ");
 
 /** Path prefixes that belong to the API, never to the page (a request there falls through to the API's 404). */
-const API_PREFIXES = ["/api", "/health", "/metrics", "/proxy"];
+const API_PREFIXES = ["/api", "/health", "/metrics", "/proxy", "/mcp"];
 
 /** Content types by lower-case extension; anything else is `application/octet-stream`. */
 const TYPES: Record<string, string> = {
