@@ -5,7 +5,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 
 /** The agents whose stored sessions can be listed. */
-export const SESSION_AGENTS = ["claude_code", "codex"] as const;
+export const SESSION_AGENTS = ["claude_code", "codex", "gemini", "opencode"] as const;
 /** One of {@link SESSION_AGENTS}. */
 export type SessionAgent = (typeof SESSION_AGENTS)[number];
 

@@ -1,6 +1,6 @@
 /**
  * Stored sessions end to end (`src/agent/sessions/`, `GET /api/sessions`): the real server (child process,
- * port 0) runs the real Claude Code and codex CLIs against the scripted model server; the sessions they
+ * port 0) runs the real Claude Code, codex, Gemini CLI and OpenCode CLIs against the scripted model server; the sessions they
  * wrote into their agent homes are listed with title, cwd, times and turns, rendered as events, and one is
  * resumed with `metadata.resume_session` (the model sees the earlier conversation; the session then has two
  * turns). Another user sees none of them and cannot resume them; a symlink planted in a home is not followed.
@@ -15,6 +15,7 @@ import { spawnServer, type TestServer } from "../helpers/spawn-server.ts";
 import { describeEvents, runToEnd, writeConfig, type Ev } from "../helpers/events.ts";
 
 const T = { timeout: 240_000 };
+const AGENTS = ["claude_code", "codex", "gemini", "opencode"] as const;
 
 describe("stored agent sessions end to end", () => {
   let model: ModelServer;
@@ -31,13 +32,15 @@ describe("stored agent sessions end to end", () => {
       agents: {
         claude_code: { base_url: model.url, api_key: "sk-test", model: "claude-sonnet-4-5", max_retries: 0 },
         codex: { base_url: `${model.url}/v1`, api_key: "sk-test", model: "gpt-5.5", max_retries: 0 },
+        gemini: { base_url: model.url, api_key: "sk-test", model: "gemini-2.5-flash", max_retries: 0 },
+        opencode: { base_url: `${model.url}/v1`, api_key: "sk-test", model: "fake-model" },
       },
     });
     s = await spawnServer({ env: { OPENRUNNER_CONFIG: config } });
     token = await s.login();
     assert.equal((await s.api("/api/users", { method: "POST", token, json: { username: "bob", password: "bob-password-1" } })).status, 201);
     bob = await s.login("bob", "bob-password-1");
-    for (const agent of ["claude_code", "codex"]) {
+    for (const agent of AGENTS) {
       model.setScenario({ turns: [{ text: "Creating it.", tool: { shell: "echo hi > hi.txt" } }, { text: `Created hi.txt with ${agent}.` }] });
       const r = await runToEnd(s, token, `create hi.txt please (${agent})`, { agent_type: agent }, 200_000);
       assert.equal(r.evs.at(-1)!.type, "run.completed", describeEvents(r.evs));
@@ -57,7 +60,7 @@ describe("stored agent sessions end to end", () => {
     return { status: res.status, body: (await res.json()) as any };
   };
 
-  for (const agent of ["claude_code", "codex"]) {
+  for (const agent of AGENTS) {
     test(`${agent}: the run's session is listed and rendered`, T, async () => {
       const run = runs[agent]!;
       const list = await get(`/api/sessions?agent=${agent}`);
@@ -66,7 +69,8 @@ describe("stored agent sessions end to end", () => {
       const session = list.body.sessions[0];
       assert.equal(session.session_id, run.sessionId);
       assert.equal(session.agent, agent);
-      assert.equal(session.title, `create hi.txt please (${agent})`);
+      // OpenCode keeps the title its model made (the scripted server's side answer); the others, the first prompt.
+      assert.equal(session.title, agent === "opencode" ? "Scripted title" : `create hi.txt please (${agent})`);
       assert.equal(session.cwd, run.evs.find((e) => e.type === "run.started")!.data.cwd);
       assert.equal(session.turns, 1);
       assert.equal(session.run_id, run.id);
@@ -81,16 +85,16 @@ describe("stored agent sessions end to end", () => {
       assert.ok(call, types.join(", "));
       assert.ok(detail.body.events.some((e: Ev) => e.type === "tool.result" && e.data.call_id === call.data.call_id), types.join(", "));
       assert.ok(detail.body.events.some((e: Ev) => e.type === "message" && e.data.text === `Created hi.txt with ${agent}.`), types.join(", "));
-      // Claude Code's session records are its stream's lines (same ids); codex's rollout names calls by the model's
-      // call_id where `codex exec --json` numbers items, so there the tool is compared by its command.
+      // Claude Code's records and OpenCode's parts are their streams' (same ids); codex's rollout names calls by the
+      // model's call_id where `codex exec --json` numbers items, so there (and for Gemini) the tool is compared by its command.
       const runCall = run.evs.find((e) => e.type === "tool.call")!;
-      if (agent === "claude_code") assert.equal(call.data.call_id, runCall.data.call_id, "the same tool call the run streamed");
+      if (agent === "claude_code" || agent === "opencode") assert.equal(call.data.call_id, runCall.data.call_id, "the same tool call the run streamed");
       else assert.ok(JSON.stringify(call.data.input).includes("echo hi > hi.txt"), JSON.stringify(call.data));
     });
   }
 
   test("another user sees none of them and cannot read or resume them", T, async () => {
-    for (const agent of ["claude_code", "codex"]) {
+    for (const agent of AGENTS) {
       assert.deepEqual((await get(`/api/sessions?agent=${agent}`, bob)).body, { sessions: [] });
       assert.equal((await get(`/api/sessions/${agent}/${runs[agent]!.sessionId}`, bob)).status, 404);
     }
@@ -99,8 +103,8 @@ describe("stored agent sessions end to end", () => {
   });
 
   test("refusals: an agent without readable sessions, resume together with resume_session, an unknown session", T, async () => {
-    assert.equal((await get("/api/sessions?agent=gemini")).status, 400);
-    const detail = await get(`/api/sessions/gemini/${runs.codex!.sessionId}`);
+    assert.equal((await get("/api/sessions?agent=shell")).status, 400);
+    const detail = await get(`/api/sessions/shell/${runs.codex!.sessionId}`);
     assert.equal(detail.status, 400);
     assert.equal(detail.body.error.code, "sessions_unsupported");
     const both = await s.api("/api/runs", { method: "POST", token, json: { input: { text: "x" }, metadata: { agent_type: "claude_code", resume: runs.claude_code!.id, resume_session: runs.claude_code!.sessionId } } });

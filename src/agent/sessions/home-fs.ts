@@ -64,6 +64,11 @@ export async function findFiles(home: string, start: readonly string[], depth: n
  * (a symlink, a hard link, not a regular file).
  */
 export async function readHomeFile(home: string, f: HomeFile): Promise<string | undefined> {
+  return (await readHomeFileBytes(home, f))?.toString("utf8");
+}
+
+/** {@link readHomeFile} as bytes; `whole`: undefined rather than a cut copy of a longer file (a database). */
+export async function readHomeFileBytes(home: string, f: HomeFile, whole = false): Promise<Buffer | undefined> {
   let root: FileHandle | undefined;
   let dir: FileHandle | undefined;
   let fh: FileHandle | undefined;
@@ -71,7 +76,8 @@ export async function readHomeFile(home: string, f: HomeFile): Promise<string | 
     root = await openDir(home);
     dir = await openDirPath(root, f.dirs);
     fh = await openFileAt(dir, f.name);
-    return (await readAtMost(fh, MAX_SESSION_FILE_BYTES)).data.toString("utf8");
+    const { data, over } = await readAtMost(fh, MAX_SESSION_FILE_BYTES);
+    return over && whole ? undefined : data;
   } catch {
     return undefined;
   } finally {

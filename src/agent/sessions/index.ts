@@ -3,7 +3,8 @@
  * run's home is `<data_dir>/homes/<key>` (`key` the run's id, or the home of the run it resumed: the
  * row's `metadata.home_of`, see `src/run/plan.ts`), so a user's homes are those of their own runs and of no
  * one else's. Per agent a {@link SessionReader} finds the session files in a home (`claude-code.ts`,
- * `codex.ts`), summarizes them and renders them as run event inputs. Reads never leave the home
+ * `codex.ts`, `gemini.ts`), summarizes them and renders them as run event inputs; OpenCode's database is read
+ * by `opencode.ts`. Reads never leave the home
  * (`home-fs.ts`).
  */
 import path from "node:path";
@@ -13,10 +14,12 @@ import type { RunEventInput } from "../../protocol/events.ts";
 import type { RunRepo } from "../../store/types.ts";
 import { claudeCodeSessions } from "./claude-code.ts";
 import { codexSessions } from "./codex.ts";
+import { geminiSessions } from "./gemini.ts";
+import { readOpencodeSessions } from "./opencode.ts";
 import { jsonLines, readHomeFile } from "./home-fs.ts";
 import type { SessionReader } from "./types.ts";
 
-const READERS: Record<SessionAgent, SessionReader> = { claude_code: claudeCodeSessions, codex: codexSessions };
+const READERS: Record<Exclude<SessionAgent, "opencode">, SessionReader> = { claude_code: claudeCodeSessions, codex: codexSessions, gemini: geminiSessions };
 
 /** An agent home of the user: its folder and the run that stands for it (the latest ended run using it, else the latest). */
 export interface UserHome {
@@ -58,18 +61,34 @@ export interface SessionDetail {
 }
 
 async function readAll(agent: SessionAgent, homes: readonly UserHome[], only?: string): Promise<Array<SessionDetail & { records: number }>> {
+  if (agent === "opencode") return readAllOpencode(homes, only);
   const reader = READERS[agent];
   const out: Array<SessionDetail & { records: number }> = [];
   for (const home of homes) {
     for (const f of await reader.find(home.dir)) {
-      const id = reader.idOf(f);
-      if (!id || (only !== undefined && id !== only)) continue;
+      const named = reader.idOf(f);
+      if (named !== undefined && only !== undefined && named !== only) continue;
       const text = await readHomeFile(home.dir, f);
       if (text === undefined) continue;
       const records = jsonLines(text);
       if (records.length === 0) continue;
-      const summary = reader.summarize(id, records);
+      const summary = reader.summarize(named ?? f.name, records);
+      if (only !== undefined && summary.session_id !== only) continue;
+      if (summary.cwd === null && reader.cwdOf) summary.cwd = (await reader.cwdOf(home.dir, f)) ?? null;
       out.push({ session: { agent, ...summary, run_id: home.runId }, events: only !== undefined ? reader.render(records) : [], prompts: only !== undefined ? reader.prompts(records) : [], records: records.length });
+    }
+  }
+  return out;
+}
+
+/** OpenCode keeps its sessions in one database per home (`opencode.ts`), not a file each. */
+async function readAllOpencode(homes: readonly UserHome[], only?: string): Promise<Array<SessionDetail & { records: number }>> {
+  const out: Array<SessionDetail & { records: number }> = [];
+  for (const home of homes) {
+    const sessions = await readOpencodeSessions(home.dir).catch(() => []); // not an OpenCode database: nothing to show
+    for (const s of sessions) {
+      if (only !== undefined && s.summary.session_id !== only) continue;
+      out.push({ session: { agent: "opencode", ...s.summary, run_id: home.runId }, events: only !== undefined ? s.events : [], prompts: only !== undefined ? s.prompts : [], records: s.events.length });
     }
   }
   return out;

@@ -16,8 +16,10 @@ export interface SessionSummary {
 export interface SessionReader {
   /** The session files in a home. */
   find(home: string): Promise<HomeFile[]>;
-  /** The session id a file's name gives, or undefined when the name is not a session file's. */
+  /** The session id a file's name gives; undefined when the name does not tell (the id is then the summary's). */
   idOf(file: HomeFile): string | undefined;
+  /** The working directory of a session whose records do not name it (Gemini CLI: from its projects file). */
+  cwdOf?(home: string, file: HomeFile): Promise<string | undefined>;
   summarize(id: string, records: ReadonlyArray<Record<string, unknown>>): SessionSummary;
   /** The session as run event inputs, in order (through the adapter's own parser where the format is its stream's). */
   render(records: ReadonlyArray<Record<string, unknown>>): RunEventInput[];
