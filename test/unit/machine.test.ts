@@ -576,3 +576,43 @@ describe("run machine: agent actor errors", () => {
     );
   });
 });
+
+describe("run machine: FAIL (the stall watchdog's stalled)", () => {
+  const STALLED = { type: "FAIL", code: "stalled", message: "no event for 60 s (idle_process)" } as const;
+
+  test("FAIL sends STOP and waits in stopping; the exit then ends it as failed with FAIL's code and message", async () => {
+    const h = harness();
+    await h.toRunning();
+    h.clock.increment(300);
+    h.actor.send(STALLED);
+    assert.equal(h.agent.stops, 1);
+    assert.deepEqual(h.state(), { running: "stopping" });
+    assertNoTerminal(h);
+    h.agent.exit({ kind: "failed", code: "agent_crashed", message: "killed by SIGTERM" });
+    const data = assertOneTerminal(h, "run.failed");
+    assert.deepEqual(data, { error: { code: "stalled", message: STALLED.message }, duration_ms: 300 });
+  });
+
+  test("an agent that does not exit after FAIL: failed after the stop wait; a CANCEL meanwhile changes nothing", async () => {
+    const h = harness();
+    await h.toRunning();
+    h.actor.send(STALLED);
+    h.actor.send({ type: "CANCEL", reason: "late" });
+    h.clock.increment(STOP_WAIT_MS);
+    const data = assertOneTerminal(h, "run.failed");
+    assert.equal((data.error as { code: string }).code, "stalled");
+  });
+
+  test("FAIL is ignored while queued and preparing", async () => {
+    const h = harness();
+    h.actor.send(STALLED);
+    assert.equal(h.state(), "queued");
+    h.actor.send({ type: "START" });
+    h.actor.send(STALLED);
+    assert.equal(h.state(), "preparing");
+    h.prepare.resolve();
+    await settle();
+    h.agent.exit(OK);
+    assert.equal(assertOneTerminal(h, "run.completed").exit_code, 0);
+  });
+});
