@@ -97,7 +97,7 @@ export const TOOLS: readonly ToolSpec[] = [
     name: "wait_run",
     title: "Wait for a run to end",
     description:
-      "Waits until the run has ended (completed, failed, cancelled, timed_out) or timeout_secs have passed, sending a progress notification for each event of the run while it waits. Answers {done, run}.",
+      "Waits until the run has ended (completed, failed, cancelled, timed_out) or timeout_secs have passed, sending a progress notification when it begins and one for each event of the run while it waits (progress = the event id). Answers {done, run}.",
     input: WaitRunArgs,
     output: WaitRunResult,
     run: (b, args: typeof WaitRunArgs.static, ctx) => waitRun(b, args.run_id, (args.timeout_secs ?? 300) * 1000, ctx),
@@ -142,6 +142,8 @@ export async function callTool(tool: ToolSpec, backend: McpBackend, args: unknow
 async function waitRun(b: McpBackend, runId: string, timeoutMs: number, ctx: ToolContext): Promise<{ done: boolean; run: unknown }> {
   const before = await b.getRun(runId);
   if (isTerminalStatus(before.status)) return { done: true, run: before };
+  // A first notification at once: the client knows the wait has begun (and where), even if the run is silent for long.
+  await ctx.progress(before.last_event_id, `waiting: ${before.status}`);
   const deadline = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([ctx.signal, deadline]);
   try {

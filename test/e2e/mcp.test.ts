@@ -5,7 +5,7 @@
  * process using the CLI's stored login). A shell run is started with
  * `start_run` and waited for with `wait_run`, whose progress notifications
  * arrive while the run is blocked on a FIFO the test writes to only once the
- * first progress notification came.
+ * first progress notification (`waiting: …`, sent when the wait begins) came.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -80,6 +80,7 @@ function assertCompleted(r: { waited: CallToolResult; progress: Progress[] }, te
   assert.ok(r.progress.length > 0, "progress notifications while the run was waited for");
   const ids = r.progress.map((p) => p.progress);
   assert.deepEqual(ids, [...ids].sort((a, b) => a - b), "progress increases");
+  assert.match(r.progress[0]!.message ?? "", /^waiting: (queued|preparing|running)$/);
   assert.equal(r.progress.at(-1)!.message, "run.completed");
 }
 
