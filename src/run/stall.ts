@@ -8,10 +8,11 @@
  * The cause, first that applies: `waiting_permission` (the permission gate has an open request),
  * `tool_running` (the agent process has a live descendant: the tool; `cpu_busy` when it used CPU between the
  * last two looks), `model_request_open` (the agent's process tree holds a connecting or established TCP
- * connection to its model base URL, or to any peer when no base URL is configured), `idle_process`.
+ * connection to its model base URL, or to any peer when no base URL is configured; or, with no connection open, its
+ * last event was its own retry notice: see {@link isRetryNotice}), `idle_process`.
  * Process facts come from procfs (`stall-proc.ts`); a run without a host pid (a container exec) gets only
  * `waiting_permission` or `idle_process`. Limits of the model check: an idle keep-alive connection looks like
- * an open request; an agent that retries by itself shows the connection of its retry.
+ * an open request.
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
@@ -40,6 +41,18 @@ export interface StallWatchdogOptions {
   checkEveryMs?: number;
   now?: () => number;
   log?: Pick<Log, "warn">;
+}
+
+/**
+ * True for an agent's own notice that it is retrying its model request: Claude Code's `system/api_retry` line
+ * (a `log` whose `raw.subtype` is `api_retry`, `src/agent/claude-code/parse.ts`), or a `log` line saying it is
+ * retrying or reconnecting (codex's `Reconnecting... 2/5` notices).
+ * @example isRetryNotice({ type: "log", data: { stream: "stdout", text: "x", raw: { type: "system", subtype: "api_retry" } } }) // true
+ */
+export function isRetryNotice(e: RunEventInput): boolean {
+  if (e.type !== "log") return false;
+  const raw = e.data.raw as { subtype?: unknown } | undefined;
+  return raw?.subtype === "api_retry" || /\b(retrying|reconnecting)\b/i.test(e.data.text);
 }
 
 /** The diagnosis of a silent run: `run.stalled`'s data without `idle_ms`. */
@@ -80,6 +93,8 @@ export class StallWatchdog {
   /** Set while the run is reported stalled: when its silence began. */
   #stalledSince: number | undefined;
   #failed = false;
+  /** The last event was the agent's own retry notice ({@link isRetryNotice}). */
+  #retrying = false;
   #checking = false;
   #stopped = false;
   /** CPU ticks of the agent's descendants at the previous look, by pid. */
@@ -103,6 +118,7 @@ export class StallWatchdog {
       this.#o.emit({ type: "run.resumed_activity", data: { stalled_ms: stalledMs } });
     }
     this.#lastEventAt = now;
+    this.#retrying = isRetryNotice(e);
     this.#ticks.clear();
     if (e.type === "run.started") {
       this.#pid = e.data.pid;
@@ -161,6 +177,7 @@ export class StallWatchdog {
     const open = await openConnections([pid], peers, this.#root);
     const first = open[0];
     if (first) return { cause: "model_request_open", pid, endpoint: `${first.remoteAddress.includes(":") ? `[${first.remoteAddress}]` : first.remoteAddress}:${first.remotePort}` };
+    if (this.#retrying) return { cause: "model_request_open", pid }; // between two attempts of its own retry
     return { cause: "idle_process", pid };
   }
 }

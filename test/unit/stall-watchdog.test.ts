@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import os from "node:os";
 import path from "node:path";
 import type { RunEventInput } from "../../src/protocol/events.ts";
-import { StallWatchdog } from "../../src/run/stall.ts";
+import { isRetryNotice, StallWatchdog } from "../../src/run/stall.ts";
 
 const PID = 4242;
 const CHILD = 4343;
@@ -170,4 +170,20 @@ test("failMs: the run is failed once, naming the cause; a dead process or a term
   ended.setNow(5000);
   await new Promise((r) => setTimeout(r, 30));
   assert.deepEqual(ended.emitted, []);
+});
+
+test("the agent's own retry notice as the last event: model_request_open without a connection", async (t) => {
+  const p = fakeProc(t);
+  const h = watchdog(p.root);
+  h.w.observe(started);
+  const notice: RunEventInput = { type: "log", data: { stream: "stdout", text: "model request failed (529, overloaded); retry 1/10 in 2000 ms", raw: { type: "system", subtype: "api_retry" } } };
+  h.w.observe(notice);
+  h.setNow(1000);
+  await h.until(() => h.emitted.length === 1);
+  assert.deepEqual(h.emitted[0]!.data, { cause: "model_request_open", pid: PID, idle_ms: 1000 });
+  h.w.stop();
+  assert.equal(isRetryNotice(notice), true);
+  assert.equal(isRetryNotice({ type: "log", data: { stream: "stderr", text: "Reconnecting... 2/5" } }), true);
+  assert.equal(isRetryNotice({ type: "log", data: { stream: "stdout", text: "all good" } }), false);
+  assert.equal(isRetryNotice({ type: "message", data: { message_id: "m", role: "assistant", text: "retrying" } }), false);
 });
