@@ -13,8 +13,13 @@
 #      (--acp) ran first (~480 MB image, ~20 s cold build, ~2 s cached; without them 107 MB; a
 #      missing one is left out with a note). The task.json tests build their batch images
 #      (test/fixtures/task-image) FROM it themselves.
+#   5. builds the desktop image (openrunner-desktop:latest, `image build --desktop`: debootstrap of this
+#      machine's suite from its apt mirror, then an engine import; ~1.5 GB, about 4-6 min with the
+#      mirror of this workplace). Its label openrunner.image.content-hash makes a rebuild a no-op while
+#      docker/desktop/packages.txt, the suite, the mirror and node's version stay the same, so CI builds it
+#      once per machine and the desktop tests share it. OPENRUNNER_SKIP_DESKTOP_IMAGE=1 skips this step.
 #
-# Needs root (or passwordless sudo) for steps 1 and 2. Honours DOCKER_HOST: with a remote engine
+# Needs root (or passwordless sudo) for steps 1, 2 and 5. Honours DOCKER_HOST: with a remote engine
 # only steps 3 and 4 run.
 set -euo pipefail
 
@@ -49,6 +54,7 @@ engine_up() {
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
+[[ "${OPENRUNNER_SKIP_DESKTOP_IMAGE:-}" == 1 ]] || command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [[ ${#missing[@]} -gt 0 ]]; then
   if [[ -n "${DOCKER_HOST:-}" && "$DOCKER_HOST" != unix://* && " ${missing[*]} " != *" busybox-static "* ]]; then
     say "DOCKER_HOST=$DOCKER_HOST is remote; not installing a local engine"
@@ -87,3 +93,9 @@ cd "$repo_root"
 [[ -d node_modules/dockerode ]] || die "node_modules missing: run npm ci first"
 say "building $image (offline)"
 node --import tsx src/main.ts image build --offline --tag "$image" | grep -E '^(built|Step|Successfully)' || die "image build failed"
+
+# 5. The desktop image (cached by its content hash).
+if [[ "${OPENRUNNER_SKIP_DESKTOP_IMAGE:-}" != 1 ]]; then
+  say "building openrunner-desktop:latest (debootstrap; a no-op when current)"
+  as_root node --import tsx src/main.ts image build --desktop | grep -E '^(built|current|debootstrap|importing)' || die "desktop image build failed"
+fi

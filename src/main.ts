@@ -170,9 +170,11 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .command("build")
     .description("build the agent image in the docker engine at DOCKER_HOST (default /var/run/docker.sock)")
     .option("--offline", "build FROM scratch from this machine's node and busybox (no registry needed)")
-    .option("--tag <name:tag>", "image tag", "openrunner-agent:latest")
+    .option("--tag <name:tag>", "image tag (default openrunner-agent:latest; with --desktop openrunner-desktop:latest)")
     .option("--agents <names>", "with --offline: agent CLIs to copy from .agents/bin, comma-separated, or none (default: claude,claude-code-acp)")
-    .action(act((o: { offline?: boolean; tag?: string; agents?: string }) => runImageBuild(ctx, o)));
+    .option("--desktop", "the desktop image instead: Debian's Xvfb, VNC, noVNC, chromium, PulseAudio, ibus from debootstrap of the configured mirror (root)")
+    .option("--force", "with --desktop: rebuild even when the image is current")
+    .action(act((o: { offline?: boolean; tag?: string; agents?: string; desktop?: boolean; force?: boolean }) => runImageBuild(ctx, o)));
 
   const users = program.command("users").description("manage users (admin)");
   users

@@ -26,6 +26,7 @@ import { ensureFirstAdmin } from "./auth/bootstrap.ts";
 import type { Bus, BusEvents } from "./bus/bus.ts";
 import type { Config } from "./config/schema.ts";
 import { createContainerRoutes } from "./api/routes/containers.ts";
+import { createDesktopRoutes } from "./api/routes/desktop.ts";
 import { createEngine, VERSION } from "./engine.ts";
 import type { Log } from "./log.ts";
 import type { RunManager } from "./run/manager.ts";
@@ -103,7 +104,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
   const live = new LiveConfig({ config, sources: opts.configSources?.sources ?? new Map(), file: opts.configSources?.file });
   const configRoutes = createConfigRoutes(deps, { live, onChanged: () => manager.reconfigure() });
-  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createSessionRoutes(deps, { homesRoot: `${paths.data_dir}/homes` }), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
+  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createDesktopRoutes(deps, { runs: manager, client: dockerClient, launcherRoot: projects.launcherRoot, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), ...(config.docker.network ? { network: config.docker.network } : {}) }), createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createSessionRoutes(deps, { homesRoot: `${paths.data_dir}/homes` }), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
     engine.telemetry?.traceRequest(req, res); // POST /api/runs: a server span, parent of the run's (src/telemetry/)

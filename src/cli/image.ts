@@ -4,7 +4,10 @@
  * /var/run/docker.sock) with `buildAgentImage` (src/container/image.ts).
  * `--offline` builds FROM scratch from this machine's node and busybox, for
  * engines without a registry; otherwise `docker/Dockerfile` (node:20-slim and
- * the agent CLIs). Prints the build's steps, then one `built …` line.
+ * the agent CLIs). `--desktop` builds the desktop image instead (`buildDesktopImage`,
+ * src/container/desktop-image.ts: debootstrap from the configured mirror, then import;
+ * `current …` when its content hash says it is up to date, `--force` rebuilds).
+ * Prints the build's steps, then one `built …` line.
  */
 import type { CliContext } from "./context.ts";
 import { printLine } from "./context.ts";
@@ -17,6 +20,10 @@ export interface ImageBuildOptions {
   agents?: string;
   /** Print every line of build output (default true). */
   verbose?: boolean;
+  /** `--desktop`: the desktop image (Debian's Xvfb, VNC, noVNC, chromium, PulseAudio, ibus) from debootstrap, offline. */
+  desktop?: boolean;
+  /** With `--desktop`: rebuild even when the image's content hash is current. */
+  force?: boolean;
 }
 
 /**
@@ -26,10 +33,16 @@ export interface ImageBuildOptions {
 export async function runImageBuild(ctx: CliContext, opts: ImageBuildOptions): Promise<number> {
   // Imported here: the other commands never load dockerode.
   const [{ createDockerClient }, { buildAgentImage, DEFAULT_IMAGE_TAG }] = await Promise.all([import("../container/client.ts"), import("../container/image.ts")]);
-  const tag = opts.tag ?? DEFAULT_IMAGE_TAG;
   try {
     const client = createDockerClient({ ...(ctx.env.DOCKER_HOST ? { dockerHost: ctx.env.DOCKER_HOST } : {}) });
     await client.ping();
+    if (opts.desktop) {
+      const { buildDesktopImage } = await import("../container/desktop-image.ts");
+      const img = await buildDesktopImage({ client, ...(opts.tag ? { tag: opts.tag } : {}), ...(opts.force ? { force: true } : {}), ...(opts.verbose === false ? {} : { onProgress: (line: string) => printLine(ctx, line) }) });
+      printLine(ctx, `${img.cached ? "current" : "built"} ${img.tag} (${img.id.slice(0, 19)}), ${(img.sizeBytes / 1e6).toFixed(1)} MB, in ${(img.durationMs / 1000).toFixed(1)} s`);
+      return 0;
+    }
+    const tag = opts.tag ?? DEFAULT_IMAGE_TAG;
     const img = await buildAgentImage({
       client,
       offline: opts.offline ?? false,

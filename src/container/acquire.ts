@@ -10,8 +10,13 @@
  *    image and limits, empty workspace and home), emitting `container.created`
  *    and `container.started` with `pool: true` at hand-over;
  * 3. otherwise a new per-run container (`createRunContainer`, `run-container.ts`).
+ *
+ * A desktop run (`spec.desktop`, `metadata.desktop: true`) runs in the desktop image
+ * ({@link DESKTOP_IMAGE_TAG}) and never takes a warm container: its per-run (or
+ * project) container starts the desktop and is handed over once it is ready.
  */
 import type { Log } from "../log.ts";
+import { DESKTOP_IMAGE_TAG } from "./desktop-image.ts";
 import type { WarmPool } from "./pool.ts";
 import type { ProjectSlot } from "./project-slots.ts";
 import type { ProjectContainers } from "./projects.ts";
@@ -37,6 +42,8 @@ export interface RunContainerSpec {
   signal?: AbortSignal;
   /** A project run: the project, whether the request named limits of its own (they must match), and its claimed turn. */
   project?: { projectId: string; limitsAsked: boolean; slot: ProjectSlot };
+  /** `metadata.desktop`: a container of the desktop image with its desktop running. */
+  desktop?: boolean;
 }
 
 /** The server's container machinery {@link acquireRunContainer} chooses from. */
@@ -62,12 +69,26 @@ export interface AcquireDeps {
  *   `cwd_outside_project`, the signal's reason when the run ended first; Error when a project run finds no project containers
  */
 export async function acquireRunContainer(spec: RunContainerSpec, deps: AcquireDeps): Promise<RunContainer> {
-  const { project, workspace, ...rest } = spec;
+  const { project, workspace, desktop, ...rest } = spec;
+  if (desktop) rest.image = DESKTOP_IMAGE_TAG;
   if (project) {
     if (!deps.projects) throw new Error("project runs need project containers (docker)");
-    return deps.projects.acquireForRun({ ...rest, ...project, cwd: workspace });
+    return deps.projects.acquireForRun({ ...rest, ...project, cwd: workspace, ...(desktop ? { desktop: true } : {}) });
   }
   spec.signal?.throwIfAborted();
+  if (desktop) {
+    if (!deps.projects) throw new Error("desktop runs need the container machinery (docker)");
+    return createRunContainer({
+      ...rest,
+      workspace,
+      client: deps.client(),
+      instance: deps.instance,
+      user: deps.user,
+      desktop: { launcherRoot: deps.projects.launcherRoot },
+      ...(deps.network ? { network: deps.network } : {}),
+      ...(deps.log ? { log: deps.log } : {}),
+    });
+  }
   if (deps.pool) await checkRunHome(spec.home);
   const warm = await deps.pool?.take({ image: spec.image, limits: spec.limits, runId: spec.runId, userId: spec.userId, workspace, home: spec.home.dir, ...(spec.command ? { command: spec.command } : {}) });
   if (!warm) {

@@ -43,6 +43,7 @@ import type {
   ExecSignal,
   ExecSpec,
   ImageInfo,
+  ImportOptions,
 } from "./types.ts";
 
 export type * from "./types.ts";
@@ -137,7 +138,7 @@ class DockerClient implements ContainerClient {
     try {
       const i = await this.docker.getImage(ref).inspect();
       const argvOf = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : typeof v === "string" && v ? ["/bin/sh", "-c", v] : []);
-      return { id: i.Id, tags: i.RepoTags ?? [], sizeBytes: i.Size, createdAt: i.Created, entrypoint: argvOf(i.Config?.Entrypoint), cmd: argvOf(i.Config?.Cmd) };
+      return { id: i.Id, tags: i.RepoTags ?? [], sizeBytes: i.Size, createdAt: i.Created, entrypoint: argvOf(i.Config?.Entrypoint), cmd: argvOf(i.Config?.Cmd), labels: i.Config?.Labels ?? {} };
     } catch (err) {
       if ((err as { statusCode?: unknown }).statusCode === 404) return undefined;
       throw toContainerError(err, { op: "image inspect", image: ref, engine: this.engine });
@@ -164,6 +165,24 @@ class DockerClient implements ContainerClient {
     if (errors.length) throw new ContainerError("image_build_failed", `building ${opts.tag} failed: ${errors.join("; ")}`);
     const info = await this.imageInfo(opts.tag);
     if (!info) throw new ContainerError("image_build_failed", `building ${opts.tag} reported no error but the image is missing`);
+    return info;
+  }
+
+  async importImage(rootfs: Readable, opts: ImportOptions): Promise<ImageInfo> {
+    const [repo, tag = "latest"] = opts.tag.split(/:(?=[^:/]+$)/);
+    let out: NodeJS.ReadableStream;
+    try {
+      out = (await this.docker.importImage(rootfs, { repo, tag, ...(opts.changes?.length ? { changes: opts.changes } : {}) } as never)) as unknown as NodeJS.ReadableStream;
+    } catch (err) {
+      throw new ContainerError("image_build_failed", `importing ${opts.tag} failed: ${toContainerError(err, { op: "import", image: opts.tag, engine: this.engine }).message}`, { cause: err });
+    }
+    const errors = await new Promise<string[]>((resolve, reject) => {
+      collectBuildOutput(out, opts.onProgress).then(resolve, (err: Error) => reject(new ContainerError("image_build_failed", `importing ${opts.tag} failed: ${err.message}`, { cause: err })));
+      rootfs.once("error", (err: Error) => reject(new ContainerError("image_build_failed", `the root filesystem of ${opts.tag} could not be read: ${err.message}`, { cause: err })));
+    });
+    if (errors.length) throw new ContainerError("image_build_failed", `importing ${opts.tag} failed: ${errors.join("; ")}`);
+    const info = await this.imageInfo(opts.tag);
+    if (!info) throw new ContainerError("image_build_failed", `importing ${opts.tag} reported no error but the image is missing`);
     return info;
   }
 }

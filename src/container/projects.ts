@@ -51,6 +51,7 @@ import { ConflictError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { PROJECT_ID_PATTERN } from "../protocol/requests.ts";
 import { LABEL, containerLabels } from "./labels.ts";
+import { DESKTOP_INIT, waitDesktopReady } from "./desktop.ts";
 import { LAUNCHER_SCRIPT, launcherDir, prepareLauncherDir, withLauncher } from "./launcher-handle.ts";
 import { adoptProjectContainers, type InterruptedRun } from "./project-adopt.ts";
 import { projectKey, ProjectTurns, type ProjectSlot } from "./project-slots.ts";
@@ -84,6 +85,8 @@ export interface EnsureOptions {
   limits?: ContainerLimits;
   /** Called with `container.created`/`container.started` when this call creates the container. */
   emit?: (e: ContainerRunEvent) => void;
+  /** Create it as a desktop container (`image` the desktop image); handed over once the desktop is ready. */
+  desktop?: boolean;
 }
 
 /** Options of {@link ProjectContainers.acquireForRun}. */
@@ -103,6 +106,8 @@ export interface ProjectRunOptions {
   slot: ProjectSlot;
   emit: (e: ContainerRunEvent) => void;
   signal?: AbortSignal;
+  /** `metadata.desktop`: the project container must be a desktop container (created as one when missing). */
+  desktop?: boolean;
 }
 
 /**
@@ -274,7 +279,7 @@ export class ProjectContainers {
     const homeKey = await checkRunHome(o.home);
     await o.slot.ready(o.signal);
     o.signal?.throwIfAborted();
-    const r = await this.ensure(o.userId, o.projectId, { image: o.image, limits: o.limits, emit: o.emit });
+    const r = await this.ensure(o.userId, o.projectId, { image: o.image, limits: o.limits, emit: o.emit, ...(o.desktop ? { desktop: true } : {}) });
     const st = r.state;
     if (!r.created && st.image !== o.image)
       throw new ConflictError(`project ${o.projectId}'s container runs image ${st.image}, not ${o.image}; restart it to change`, "project_image_mismatch");
@@ -294,6 +299,7 @@ export class ProjectContainers {
       user: st.user || this.#o.docker.user,
       memoryBytes: h.memoryBytes,
       ...(o.command ? { command: o.command } : {}),
+      ...(o.desktop ? { desktop: { socketDir: launcherDir(this.#launcherRoot, this.#name(o.userId, o.projectId)) } } : {}),
     };
   }
 
@@ -330,7 +336,11 @@ export class ProjectContainers {
     if (others.size >= max) throw new ConflictError(`you already have ${others.size} project containers (max_projects_per_user ${max}); remove one with DELETE /api/projects/:project_id/container`, "project_limit");
   }
 
-  /** Where project containers' launcher sockets live (`<workspaces>/.launch`, mode 0700). */
+  /** Where launcher sockets (and desktops' reports) of this server's containers live (`<workspaces>/.launch`, mode 0700). */
+  get launcherRoot(): string {
+    return this.#launcherRoot;
+  }
+
   get #launcherRoot(): string {
     return path.join(this.#o.workspacesRoot, ".launch");
   }
@@ -386,7 +396,7 @@ export class ProjectContainers {
       limits: o.limits ?? this.defaultLimits,
       home: CONTAINER_HOME,
       ...(d.network ? { network: d.network } : {}),
-      ...(socketDir ? { launcher: { socketDir, script: LAUNCHER_SCRIPT } } : {}),
+      ...(socketDir ? { launcher: { socketDir, script: LAUNCHER_SCRIPT }, ...(o.desktop ? { desktop: { init: DESKTOP_INIT } } : {}) } : {}),
     });
     const handle = withLauncher(raw, socketDir ?? launcherDir(this.#launcherRoot, name));
     const data = { container_id: handle.id, project_id: projectId };
@@ -398,6 +408,12 @@ export class ProjectContainers {
       throw err;
     }
     // Its runs start through the launcher once it answers (an image without node: never; then exec).
+    try {
+      if (socketDir && o.desktop) await waitDesktopReady(socketDir);
+    } catch (err) {
+      await handle.remove({ force: true }).catch(() => {});
+      throw err;
+    }
     if (socketDir && !(await handle.ready())) this.#o.log?.info("project container has no launcher; its runs start with the engine's exec", { container_id: handle.id });
     o.emit?.({ type: "container.started", data });
     this.#ids.set(key, handle.id);

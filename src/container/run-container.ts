@@ -23,7 +23,9 @@ import path from "node:path";
 import { chownTree as chownTreeByFd } from "../agent/safe-fs.ts";
 import { ContainerError } from "../errors.ts";
 import type { Log } from "../log.ts";
+import { DESKTOP_INIT, waitDesktopReady } from "./desktop.ts";
 import { containerLabels } from "./labels.ts";
+import { LAUNCHER_SCRIPT, prepareLauncherDir, withLauncher, type LauncherContainerHandle } from "./launcher-handle.ts";
 import type { ContainerClient, ContainerHandle, ContainerLimits } from "./types.ts";
 
 /** Where the workspace is mounted inside every container. */
@@ -61,6 +63,8 @@ export interface RunContainer {
   command?: string;
   /** The memory limit, bytes (for the `oom_killed` message). */
   memoryBytes: number;
+  /** A desktop container (`metadata.desktop`): the host directory where its launcher and desktop report (`desktop.ts`). */
+  desktop?: { socketDir: string };
 }
 
 /** Options of {@link createRunContainer}. */
@@ -88,6 +92,11 @@ export interface RunContainerOptions {
   log?: Pick<Log, "warn">;
   /** Whether this process runs as root (default: `process.getuid() === 0`); then the workspace is chowned to `user`. */
   isRoot?: boolean;
+  /**
+   * A desktop run (`image` is the desktop image): the container runs the launcher and the desktop, with its socket
+   * directory under `launcherRoot` (required then); the container is handed over once the desktop is ready.
+   */
+  desktop?: { launcherRoot: string };
 }
 
 /** A run's isolated home on the host: `dir` must be a directory directly under `root` (the server's homes folder). */
@@ -150,9 +159,12 @@ export async function createRunContainer(o: RunContainerOptions): Promise<RunCon
     await chownTree(o.home.dir, uid, gid);
   }
   o.signal?.throwIfAborted();
-  const handle = await o.client.create({
+  const name = `openrunner-${o.runId}`.toLowerCase();
+  const socketDir = o.desktop ? await prepareLauncherDir(o.desktop.launcherRoot, name, o.user, o.isRoot ?? process.getuid?.() === 0) : undefined;
+  if (o.desktop && !socketDir) throw new ContainerError("container_failed", `the launcher directory under ${o.desktop.launcherRoot} makes too long a socket path for a desktop container`);
+  const raw = await o.client.create({
     image: o.image,
-    name: `openrunner-${o.runId}`.toLowerCase(),
+    name,
     labels: containerLabels({ instance: o.instance, kind: "run", runId: o.runId, userId: o.userId }),
     workspace: o.workspace,
     user: o.user,
@@ -160,7 +172,9 @@ export async function createRunContainer(o: RunContainerOptions): Promise<RunCon
     home: CONTAINER_HOME,
     homeSource: o.home.dir,
     ...(o.network ? { network: o.network } : {}),
+    ...(socketDir ? { launcher: { socketDir, script: LAUNCHER_SCRIPT }, desktop: { init: DESKTOP_INIT } } : {}),
   });
+  const handle = socketDir ? withLauncher(raw, socketDir) : raw;
   const data = { container_id: handle.id };
   o.emit({ type: "container.created", data });
   // The run ended meanwhile: nobody will take the container over; remove it quietly (the terminal event is written).
@@ -172,6 +186,11 @@ export async function createRunContainer(o: RunContainerOptions): Promise<RunCon
   o.signal?.addEventListener("abort", discard, { once: true });
   try {
     await handle.start();
+    if (socketDir) {
+      // Handed over with its desktop ready (reported by the container, not slept for); its processes start through the launcher.
+      await waitDesktopReady(socketDir);
+      await (handle as LauncherContainerHandle).ready();
+    }
   } catch (err) {
     o.signal?.removeEventListener("abort", discard);
     await handle.remove({ force: true }).then(
@@ -190,6 +209,7 @@ export async function createRunContainer(o: RunContainerOptions): Promise<RunCon
     user: o.user,
     memoryBytes: o.limits.memoryBytes,
     ...(o.command ? { command: o.command } : {}),
+    ...(socketDir ? { desktop: { socketDir } } : {}),
   };
 }
 

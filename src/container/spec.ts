@@ -6,6 +6,7 @@
  * send, structurally compatible with dockerode's.
  */
 import { ConfigError, ValidationError } from "../errors.ts";
+import { DESKTOP_ENV, DESKTOP_INIT_IN_IMAGE } from "./desktop.ts";
 import { LABEL } from "./labels.ts";
 import { LAUNCHER_ABSENT_NAME, LAUNCHER_SCRIPT_TARGET, LAUNCHER_SOCKET_DIR, LAUNCHER_SOCKET_NAME } from "./launcher-protocol.ts";
 import type { ContainerSpec } from "./types.ts";
@@ -47,6 +48,8 @@ export interface CreateRequest {
     ReadonlyRootfs: boolean;
     Tmpfs: Record<string, string>;
     IpcMode: string;
+    /** /dev/shm size, bytes (desktop containers: the browser uses it). */
+    ShmSize?: number;
     RestartPolicy: { Name: "no" };
     AutoRemove: boolean;
     LogConfig: { Type: string; Config: Record<string, string> };
@@ -90,6 +93,8 @@ function checkSpec(spec: ContainerSpec): { uid: number; gid: number } {
     if (mnt.target === "/workspace" || mnt.target.startsWith("/workspace/")) throw bad("readOnlyMounts", "targets outside /workspace", mnt);
   }
   if (spec.homeSource !== undefined && !spec.homeSource.startsWith("/")) throw bad("homeSource", "an absolute host path", spec.homeSource);
+  if (spec.desktop && !spec.launcher) throw bad("launcher", "set for a desktop container (its status is reported in the launcher's directory)", spec.launcher);
+  if (spec.desktop && !spec.desktop.init.startsWith("/")) throw bad("desktop.init", "an absolute host path", spec.desktop.init);
   if (spec.launcher) {
     if (spec.cmd) throw bad("cmd", "absent when a launcher runs as the main process", spec.cmd);
     if (!spec.launcher.socketDir.startsWith("/") || !spec.launcher.script.startsWith("/")) throw bad("launcher", "absolute host paths", spec.launcher);
@@ -110,10 +115,12 @@ export function checkExecUser(user: string | undefined): void {
  * (or the launcher fails), a plain sleep, so the container still serves the exec path; then it says so with an
  * empty file {@link LAUNCHER_ABSENT_NAME} next to the socket, so nobody waits for a launcher that will not come.
  */
-function launcherCmd(): string[] {
+function launcherCmd(desktop: boolean): string[] {
   const sock = `${LAUNCHER_SOCKET_DIR}/${LAUNCHER_SOCKET_NAME}`;
   const none = `${LAUNCHER_SOCKET_DIR}/${LAUNCHER_ABSENT_NAME}`;
-  return ["/bin/sh", "-c", `node --v8-pool-size=1 --max-old-space-size=32 ${LAUNCHER_SCRIPT_TARGET} ${sock} || { : > ${none}; exec sleep infinity; }`];
+  // A desktop container also starts its services (they report to desktop.json in the same directory).
+  const services = desktop ? `node ${DESKTOP_INIT_IN_IMAGE} & ` : "";
+  return ["/bin/sh", "-c", `${services}node --v8-pool-size=1 --max-old-space-size=32 ${LAUNCHER_SCRIPT_TARGET} ${sock} || { : > ${none}; exec sleep infinity; }`];
 }
 
 /** The create request for a spec; exported for tests. */
@@ -125,11 +132,11 @@ export function createOptions(spec: ContainerSpec): CreateRequest {
     ...(spec.name ? { name: spec.name } : {}),
     Image: spec.image,
     Entrypoint: [],
-    Cmd: spec.launcher ? launcherCmd() : (spec.cmd ?? ["sleep", "infinity"]),
+    Cmd: spec.launcher ? launcherCmd(spec.desktop !== undefined) : (spec.cmd ?? ["sleep", "infinity"]),
     User: spec.user,
     WorkingDir: "/workspace",
     Labels: spec.labels,
-    Env: [`HOME=${home}`, ...Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`)],
+    Env: [`HOME=${home}`, ...Object.entries({ ...(spec.desktop ? DESKTOP_ENV : {}), ...spec.env }).map(([k, v]) => `${k}=${v}`)],
     AttachStdin: false,
     AttachStdout: false,
     AttachStderr: false,
@@ -147,6 +154,7 @@ export function createOptions(spec: ContainerSpec): CreateRequest {
               { Type: "bind" as const, Source: spec.launcher.script, Target: LAUNCHER_SCRIPT_TARGET, ReadOnly: true },
             ]
           : []),
+        ...(spec.desktop ? [{ Type: "bind" as const, Source: spec.desktop.init, Target: DESKTOP_INIT_IN_IMAGE, ReadOnly: true }] : []),
       ],
       Memory: spec.limits.memoryBytes,
       MemorySwap: spec.limits.memoryBytes,
@@ -162,6 +170,7 @@ export function createOptions(spec: ContainerSpec): CreateRequest {
         ...(spec.homeSource ? {} : { [home]: `rw,nosuid,nodev,size=${size},uid=${uid},gid=${gid},mode=0700` }),
       },
       IpcMode: "private",
+      ...(spec.desktop ? { ShmSize: 256 * MIB } : {}),
       RestartPolicy: { Name: "no" },
       AutoRemove: false,
       LogConfig: { Type: "json-file", Config: { "max-size": "1m", "max-file": "1" } },

@@ -56,6 +56,12 @@ export interface ContainerSpec {
    * Excludes `cmd`.
    */
   launcher?: { socketDir: string; script: string };
+  /**
+   * A desktop container (`desktop.ts`; the image must be the desktop image): `init` (the desktop's init program on the
+   * host, `docker/desktop/desktop-init.mjs`) is mounted read-only and started next to the launcher (required),
+   * `DISPLAY` and the sound and input-method variables are in the environment, and /dev/shm is 256 MiB (for the browser).
+   */
+  desktop?: { init: string };
 }
 
 /** A container as listed by labels. */
@@ -196,6 +202,17 @@ export interface ImageInfo {
   /** The image's ENTRYPOINT and CMD (exec form; empty when unset): what a `task` run executes. */
   entrypoint: string[];
   cmd: string[];
+  /** The image's labels (e.g. `openrunner.image.content-hash`, which tells whether a build is current). */
+  labels: Record<string, string>;
+}
+
+/** Options of {@link ContainerClient.importImage}. */
+export interface ImportOptions {
+  /** `repo:tag` to give the image. */
+  tag: string;
+  /** Dockerfile instructions applied to the imported filesystem (`ENV A=b`, `USER 1000:1000`, `LABEL k=v`, `CMD [...]`). */
+  changes?: string[];
+  onProgress?: (line: string) => void;
 }
 
 /** Options of {@link ContainerClient.buildImage}. */
@@ -224,4 +241,9 @@ export interface ContainerClient {
   imageInfo(ref: string): Promise<ImageInfo | undefined>;
   /** Builds an image from a tar context stream with the engine's build API. */
   buildImage(context: Readable, opts: BuildOptions): Promise<ImageInfo>;
+  /**
+   * Makes an image from a root filesystem as one tar stream (the engine's import, `docker import`).
+   * @throws ContainerError `image_build_failed` when the engine refuses it or the stream fails
+   */
+  importImage?(rootfs: Readable, opts: ImportOptions): Promise<ImageInfo>;
 }

@@ -253,3 +253,20 @@ export const PreviewLinkResponse = Type.Object({
 });
 /** Response of `POST /api/runs/:id/preview-links`. */
 export type PreviewLinkResponse = Static<typeof PreviewLinkResponse>;
+
+/** A desktop service's state: `starting`, `ready` or `failed`. */
+const DesktopServiceState = Type.Union([Type.Literal("starting"), Type.Literal("ready"), Type.Literal("failed")]);
+
+/** Response of `GET /api/runs/:id/desktop`: the run's desktop (`metadata.desktop: true`). `expires_at`: ISO 8601 UTC. */
+export const DesktopResponse = Type.Object({
+  url: Type.Union([Type.String(), Type.Null()], { description: "absolute noVNC URL: a preview link through the run's port proxy (it sets a cookie for the proxy path, WebSocket included); null without a docker network" }),
+  audio_url: Type.Union([Type.String(), Type.Null()], { description: "absolute preview link of the HTTP audio stream (WAV, 44.1 kHz stereo s16le); null without a docker network" }),
+  expires_at: Type.String({ format: "date-time" }),
+  display: Type.String({ description: "the X display agents see as DISPLAY" }),
+  size: Type.String({ description: "WIDTHxHEIGHT" }),
+  ready: Type.Boolean({ description: "every service is ready" }),
+  services: Type.Object({ vnc: DesktopServiceState, novnc: DesktopServiceState, audio: DesktopServiceState, ime: DesktopServiceState, xvfb: DesktopServiceState, wm: DesktopServiceState }),
+  errors: Type.Record(Type.String(), Type.String()),
+});
+/** Response of `GET /api/runs/:id/desktop`. */
+export type DesktopResponse = Static<typeof DesktopResponse>;

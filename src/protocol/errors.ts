@@ -153,6 +153,8 @@ export const API_ERROR_CODES = {
   project_image_mismatch: 409,
   /** A docker run's container cannot be reached by the port proxy (no network, not running, or no docker here). */
   proxy_unavailable: 409,
+  /** `/api/runs/:id/desktop…` of a run without a desktop (not `metadata.desktop`, or its container is gone). */
+  desktop_unavailable: 409,
   /** `PATCH /api/config?persist=true` on a server that was started without a configuration file. */
   config_not_persistable: 409,
   /** The request body is over `body_limit_bytes`. */

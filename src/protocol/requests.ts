@@ -101,6 +101,12 @@ export const CreateRunBody = Type.Object(
          * `cwd` is then relative to it.
          */
         project_id: Type.Optional(Type.String({ pattern: PROJECT_ID_PATTERN, description: "1-64 characters [A-Za-z0-9_.-], starting with a letter or digit" })),
+        /**
+         * With docker isolation (per-run or project container): the run's container is the desktop image with a desktop
+         * (Xvfb, VNC, noVNC, PulseAudio, ibus, chromium), ready before the agent starts; agents see `DISPLAY`.
+         * `GET /api/runs/:id/desktop` gives its noVNC link, `POST /api/runs/:id/desktop/screenshot` a PNG.
+         */
+        desktop: Type.Optional(Type.Boolean()),
         /** With `agent_type: "acp"`: which configured ACP agent runs (`acp_agents.<name>`, e.g. `claude-code-acp`). */
         acp_agent: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$" })),
         /** Who decides the agent's permission requests: `allow`, `deny`, or `ask` the owner (default: the server's `permissions.default_policy`). */

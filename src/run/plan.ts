@@ -146,6 +146,7 @@ export function planRun(body: CreateRunBody, s: PlanSnapshot): RunPlan {
   // A project run (`metadata.project_id`, see src/container/projects.ts) implies docker isolation.
   const limits = resolveContainerLimits(md.project_id !== undefined && md.isolation === undefined ? { ...md, isolation: "docker" } : md, config.docker, s.engine !== undefined);
   if (md.project_id !== undefined && (!limits || !s.engine?.projects)) throw new ValidationError("metadata.project_id needs docker isolation", { field: "metadata.project_id" });
+  if (md.desktop && !limits) throw new ValidationError("metadata.desktop needs docker isolation", { field: "metadata.desktop" });
   const homeKey = resumed ? String(resumed.metadata.home_of ?? resumed.id) : s.runId;
   // Each user has a root of their own: a cwd can never name another user's workspace.
   const workspace: WorkspacePlan = resumed
@@ -202,6 +203,8 @@ export interface ContainerPlan {
   limits: ContainerLimits;
   /** A project run: its project, and whether the request named limits of its own (they must match the container's). */
   project?: { projectId: string; limitsAsked: boolean };
+  /** `metadata.desktop`: a container of the desktop image with its desktop (`src/container/desktop.ts`). */
+  desktop?: boolean;
 }
 
 /**
@@ -218,5 +221,6 @@ export function planContainer(plan: RunPlan, agent: AgentPlan, agentName: string
     ...(agentCfg?.container_command ? { command: agentCfg.container_command } : {}),
     limits: plan.limits,
     ...(plan.projectId !== undefined ? { project: { projectId: plan.projectId, limitsAsked: md.memory_mb !== undefined || md.cpus !== undefined || md.pids_limit !== undefined } } : {}),
+    ...(md.desktop ? { desktop: true } : {}),
   };
 }
