@@ -3,7 +3,7 @@
  * fixture (test/fixtures/mcp-server/, stdio, on the SDK) is offered to each
  * real agent CLI (Claude Code, codex, opencode, Gemini CLI, and claude-code-acp
  * over ACP) in its own configuration; the scripted model server calls the
- * fixture's `echo` tool by the name the CLI offers it under, and the call
+ * fixture's `echo` tool by the name the CLI offers it under (codex: after a `tool_search`), and the call
  * arrives in the run's events as `tool.call` (with `server: "fixture"`) and
  * `tool.result` (with the fixture's answer). Plus the admin's allow-lists:
  * a command or host not listed is refused at creation.
@@ -67,17 +67,21 @@ describe("per-run MCP servers reach each agent CLI", () => {
   });
 
   // codex 0.169 always defers MCP tools behind its client-side `tool_search` (features `tool_search` and
-  // `tool_search_always_defer_mcp_tools` are "removed", i.e. always on): the model is told of the namespace and must
-  // search before calling, which the scripted model server does not speak. What is checked: codex starts the fixture
-  // from the generated `[mcp_servers.fixture]` and announces its namespace to the model.
-  test("codex: the fixture from config.toml [mcp_servers] is started and its tools announced to the model", { timeout: 240_000 }, async () => {
-    model.setScenario({ turns: [{ text: "Nothing to do." }] });
+  // `tool_search_always_defer_mcp_tools` are "removed", i.e. always on): the model searches first, then calls.
+  test("codex: the model searches its deferred tools, then calls the fixture's echo tool; tool.call (server fixture) and tool.result arrive", { timeout: 240_000 }, async () => {
+    model.setScenario({ turns: [{ tool: { tool_search: "fixture echo" } }, { text: "Calling the fixture.", tool: { name: FIXTURE_ECHO, input: { text: "ping-codex" } } }, { text: "Echoed." }] });
     const before = model.requests.length;
-    const { evs } = await runToEnd(s, token, "list your MCP servers", { agent_type: "codex", mcp_servers: { fixture: fixtureMcpServer() } }, 200_000);
-    assert.equal(evs.at(-1)!.type, "run.completed", describeEvents(evs));
+    const { evs } = await runToEnd(s, token, "echo something through the fixture", { agent_type: "codex", mcp_servers: { fixture: fixtureMcpServer() } }, 200_000);
     const main = model.requests.slice(before).filter((r) => r.kind === "main");
-    assert.ok(main.length > 0);
-    assert.match(JSON.stringify(main[0]!.body), /Deferred tool namespaces:[^"]*mcp__fixture/);
+    const explain = () => `${describeEvents(evs)}\ntools offered: ${main.map((r) => (r.tools ?? []).join(", ")).join(" | ")}`;
+    assert.match(JSON.stringify(main[0]?.body), /Deferred tool namespaces:[^"]*mcp__fixture/, explain());
+    assert.equal(evs.at(-1)!.type, "run.completed", explain());
+    const call = evs.find((e: Ev) => e.type === "tool.call" && e.data.server === "fixture");
+    assert.ok(call, `a tool.call with server "fixture":\n${explain()}`);
+    assert.deepEqual(call.data.input, { text: "ping-codex" });
+    const result = evs.find((e) => e.type === "tool.result" && e.data.call_id === call.data.call_id);
+    assert.ok(result && result.data.is_error === false, explain());
+    assert.match(JSON.stringify(result.data.output), /echo: ping-codex/);
   });
 
   for (const target of TARGETS) {
