@@ -48,31 +48,15 @@ import type {
   RunView,
 } from "../protocol/requests.ts";
 import type { RunStatus } from "../protocol/events.ts";
-import { describeFetchFailure, OpenRunnerError, OpenRunnerNetworkError, readErrorResponse } from "./errors.ts";
+import { BATCH_DONE, type BatchEvent, type BatchView, type CreateBatchBody, type CreateBatchResponse } from "../protocol/batches.ts";
+import type { ConfigView, PatchConfigResponse, ToolListResponse } from "../protocol/config-api.ts";
+import type { SessionAgent, SessionDetailResponse, SessionListResponse } from "../protocol/sessions.ts";
+import type { CreatedWebhookResponse, CreateWebhookBody, DeliveryListResponse, WebhookView } from "../protocol/webhooks.ts";
+import type { OpenRunnerError, OpenRunnerNetworkError } from "./errors.ts";
 import { followEventStream, type EventStreamOptions } from "./events.ts";
+import { Transport, type CallOptions, type OpenRunnerClientOptions } from "./transport.ts";
 
-/** The `fetch` the client calls (default: the global one). */
-export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>;
-
-/** Options of {@link OpenRunnerClient}. */
-export interface OpenRunnerClientOptions {
-  /** The server, e.g. `http://127.0.0.1:3000` (trailing slashes are dropped). */
-  baseUrl: string;
-  /** A bearer token: a JWT from {@link OpenRunnerClient.login} or an API key (`or_…`). */
-  token?: string;
-  /** Another `fetch` (tests, proxies, a polyfill). */
-  fetch?: FetchLike;
-  /** Milliseconds before a request (not an event stream) gives up with a network error `timed out`; default none. */
-  timeoutMs?: number;
-  /** Called with every error before it is thrown; returns the error to throw (e.g. to add a hint to a 401). */
-  mapError?: (error: OpenRunnerError) => OpenRunnerError;
-}
-
-/** The options every method takes. */
-export interface CallOptions {
-  /** Aborts the call; it then rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
+export type { CallOptions, FetchLike, OpenRunnerClientOptions } from "./transport.ts";
 
 /** Filters and paging of {@link OpenRunnerClient.listRuns}. */
 export interface RunListFilters extends CallOptions {
@@ -84,6 +68,8 @@ export interface RunListFilters extends CallOptions {
   cursor?: string;
   /** For an admin: only their own runs. */
   mine?: boolean;
+  /** Only the runs of this batch. */
+  batch_id?: string;
 }
 
 /** A page of stored events, as {@link OpenRunnerClient.eventsPage} returns it. */
@@ -111,17 +97,6 @@ export interface ProjectOptions extends CallOptions {
   user_id?: string;
 }
 
-/** One request of {@link OpenRunnerClient.request}. */
-interface RequestSpec {
-  method: "GET" | "POST" | "PUT" | "DELETE";
-  path: string;
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  headers?: Record<string, string>;
-  signal?: AbortSignal | undefined;
-  /** No client timeout (event streams). */
-  stream?: boolean;
-}
 
 const enc = encodeURIComponent;
 
@@ -129,75 +104,22 @@ const enc = encodeURIComponent;
 export class OpenRunnerClient {
   /** The server address, without trailing slashes. */
   readonly baseUrl: string;
-  #token: string | undefined;
-  readonly #fetch: FetchLike;
-  readonly #timeoutMs: number | undefined;
-  readonly #mapError: (error: OpenRunnerError) => OpenRunnerError;
+  readonly #t: Transport;
 
   /** @param opts the server, the token and the transport; see {@link OpenRunnerClientOptions}. */
   constructor(opts: OpenRunnerClientOptions) {
-    this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.#token = opts.token;
-    this.#fetch = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    this.#timeoutMs = opts.timeoutMs;
-    this.#mapError = opts.mapError ?? ((e) => e);
+    this.#t = new Transport(opts);
+    this.baseUrl = this.#t.baseUrl;
   }
 
   /** The bearer token sent with each request, if any. */
   get token(): string | undefined {
-    return this.#token;
+    return this.#t.token;
   }
 
   /** Sets (or with `undefined` clears) the bearer token. */
   setToken(token: string | undefined): void {
-    this.#token = token;
-  }
-
-  // ------------------------------------------------------------ transport
-
-  /**
-   * Sends one request and returns the successful response (its body unread).
-   * @throws {OpenRunnerError} for an error status; {@link OpenRunnerNetworkError} without an answer
-   */
-  async #send(spec: RequestSpec): Promise<Response> {
-    const url = new URL(this.baseUrl + spec.path);
-    for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: "application/json", ...spec.headers };
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-    if (spec.body !== undefined) headers["content-type"] = "application/json";
-    const signals = [spec.signal, !spec.stream && this.#timeoutMs ? AbortSignal.timeout(this.#timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined);
-    let res: Response;
-    try {
-      res = await this.#fetch(url, {
-        method: spec.method,
-        headers,
-        ...(spec.body !== undefined ? { body: JSON.stringify(spec.body) } : {}),
-        ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
-      });
-    } catch (err) {
-      if (spec.signal?.aborted) throw spec.signal.reason;
-      throw this.#mapError(new OpenRunnerNetworkError(this.baseUrl, describeFetchFailure(err), err));
-    }
-    if (!res.ok) throw this.#mapError(await readErrorResponse(res));
-    return res;
-  }
-
-  /** Sends one request and parses the JSON answer (`undefined` for 204 or an empty body). */
-  async #json<T>(spec: RequestSpec): Promise<T> {
-    const res = await this.#send(spec);
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      if (spec.signal?.aborted) throw spec.signal.reason;
-      throw this.#mapError(new OpenRunnerNetworkError(this.baseUrl, describeFetchFailure(err), err));
-    }
-    if (res.status === 204 || text === "") return undefined as T;
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw this.#mapError(new OpenRunnerError(res.status, "bad_response", `the server answered ${spec.method} ${spec.path} with non-JSON`));
-    }
+    this.#t.token = token;
   }
 
   // ------------------------------------------------------------ auth
@@ -207,48 +129,48 @@ export class OpenRunnerClient {
    * from then on sends that token. @throws {OpenRunnerError} 401 `unauthorized`, 429 `rate_limited`
    */
   async login(body: LoginBody, opts: CallOptions = {}): Promise<LoginResponse> {
-    const res = await this.#json<LoginResponse>({ method: "POST", path: "/api/auth/login", body, signal: opts.signal });
-    this.#token = res.token;
+    const res = await this.#t.json<LoginResponse>({ method: "POST", path: "/api/auth/login", body, signal: opts.signal });
+    this.#t.token = res.token;
     return res;
   }
 
   /** `GET /api/auth/me`: the caller. @throws {OpenRunnerError} 401 `unauthorized` */
   me(opts: CallOptions = {}): Promise<MeResponse> {
-    return this.#json({ method: "GET", path: "/api/auth/me", signal: opts.signal });
+    return this.#t.json({ method: "GET", path: "/api/auth/me", signal: opts.signal });
   }
 
   // ------------------------------------------------------------ API keys
 
   /** `POST /api/api-keys`: a new key of the caller; `key` is shown only in this answer. @throws {OpenRunnerError} 400 `validation_failed` */
   createApiKey(body: CreateApiKeyBody, opts: CallOptions = {}): Promise<CreatedApiKeyResponse> {
-    return this.#json({ method: "POST", path: "/api/api-keys", body, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: "/api/api-keys", body, signal: opts.signal });
   }
 
   /** `GET /api/api-keys`: the caller's keys (never the key itself). */
   async listApiKeys(opts: CallOptions = {}): Promise<ApiKeyListResponse["api_keys"]> {
-    return (await this.#json<ApiKeyListResponse>({ method: "GET", path: "/api/api-keys", signal: opts.signal })).api_keys;
+    return (await this.#t.json<ApiKeyListResponse>({ method: "GET", path: "/api/api-keys", signal: opts.signal })).api_keys;
   }
 
   /** `DELETE /api/api-keys/:id`: revokes one of the caller's keys. @throws {OpenRunnerError} 404 `not_found` */
   async deleteApiKey(id: string, opts: CallOptions = {}): Promise<void> {
-    await this.#json({ method: "DELETE", path: `/api/api-keys/${enc(id)}`, signal: opts.signal });
+    await this.#t.json({ method: "DELETE", path: `/api/api-keys/${enc(id)}`, signal: opts.signal });
   }
 
   // ------------------------------------------------------------ users (admin)
 
   /** `GET /api/users` (admin): every user, oldest first. @throws {OpenRunnerError} 403 `forbidden` */
   async listUsers(opts: CallOptions = {}): Promise<UserView[]> {
-    return (await this.#json<UserListResponse>({ method: "GET", path: "/api/users", signal: opts.signal })).users;
+    return (await this.#t.json<UserListResponse>({ method: "GET", path: "/api/users", signal: opts.signal })).users;
   }
 
   /** `POST /api/users` (admin): creates a user (`role` default `user`). @throws {OpenRunnerError} 409 `username_taken`, 400 `validation_failed`, 403 `forbidden` */
   createUser(body: CreateUserBody, opts: CallOptions = {}): Promise<UserView> {
-    return this.#json({ method: "POST", path: "/api/users", body, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: "/api/users", body, signal: opts.signal });
   }
 
   /** `DELETE /api/users/:id` (admin): deletes a user with their keys, runs and events. @throws {OpenRunnerError} 404 `not_found`, 409 `cannot_delete_self` */
   async deleteUser(id: string, opts: CallOptions = {}): Promise<void> {
-    await this.#json({ method: "DELETE", path: `/api/users/${enc(id)}`, signal: opts.signal });
+    await this.#t.json({ method: "DELETE", path: `/api/users/${enc(id)}`, signal: opts.signal });
   }
 
   // ------------------------------------------------------------ runs
@@ -258,7 +180,7 @@ export class OpenRunnerClient {
    * @throws {OpenRunnerError} 400 (`validation_failed`, `unknown_agent`, …), 409 `workspace_busy`, 429 `rate_limited`, 503 `agent_unavailable`
    */
   createRun(body: CreateRunBody, opts: CallOptions = {}): Promise<CreateRunResponse> {
-    return this.#json({ method: "POST", path: "/api/runs", body, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: "/api/runs", body, signal: opts.signal });
   }
 
   /**
@@ -272,27 +194,27 @@ export class OpenRunnerClient {
   /** `GET /api/runs`: a page of runs (own; an admin's: everyone's), newest first. @throws {OpenRunnerError} 400 `invalid_cursor`, `validation_failed` */
   listRuns(filters: RunListFilters = {}): Promise<RunListResponse> {
     const { signal, mine, ...query } = filters;
-    return this.#json({ method: "GET", path: "/api/runs", query: { ...query, mine }, signal });
+    return this.#t.json({ method: "GET", path: "/api/runs", query: { ...query, mine }, signal });
   }
 
   /** `GET /api/runs/:id`: one run. @throws {OpenRunnerError} 404 `not_found` (also another user's run) */
   getRun(runId: string, opts: CallOptions = {}): Promise<RunView> {
-    return this.#json({ method: "GET", path: `/api/runs/${enc(runId)}`, signal: opts.signal });
+    return this.#t.json({ method: "GET", path: `/api/runs/${enc(runId)}`, signal: opts.signal });
   }
 
   /** `POST /api/runs/:id/cancel` (idempotent): the run ends with `run.cancelled` unless it already ended. @throws {OpenRunnerError} 404 */
   cancelRun(runId: string, opts: CallOptions = {}): Promise<CreateRunResponse> {
-    return this.#json({ method: "POST", path: `/api/runs/${enc(runId)}/cancel`, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: `/api/runs/${enc(runId)}/cancel`, signal: opts.signal });
   }
 
   /** `DELETE /api/runs/:id`: cancels the run if needed, then deletes it with its events. @throws {OpenRunnerError} 404 */
   async deleteRun(runId: string, opts: CallOptions = {}): Promise<void> {
-    await this.#json({ method: "DELETE", path: `/api/runs/${enc(runId)}`, signal: opts.signal });
+    await this.#t.json({ method: "DELETE", path: `/api/runs/${enc(runId)}`, signal: opts.signal });
   }
 
   /** `POST /api/chat`: starts a run, waits for its end and answers its final text. Errors as {@link createRun}. */
   chat(body: CreateRunBody, opts: CallOptions = {}): Promise<ChatResponse> {
-    return this.#json({ method: "POST", path: "/api/chat", body, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: "/api/chat", body, signal: opts.signal });
   }
 
   /**
@@ -300,7 +222,7 @@ export class OpenRunnerClient {
    * stored events after `after` (default 0). @throws {OpenRunnerError} 404, 400 `invalid_last_event_id`
    */
   eventsPage(runId: string, opts: CallOptions & { after?: number; limit?: number } = {}): Promise<EventPage> {
-    return this.#json({ method: "GET", path: `/api/runs/${enc(runId)}/events`, query: { after: opts.after ?? 0, limit: opts.limit }, signal: opts.signal });
+    return this.#t.json({ method: "GET", path: `/api/runs/${enc(runId)}/events`, query: { after: opts.after ?? 0, limit: opts.limit }, signal: opts.signal });
   }
 
   /**
@@ -313,26 +235,27 @@ export class OpenRunnerClient {
    */
   events(runId: string, opts: EventStreamOptions = {}): AsyncIterable<RunEvent> {
     const path = `/api/runs/${enc(runId)}/events`;
-    return followEventStream(
-      (after, signal) =>
-        this.#send({
-          method: "GET",
-          path,
-          query: { after },
-          headers: { accept: "text/event-stream", ...(after > 0 ? { "last-event-id": String(after) } : {}) },
-          signal,
-          stream: true,
-        }),
-      this.baseUrl,
-      opts,
-    );
+    return followEventStream((after, signal) => this.#stream(path, after, signal), this.baseUrl, opts);
   }
+
+  /** Opens one SSE connection of `path` after event `after` (also sent as `Last-Event-ID`). */
+  #stream(path: string, after: number, signal: AbortSignal): Promise<Response> {
+    return this.#t.send({
+      method: "GET",
+      path,
+      query: { after },
+      headers: { accept: "text/event-stream", ...(after > 0 ? { "last-event-id": String(after) } : {}) },
+      signal,
+      stream: true,
+    });
+  }
+
 
   // ------------------------------------------------------------ permissions
 
   /** `GET /api/runs/:id/permissions`: the run's open permission requests, oldest first. @throws {OpenRunnerError} 404 */
   async listPermissions(runId: string, opts: CallOptions = {}): Promise<PendingPermissionList["permissions"]> {
-    return (await this.#json<PendingPermissionList>({ method: "GET", path: `/api/runs/${enc(runId)}/permissions`, signal: opts.signal })).permissions;
+    return (await this.#t.json<PendingPermissionList>({ method: "GET", path: `/api/runs/${enc(runId)}/permissions`, signal: opts.signal })).permissions;
   }
 
   /**
@@ -340,14 +263,14 @@ export class OpenRunnerClient {
    * @throws {OpenRunnerError} 409 `permission_already_decided`, 400 `unknown_option`, 404
    */
   answerPermission(runId: string, requestId: string, optionId: string, opts: CallOptions = {}): Promise<PermissionDecisionView> {
-    return this.#json({ method: "POST", path: `/api/runs/${enc(runId)}/permissions/${enc(requestId)}`, body: { option_id: optionId }, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: `/api/runs/${enc(runId)}/permissions/${enc(requestId)}`, body: { option_id: optionId }, signal: opts.signal });
   }
 
   // ------------------------------------------------------------ artifacts
 
   /** `GET /api/runs/:id/artifacts`: the files a `task` run produced (empty for other runs). @throws {OpenRunnerError} 404 */
   listArtifacts(runId: string, opts: CallOptions = {}): Promise<ArtifactList> {
-    return this.#json({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts`, signal: opts.signal });
+    return this.#t.json({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts`, signal: opts.signal });
   }
 
   /**
@@ -357,7 +280,7 @@ export class OpenRunnerClient {
    */
   downloadArtifact(runId: string, path: string, opts: CallOptions = {}): Promise<Response> {
     const rel = path.split("/").map(enc).join("/");
-    return this.#send({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts/${rel}`, headers: { accept: "*/*" }, signal: opts.signal, stream: true });
+    return this.#t.send({ method: "GET", path: `/api/runs/${enc(runId)}/artifacts/${rel}`, headers: { accept: "*/*" }, signal: opts.signal, stream: true });
   }
 
   // ------------------------------------------------------------ preview links
@@ -370,7 +293,7 @@ export class OpenRunnerClient {
    * @example const { url } = await client.createPreviewLink(runId, { port: 5173 });
    */
   createPreviewLink(runId: string, body: PreviewLinkBody, opts: CallOptions = {}): Promise<PreviewLinkResponse> {
-    return this.#json({ method: "POST", path: `/api/runs/${enc(runId)}/preview-links`, body, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: `/api/runs/${enc(runId)}/preview-links`, body, signal: opts.signal });
   }
 
   // ------------------------------------------------------------ containers and projects
@@ -378,48 +301,142 @@ export class OpenRunnerClient {
   /** `GET /api/containers`: a page of the containers the caller may see, oldest first. @throws {OpenRunnerError} 503 `engine_unavailable` */
   listContainers(filters: ContainerListFilters = {}): Promise<ContainerListResponse> {
     const { signal, ...query } = filters;
-    return this.#json({ method: "GET", path: "/api/containers", query, signal });
+    return this.#t.json({ method: "GET", path: "/api/containers", query, signal });
   }
 
   /** `GET /api/containers/counts`: the caller's visible containers counted by kind. @throws {OpenRunnerError} 503 `engine_unavailable` */
   containerCounts(opts: ProjectOptions = {}): Promise<ContainerCountsResponse> {
-    return this.#json({ method: "GET", path: "/api/containers/counts", query: { user_id: opts.user_id }, signal: opts.signal });
+    return this.#t.json({ method: "GET", path: "/api/containers/counts", query: { user_id: opts.user_id }, signal: opts.signal });
   }
 
   /** `PUT /api/projects/:project_id/container`: ensures the project's container runs (idempotent). @throws {OpenRunnerError} 503 `engine_unavailable`, 400 */
   ensureProjectContainer(projectId: string, body: EnsureProjectBody = {}, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
-    return this.#json({ method: "PUT", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, body, signal: opts.signal });
+    return this.#t.json({ method: "PUT", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, body, signal: opts.signal });
   }
 
   /** `GET /api/projects/:project_id/container`: its status. @throws {OpenRunnerError} 404 when it has none */
   getProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
-    return this.#json({ method: "GET", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, signal: opts.signal });
+    return this.#t.json({ method: "GET", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, signal: opts.signal });
   }
 
   /** `POST /api/projects/:project_id/container/keepalive`: resets its idle time. @throws {OpenRunnerError} 404 */
   keepaliveProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
-    return this.#json({ method: "POST", path: `/api/projects/${enc(projectId)}/container/keepalive`, query: { user_id: opts.user_id }, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: `/api/projects/${enc(projectId)}/container/keepalive`, query: { user_id: opts.user_id }, signal: opts.signal });
   }
 
   /** `POST /api/projects/:project_id/container/restart`: destroys and recreates it. @throws {OpenRunnerError} 404, 409 `project_busy` */
   restartProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<ProjectContainerView> {
-    return this.#json({ method: "POST", path: `/api/projects/${enc(projectId)}/container/restart`, query: { user_id: opts.user_id }, signal: opts.signal });
+    return this.#t.json({ method: "POST", path: `/api/projects/${enc(projectId)}/container/restart`, query: { user_id: opts.user_id }, signal: opts.signal });
   }
 
   /** `DELETE /api/projects/:project_id/container`: removes it (the workspace stays). @throws {OpenRunnerError} 404, 409 `project_busy` */
   async deleteProjectContainer(projectId: string, opts: ProjectOptions = {}): Promise<void> {
-    await this.#json({ method: "DELETE", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, signal: opts.signal });
+    await this.#t.json({ method: "DELETE", path: `/api/projects/${enc(projectId)}/container`, query: { user_id: opts.user_id }, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ batches
+
+  /**
+   * `POST /api/runs/batch`: queues up to `batch_max_runs` runs at once, all or none.
+   * @throws {OpenRunnerError} the first failing item's own status and code with `details.index`; 400 `batch_too_large`
+   */
+  createBatch(body: CreateBatchBody, opts: CallOptions = {}): Promise<CreateBatchResponse> {
+    return this.#t.json({ method: "POST", path: "/api/runs/batch", body, signal: opts.signal });
+  }
+
+  /** `GET /api/batches/:id`: counts by status and the run ids, in request order. @throws {OpenRunnerError} 404 (also another user's batch) */
+  getBatch(batchId: string, opts: CallOptions = {}): Promise<BatchView> {
+    return this.#t.json({ method: "GET", path: `/api/batches/${enc(batchId)}`, signal: opts.signal });
+  }
+
+  /** `POST /api/batches/:id/cancel`: cancels every unfinished run of the batch. @throws {OpenRunnerError} 404 */
+  cancelBatch(batchId: string, opts: CallOptions = {}): Promise<BatchView> {
+    return this.#t.json({ method: "POST", path: `/api/batches/${enc(batchId)}/cancel`, signal: opts.signal });
+  }
+
+  /**
+   * `GET /api/batches/:id/events` over SSE: the batch's `run.status` changes,
+   * then one `batch.done`, each once and in id order, reconnecting with
+   * `Last-Event-ID` like {@link events}. @throws {OpenRunnerError} 404
+   */
+  batchEvents(batchId: string, opts: EventStreamOptions = {}): AsyncIterable<BatchEvent> {
+    const path = `/api/batches/${enc(batchId)}/events`;
+    return followEventStream<BatchEvent>((after, signal) => this.#stream(path, after, signal), this.baseUrl, opts, (e) => e.type === BATCH_DONE);
+  }
+
+  // ------------------------------------------------------------ stored agent sessions
+
+  /** `GET /api/sessions?agent=`: the sessions the agent left in the caller's own homes, newest first. @throws {OpenRunnerError} 400 `validation_failed` */
+  async listSessions(agent: SessionAgent, opts: CallOptions = {}): Promise<SessionListResponse["sessions"]> {
+    return (await this.#t.json<SessionListResponse>({ method: "GET", path: "/api/sessions", query: { agent }, signal: opts.signal })).sessions;
+  }
+
+  /** `GET /api/sessions/:agent/:session_id`: one session with its history as normalized events. @throws {OpenRunnerError} 404 */
+  getSession(agent: SessionAgent, sessionId: string, opts: CallOptions = {}): Promise<SessionDetailResponse> {
+    return this.#t.json({ method: "GET", path: `/api/sessions/${enc(agent)}/${enc(sessionId)}`, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ webhooks
+
+  /**
+   * `POST /api/webhooks`: a webhook of the caller; `secret` (which signs deliveries) is shown only in this answer.
+   * @throws {OpenRunnerError} 400 `validation_failed` or a refused target, 409 `webhook_limit_reached`
+   */
+  createWebhook(body: CreateWebhookBody, opts: CallOptions = {}): Promise<CreatedWebhookResponse> {
+    return this.#t.json({ method: "POST", path: "/api/webhooks", body, signal: opts.signal });
+  }
+
+  /** `GET /api/webhooks`: the caller's webhooks (never their secrets). */
+  async listWebhooks(opts: CallOptions = {}): Promise<WebhookView[]> {
+    return (await this.#t.json<{ webhooks: WebhookView[] }>({ method: "GET", path: "/api/webhooks", signal: opts.signal })).webhooks;
+  }
+
+  /** `GET /api/webhooks/:id`. @throws {OpenRunnerError} 404 */
+  getWebhook(id: string, opts: CallOptions = {}): Promise<WebhookView> {
+    return this.#t.json({ method: "GET", path: `/api/webhooks/${enc(id)}`, signal: opts.signal });
+  }
+
+  /** `DELETE /api/webhooks/:id`. @throws {OpenRunnerError} 404 */
+  async deleteWebhook(id: string, opts: CallOptions = {}): Promise<void> {
+    await this.#t.json({ method: "DELETE", path: `/api/webhooks/${enc(id)}`, signal: opts.signal });
+  }
+
+  /** `GET /api/webhooks/:id/deliveries`: the newest deliveries with their attempts (`limit` 1-500, default 50). @throws {OpenRunnerError} 404 */
+  async listWebhookDeliveries(id: string, opts: CallOptions & { limit?: number } = {}): Promise<DeliveryListResponse["deliveries"]> {
+    const res = await this.#t.json<DeliveryListResponse>({ method: "GET", path: `/api/webhooks/${enc(id)}/deliveries`, query: { limit: opts.limit }, signal: opts.signal });
+    return res.deliveries;
+  }
+
+  // ------------------------------------------------------------ configuration (admin) and tools
+
+  /** `GET /api/config` (admin): the effective configuration, secrets redacted, with each value's source. @throws {OpenRunnerError} 403 */
+  getConfig(opts: CallOptions = {}): Promise<ConfigView> {
+    return this.#t.json({ method: "GET", path: "/api/config", signal: opts.signal });
+  }
+
+  /**
+   * `PATCH /api/config` (admin): a JSON merge patch of live settings, applied without a restart;
+   * `persist` also writes the patched keys into the configuration file.
+   * @throws {OpenRunnerError} 400 `config_not_live` (`details.key`), `validation_failed`; 409 `config_not_persistable`; 403
+   */
+  patchConfig(patch: Record<string, unknown>, opts: CallOptions & { persist?: boolean } = {}): Promise<PatchConfigResponse> {
+    return this.#t.json({ method: "PATCH", path: "/api/config", query: { persist: opts.persist }, body: patch, signal: opts.signal });
+  }
+
+  /** `GET /api/tools`: the `openrunner` agent's tools with their input schemas. */
+  async listTools(opts: CallOptions = {}): Promise<ToolListResponse["tools"]> {
+    return (await this.#t.json<ToolListResponse>({ method: "GET", path: "/api/tools", signal: opts.signal })).tools;
   }
 
   // ------------------------------------------------------------ system
 
   /** `GET /health`: liveness, version and uptime (no token needed). */
   health(opts: CallOptions = {}): Promise<HealthResponse> {
-    return this.#json({ method: "GET", path: "/health", signal: opts.signal });
+    return this.#t.json({ method: "GET", path: "/health", signal: opts.signal });
   }
 
   /** `GET /health/agents`: which agents can run on the server (no token needed). */
   async agentsHealth(opts: CallOptions = {}): Promise<AgentHealthResponse["agents"]> {
-    return (await this.#json<AgentHealthResponse>({ method: "GET", path: "/health/agents", signal: opts.signal })).agents;
+    return (await this.#t.json<AgentHealthResponse>({ method: "GET", path: "/health/agents", signal: opts.signal })).agents;
   }
 }

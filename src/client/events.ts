@@ -1,6 +1,7 @@
 /**
  * A run's live event stream as an async iterable (docs/architecture.md#sse):
- * `GET /api/runs/:id/events` over SSE, parsed with eventsource-parser. A
+ * `GET /api/runs/:id/events` (or a batch's `GET /api/batches/:id/events`,
+ * which follows the same rules) over SSE, parsed with eventsource-parser. A
  * dropped or stalled connection, a server that ends the stream early, or a
  * `stream.lagged` notice lead to a reconnect with `Last-Event-ID` (bounded
  * exponential backoff); ids already seen are skipped, so the consumer sees each
@@ -41,12 +42,19 @@ export type OpenEventStream = (after: number, signal: AbortSignal) => Promise<Re
 const defaultDelay = (n: number): number => Math.min(5000, 250 * 2 ** (n - 1));
 
 /**
- * Yields the run's events after `opts.after` until the terminal event.
+ * Yields the stream's events after `opts.after` until the last one (a run's
+ * terminal event by default; the batch stream's `batch.done`).
  * Throws {@link OpenRunnerError} for a 4xx answer (e.g. 404 `not_found`) and
  * {@link OpenRunnerNetworkError} after `maxRetries` failed reconnects in a row.
  * @param baseUrl for the network error's message
+ * @param isLast true for the event after which the stream is over
  */
-export async function* followEventStream(open: OpenEventStream, baseUrl: string, opts: EventStreamOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+export async function* followEventStream<E extends { id: number; type: string } = RunEvent>(
+  open: OpenEventStream,
+  baseUrl: string,
+  opts: EventStreamOptions = {},
+  isLast: (event: E) => boolean = (e) => isTerminalType(e.type),
+): AsyncGenerator<E, void, undefined> {
   const maxRetries = opts.maxRetries ?? 8;
   const delay = opts.retryDelayMs ?? defaultDelay;
   const idleMs = opts.idleTimeoutMs ?? 45_000;
@@ -58,7 +66,7 @@ export async function* followEventStream(open: OpenEventStream, baseUrl: string,
     const conn = new AbortController();
     const onAbort = () => conn.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
-    const pending: RunEvent[] = [];
+    const pending: E[] = [];
     let lagged = false;
     let progressed = false;
     let reason = "stream ended before the run did";
@@ -68,9 +76,9 @@ export async function* followEventStream(open: OpenEventStream, baseUrl: string,
           lagged = true;
           return;
         }
-        let ev: RunEvent;
+        let ev: E;
         try {
-          ev = JSON.parse(msg.data) as RunEvent;
+          ev = JSON.parse(msg.data) as E;
         } catch {
           return; // not an event (a server notice we do not know)
         }
@@ -103,7 +111,7 @@ export async function* followEventStream(open: OpenEventStream, baseUrl: string,
           lastId = ev.id;
           progressed = true;
           yield ev;
-          if (isTerminalType(ev.type)) return;
+          if (isLast(ev)) return;
           signal?.throwIfAborted(); // aborted while the consumer held this event: deliver no more
         }
       }

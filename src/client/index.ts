@@ -10,3 +10,7 @@ export type { RunEvent, RunEventType, RunStatus } from "../protocol/events.ts";
 /** The request and response types of every route (each schema's name is also its `Static` type). */
 export type * from "../protocol/requests.ts";
 export type * from "../protocol/api.ts";
+export type * from "../protocol/batches.ts";
+export type * from "../protocol/config-api.ts";
+export type * from "../protocol/sessions.ts";
+export type * from "../protocol/webhooks.ts";

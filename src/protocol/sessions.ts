@@ -32,6 +32,7 @@ export const SessionListQuery = Type.Object(
 );
 
 export const SessionListResponse = Type.Object({ sessions: Type.Array(SessionView) });
+export type SessionListResponse = Static<typeof SessionListResponse>;
 
 /** A session and its history as run event inputs (no ids: they are not a run's events). */
 export const SessionDetailResponse = Type.Object({
@@ -40,6 +41,8 @@ export const SessionDetailResponse = Type.Object({
   /** The user's prompts, in order (no event type carries them). */
   prompts: Type.Array(Type.String()),
 });
+
+export type SessionDetailResponse = Static<typeof SessionDetailResponse>;
 
 /** True for an agent in {@link SESSION_AGENTS}. */
 export function isSessionAgent(agent: string): agent is SessionAgent {

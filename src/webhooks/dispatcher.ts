@@ -27,9 +27,6 @@ import { sendWebhookAttempt, type AttemptResult } from "./deliver.ts";
 import { WEBHOOK_HEADERS, signatureHeader } from "./signing.ts";
 import { resolveWebhookTarget, TARGET_ERROR, type LookupAll } from "./target.ts";
 
-/** Event types a webhook may subscribe to. */
-export const WEBHOOK_EVENT_TYPES = ["permission.request", "permission.decision", "run.completed", "run.failed", "run.cancelled", "run.timed_out"] as const;
-
 /** Deliveries kept per webhook (older ones are pruned). */
 export const DELIVERIES_KEPT_PER_WEBHOOK = 500;
 

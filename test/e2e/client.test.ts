@@ -10,7 +10,9 @@ import net, { type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { OpenRunnerClient, OpenRunnerError, OpenRunnerNetworkError, type FetchLike, type RunEvent } from "../../src/client/index.ts";
 import { formatLaggedFrame } from "../../src/protocol/sse.ts";
+import { readFileSync } from "node:fs";
 import { ADMIN_PASSWORD, spawnServer, type TestServer } from "../helpers/spawn-server.ts";
+import { writeConfig } from "../helpers/events.ts";
 
 const shell = (text: string) => ({ input: { text }, metadata: { agent_type: "shell" } });
 
@@ -86,7 +88,8 @@ describe("the typed client against the real server", () => {
   let s: TestServer;
   let client: OpenRunnerClient;
   before(async () => {
-    s = await spawnServer({ env: { OPENRUNNER_PROXY_ALLOWED_PORTS: String(PREVIEW_PORT) } });
+    const config = writeConfig({ webhooks: { allowed_hosts: ["127.0.0.1"], allow_private: true } });
+    s = await spawnServer({ env: { OPENRUNNER_PROXY_ALLOWED_PORTS: String(PREVIEW_PORT), OPENRUNNER_CONFIG: config } });
     client = new OpenRunnerClient({ baseUrl: `${s.url}/` });
     const login = await client.login({ username: "admin", password: ADMIN_PASSWORD });
     assert.equal(login.token_type, "Bearer");
@@ -220,6 +223,83 @@ describe("the typed client against the real server", () => {
     }
     await assert.rejects(client.getProjectContainer(id), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
     assert.equal((await client.containerCounts()).counts.project, before.counts.project);
+  });
+
+  test("batches: create, get, runs by batch_id, the batch stream to batch.done, cancel; all or none", async () => {
+    const batch = await client.createBatch({ runs: [shell("echo one"), shell("echo two")] });
+    assert.equal(batch.runs.length, 2);
+    const events = [];
+    for await (const ev of client.batchEvents(batch.batch_id)) events.push(ev);
+    assert.deepEqual(events.map((e) => e.id), events.map((_, i) => i + 1));
+    const done = events.at(-1)!;
+    assert.equal(done.type, "batch.done");
+    assert.equal(done.type === "batch.done" && done.data.counts.completed, 2);
+    const view = await client.getBatch(batch.batch_id);
+    assert.deepEqual(view.run_ids, batch.runs.map((r) => r.run_id));
+    const listed = await client.listRuns({ batch_id: batch.batch_id });
+    assert.deepEqual(listed.runs.map((r) => r.id).sort(), batch.runs.map((r) => r.run_id).sort());
+    const live = await client.createBatch({ runs: [shell("sleep 30")] });
+    const cancelled = await client.cancelBatch(live.batch_id);
+    assert.equal(cancelled.batch_id, live.batch_id);
+    assert.equal((await client.getRun(live.runs[0]!.run_id).then((r) => client.events(r.id)).then(collect)).at(-1)?.type, "run.cancelled");
+    await assert.rejects(client.createBatch({ runs: [shell("echo ok"), { input: { text: "x" }, metadata: { agent_type: "no-such-agent" } }] }), (e: unknown) => {
+      assert.ok(e instanceof OpenRunnerError, String(e));
+      assert.equal((e.details as { index?: number } | undefined)?.index, 1);
+      return true;
+    });
+    await assert.rejects(client.getBatch("batch_nope"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+  });
+
+  test("webhooks: create (secret once), list, get, deliveries, delete", async () => {
+    const hook = await client.createWebhook({ url: "http://127.0.0.1:9/hook", events: ["run.completed"] });
+    assert.match(hook.secret, /^whsec_/);
+    assert.ok((await client.listWebhooks()).some((h) => h.id === hook.id && !("secret" in h)));
+    assert.equal((await client.getWebhook(hook.id)).url, "http://127.0.0.1:9/hook");
+    assert.ok(Array.isArray(await client.listWebhookDeliveries(hook.id, { limit: 5 })));
+    await client.deleteWebhook(hook.id);
+    await assert.rejects(client.getWebhook(hook.id), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+  });
+
+  test("configuration (admin), tools and stored sessions", async () => {
+    const config = await client.getConfig();
+    assert.ok(config.live.length > 0, JSON.stringify(config).slice(0, 300));
+    const patched = await client.patchConfig({ max_queued_runs_per_user: 77 });
+    assert.ok(patched.changed.some((c) => c.key === "max_queued_runs_per_user"));
+    await assert.rejects(client.patchConfig({ addr: "127.0.0.1:1" }), (e: unknown) => e instanceof OpenRunnerError && e.status === 400 && e.code === "config_not_live");
+    const tools = await client.listTools();
+    assert.ok(tools.some((t) => t.name === "read_file"));
+    assert.deepEqual(await client.listSessions("claude_code"), []);
+    await assert.rejects(client.getSession("claude_code", "nope"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+  });
+
+  test("every operation of the server's OpenAPI document has a client method, or a stated reason it has none", async () => {
+    const doc = (await (await fetch(`${s.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    /** Operations a program does not call through this client, and why. */
+    const NOT_IN_CLIENT: Record<string, string> = {
+      "GET /api/openapi.json": "the document itself",
+      "GET /api/docs": "Swagger UI, for people",
+      "GET /metrics": "Prometheus scrapes it",
+      "POST /mcp": "MCP clients speak to it (the SDK's transport)",
+      "GET /mcp": "MCP clients speak to it (the SDK's transport)",
+      "DELETE /mcp": "MCP clients speak to it (the SDK's transport)",
+      "GET /api/runs/{id}/agui": "AG-UI clients consume it (@ag-ui/client)",
+      "POST /api/runs/{id}/agui": "AG-UI clients consume it (@ag-ui/client)",
+    };
+    const source = ["client.ts", "transport.ts"].map((f) => readFileSync(new URL(`../../src/client/${f}`, import.meta.url), "utf8")).join("\n");
+    const missing: string[] = [];
+    for (const [p, ops] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(ops)) {
+        const key = `${method.toUpperCase()} ${p}`;
+        if (NOT_IN_CLIENT[key] || p.startsWith("/proxy/") || p.includes("/proxy/")) continue;
+        // `/api/runs/{id}/cancel` is written `/api/runs/${enc(runId)}/cancel` in the client.
+        const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        const pattern = p.split(/\{[^}]+\}/).map(esc).join("\\$\\{[^}]+\\}");
+        const re = new RegExp(`method: "${method.toUpperCase()}", path: [\`"]${pattern}[\`"]`);
+        const viaHelper = method === "get" && new RegExp(`const path = \`${pattern}\``).test(source);
+        if (!re.test(source) && !viaHelper) missing.push(key);
+      }
+    }
+    assert.deepEqual(missing, [], `operations without a client method:\n${missing.join("\n")}`);
   });
 
   test("errors: 404 not_found, 400 validation_failed with details, 401, network failure", async () => {

@@ -8,60 +8,14 @@
  * every delivery. Deliveries are described in `src/webhooks/dispatcher.ts`.
  */
 import { Router } from "@koa/router";
-import { Type } from "@sinclair/typebox";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import type { WebhookRow } from "../../store/types.ts";
-import { WEBHOOK_EVENT_TYPES } from "../../webhooks/dispatcher.ts";
+import { CreatedWebhookResponse, CreateWebhookBody, DeliveriesQuery, DeliveryListResponse, MAX_WEBHOOKS_PER_USER, WebhookListResponse, WebhookView } from "../../protocol/webhooks.ts";
 import { generateWebhookSecret } from "../../webhooks/signing.ts";
 import { resolveWebhookTarget, type LookupAll } from "../../webhooks/target.ts";
 import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses } from "../openapi.ts";
 import { validateBody, validateQuery } from "../validate.ts";
-
-/** Most webhooks one user may register. */
-export const MAX_WEBHOOKS_PER_USER = 25;
-
-const EventType = Type.Union(WEBHOOK_EVENT_TYPES.map((t) => Type.Literal(t)));
-
-/** Body of `POST /api/webhooks`. */
-export const CreateWebhookBody = Type.Object(
-  {
-    url: Type.String({ minLength: 1, maxLength: 2048, description: "http(s) URL; its host must be in the server's webhooks.allowed_hosts" }),
-    events: Type.Array(EventType, { minItems: 1, maxItems: WEBHOOK_EVENT_TYPES.length, uniqueItems: true }),
-    secret: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: "HMAC key; generated (`whsec_…`) when absent" })),
-  },
-  { additionalProperties: false },
-);
-
-/** A webhook as listings show it (never its secret). */
-export const WebhookView = Type.Object({
-  id: Type.String(),
-  url: Type.String(),
-  events: Type.Array(Type.String()),
-  created_at: Type.String({ format: "date-time" }),
-});
-export const CreatedWebhookResponse = Type.Composite([WebhookView, Type.Object({ secret: Type.String({ description: "signs deliveries; shown once" }) })]);
-export const WebhookListResponse = Type.Object({ webhooks: Type.Array(WebhookView) });
-
-const AttemptView = Type.Object({
-  attempt: Type.Integer({ minimum: 1 }),
-  at: Type.String({ format: "date-time" }),
-  status_code: Type.Union([Type.Integer(), Type.Null()]),
-  error: Type.Union([Type.String(), Type.Null()]),
-  duration_ms: Type.Integer({ minimum: 0 }),
-});
-const DeliveryView = Type.Object({
-  id: Type.String({ description: "the `id` of the delivered body and the X-OpenRunner-Delivery header" }),
-  run_id: Type.String(),
-  event_type: Type.String(),
-  event_id: Type.Integer(),
-  status: Type.Union(["pending", "delivered", "failed", "dropped", "abandoned"].map((s) => Type.Literal(s))),
-  attempts: Type.Array(AttemptView),
-  created_at: Type.String({ format: "date-time" }),
-  updated_at: Type.String({ format: "date-time" }),
-});
-export const DeliveryListResponse = Type.Object({ deliveries: Type.Array(DeliveryView) });
-const DeliveriesQuery = Type.Object({ limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })) }, { additionalProperties: false });
 
 function viewHook(h: WebhookRow) {
   return { id: h.id, url: h.url, events: h.events, created_at: h.created_at };
