@@ -78,7 +78,7 @@ const conversation: RunEventInput[] = [
   { type: "permission.request", data: { request_id: "p1", name: "Bash", input: {}, options: [{ option_id: "allow", name: "Allow", kind: "allow_once" }] } },
   { type: "permission.decision", data: { request_id: "p1", decision: "allow", by: "policy" } },
   { type: "tool.result", data: { call_id: "c1", output: "a\nb", is_error: false } },
-  { type: "tool.call", data: { call_id: "c2", name: "mcp__fixture__echo", input: { text: "x" } } },
+  { type: "tool.call", data: { call_id: "c2", name: "mcp__fixture__echo", input: { text: "x" }, server: "fixture" } },
   { type: "tool.result", data: { call_id: "c2", output: [{ type: "text", text: "x" }], is_error: false } },
   { type: "message", data: { message_id: "m3", role: "assistant", text: "Done." } },
   { type: "usage", data: { input_tokens: 3, output_tokens: 4 } },
