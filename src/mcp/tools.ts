@@ -29,12 +29,17 @@ export const ListRunsArgs = Type.Composite(
 
 /** Most seconds one `wait_run` call waits. */
 export const MAX_WAIT_SECS = 3600;
+/**
+ * Seconds `wait_run` waits when the call names none: under the 60 s request timeout MCP clients commonly use
+ * (the SDK's default), so a silent run answers `done: false` and the caller asks again instead of timing out.
+ */
+export const DEFAULT_WAIT_SECS = 50;
 
 /** Arguments of `wait_run`. */
 export const WaitRunArgs = Type.Object(
   {
     run_id: RunId,
-    timeout_secs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_WAIT_SECS, description: "how long to wait at most (default 300); the answer then has done: false" })),
+    timeout_secs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_WAIT_SECS, description: "how long to wait at most (default 50); the answer then has done: false: call again" })),
   },
   { additionalProperties: false },
 );
@@ -100,7 +105,7 @@ export const TOOLS: readonly ToolSpec[] = [
       "Waits until the run has ended (completed, failed, cancelled, timed_out) or timeout_secs have passed, sending a progress notification when it begins and one for each event of the run while it waits (progress = the event id). Answers {done, run}.",
     input: WaitRunArgs,
     output: WaitRunResult,
-    run: (b, args: typeof WaitRunArgs.static, ctx) => waitRun(b, args.run_id, (args.timeout_secs ?? 300) * 1000, ctx),
+    run: (b, args: typeof WaitRunArgs.static, ctx) => waitRun(b, args.run_id, (args.timeout_secs ?? DEFAULT_WAIT_SECS) * 1000, ctx),
   },
   {
     name: "cancel_run",
