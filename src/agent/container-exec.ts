@@ -13,6 +13,9 @@
  *   TMPDIR of the host are dropped; OPENRUNNER_RUN_ID is kept.
  * - The run's home: bind-mounted (given to the container user first) or
  *   copied into the container before the exec (`container-home.ts`).
+ * - Pooled and project containers start the process through their launcher (`src/container/launcher-handle.ts`:
+ *   no engine exec on the hot path, same behaviour); the engine's exec is the fallback. This module does not
+ *   see the difference: both are an `ExecHandle`.
  * - STOP: the exec's process tree gets SIGTERM, then SIGKILL after the grace.
  * - The process exited but something it left behind still holds its pipes:
  *   the leftovers are killed, as on the host.
@@ -24,6 +27,7 @@
  *   stays last. A project container (`perRun: false`) stays: only the run's
  *   own exec'd processes (its marker) are killed, also those left behind.
  */
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import type { ContainerRunEvent, RunContainer } from "../container/run-container.ts";
@@ -116,6 +120,8 @@ export async function teardownRunContainer(c: RunContainer, emit: (e: ContainerR
   } catch (err) {
     log?.warn("could not remove the run's container", { container_id: c.handle.id, err: String(err) });
   }
+  // Its launcher's socket directory (pooled and desktop containers) goes with it.
+  if (c.launcherDir) await rm(c.launcherDir, { recursive: true, force: true }).catch(() => {});
 }
 
 const ended = (s: Readable) =>
@@ -167,7 +173,10 @@ export function startContainerExec(o: ContainerExecOptions): ContainerExecution 
     if (c.perRun) {
       if (removing) return;
       removing = true;
-      void c.handle.remove({ force: true }).catch((err: unknown) => warn("could not remove the run's container", err));
+      void c.handle
+        .remove({ force: true })
+        .then(() => (c.launcherDir ? rm(c.launcherDir, { recursive: true, force: true }) : undefined))
+        .catch((err: unknown) => warn("could not remove the run's container", err));
     } else if (exec && !finished) {
       void Promise.resolve(exec[Symbol.asyncDispose]()).catch(() => {});
     }

@@ -63,10 +63,11 @@ export async function readDesktopStatus(socketDir: string): Promise<DesktopStatu
   }
 }
 
-const settled = (st: DesktopStatus | undefined) => st !== undefined && Object.values(st.services).every((v) => v !== "starting");
+/** Every service ready, or one failed (no point waiting for the others). */
+const settled = (st: DesktopStatus | undefined) => st !== undefined && (Object.values(st.services).every((v) => v === "ready") || Object.values(st.services).includes("failed"));
 
 /**
- * Waits until every service of the desktop is ready, each change seen through inotify on `socketDir`.
+ * Waits until every service of the desktop is ready (or one failed), each change seen through inotify on `socketDir`.
  * @returns the status once ready
  * @throws ContainerError `container_failed` naming the failed services (with their output), or when nothing is reported
  *   within `timeoutMs` (default 60000)
@@ -91,6 +92,8 @@ export async function waitDesktopReady(socketDir: string, timeoutMs = 60_000): P
   });
   if (!st) throw new ContainerError("container_failed", `the desktop did not report its state within ${timeoutMs} ms`);
   const failed = Object.entries(st.services).filter(([, v]) => v !== "ready");
+  // A failure is named first; services still starting then are listed as such.
+  failed.sort(([, a], [, b]) => (a === "failed" ? 0 : 1) - (b === "failed" ? 0 : 1));
   if (failed.length) throw new ContainerError("container_failed", `desktop services not ready: ${failed.map(([k, v]) => `${k} ${v}${st.errors[k] ? ` (${st.errors[k]})` : ""}`).join("; ")}`);
   return st;
 }

@@ -42,7 +42,7 @@
  * container not handed out (runs remove theirs), and their directories.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import type { Log } from "../log.ts";
 import { containerLabels } from "./labels.ts";
@@ -118,6 +118,9 @@ async function stillRunning(w: Warm): Promise<boolean> {
   );
 }
 
+/** Name prefix of pooled containers (and their launcher directories). */
+const POOL_PREFIX = "openrunner-pool-";
+
 const sameLimits = (a: ContainerLimits, b: ContainerLimits) => a.memoryBytes === b.memoryBytes && a.nanoCpus === b.nanoCpus && a.pidsLimit === b.pidsLimit;
 
 /**
@@ -176,7 +179,8 @@ export class WarmPool {
     this.#started = true;
     await rm(this.dir, { recursive: true, force: true });
     await rm(this.homesDir, { recursive: true, force: true });
-    await rm(this.launcherRoot, { recursive: true, force: true }).catch(() => {});
+    // Only the pool's own launcher directories: project containers' (adopted ones too) stay.
+    for (const name of await readdir(this.launcherRoot).catch(() => [] as string[])) if (name.startsWith(POOL_PREFIX)) await rm(path.join(this.launcherRoot, name), { recursive: true, force: true });
     await mkdir(this.dir, { recursive: true, mode: 0o711 });
     await mkdir(this.homesDir, { recursive: true, mode: 0o711 });
     this.#fill();
@@ -212,6 +216,7 @@ export class WarmPool {
         user: this.#o.user,
         memoryBytes: this.#o.limits.memoryBytes,
         ...(req.command ? { command: req.command } : {}),
+        ...(w.launcherDir ? { launcherDir: w.launcherDir } : {}),
       };
     }
     this.#fill();
@@ -299,7 +304,7 @@ export class WarmPool {
   }
 
   async #create(image: string): Promise<Warm> {
-    const name = `openrunner-pool-${randomBytes(8).toString("hex")}`;
+    const name = `${POOL_PREFIX}${randomBytes(8).toString("hex")}`;
     const dir = path.join(this.dir, name);
     const homeDir = path.join(this.homesDir, name);
     await mkdir(dir, { recursive: true });

@@ -65,6 +65,8 @@ export interface RunContainer {
   memoryBytes: number;
   /** A desktop container (`metadata.desktop`): the host directory where its launcher and desktop report (`desktop.ts`). */
   desktop?: { socketDir: string };
+  /** A per-run container's launcher directory on the host, removed with the container. */
+  launcherDir?: string;
 }
 
 /** Options of {@link createRunContainer}. */
@@ -209,7 +211,7 @@ export async function createRunContainer(o: RunContainerOptions): Promise<RunCon
     user: o.user,
     memoryBytes: o.limits.memoryBytes,
     ...(o.command ? { command: o.command } : {}),
-    ...(socketDir ? { desktop: { socketDir } } : {}),
+    ...(socketDir ? { desktop: { socketDir }, launcherDir: socketDir } : {}),
   };
 }
 

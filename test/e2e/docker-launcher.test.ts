@@ -14,7 +14,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { buildAgentImage } from "../../src/container/image.ts";
 import { LABEL } from "../../src/container/labels.ts";
@@ -114,12 +114,15 @@ describe("the launcher in pooled and project containers", { skip: SKIP ? "OPENRU
       const id = await start(mode, "setsid sleep 301 & sleep 300 & echo up; wait");
       const seen = await eventsUntil(s, token, id, (e) => e.type === "log" && e.data.text === "up");
       const cid = containerOf(seen);
+      const launchDir = path.join(s.dataDir, "workspaces", ".launch", (await client.get(cid).inspect()).name);
+      assert.ok(existsSync(path.join(launchDir, "s")), "the launcher's socket is in the container's directory");
       assert.equal((await s.api(`/api/runs/${id}/cancel`, { method: "POST", token })).status, 202);
       const evs = await events(id);
       assert.equal(evs.at(-1)!.type, "run.cancelled", describeEvents(evs));
       if (mode === "pool") {
         assert.deepEqual(await client.list({ [LABEL.runId]: id }), []);
         await assert.rejects(client.get(cid).inspect(), /not found/, "the pooled container is removed");
+        assert.equal(existsSync(launchDir), false, "and its launcher directory");
       } else {
         assert.equal((await client.get(cid).inspect()).running, true, "the project container stays");
         assert.equal(await processesOfRun(cid, id), 0, "no process of the cancelled run is left");

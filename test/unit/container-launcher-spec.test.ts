@@ -1,10 +1,15 @@
 /**
  * The pure parts of the launcher and the desktop: the engine's create request of a container with
  * the launcher (mounts, main process) and of a desktop container (environment, /dev/shm, the init's
- * mount, refused without a launcher); the desktop image's package list and mirror discovery.
+ * mount, refused without a launcher); the desktop image's package list and mirror discovery; waiting
+ * for the desktop's report (written as the container does: to a temporary name, then renamed).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { waitDesktopReady, type DesktopStatus } from "../../src/container/desktop.ts";
 import { mirrorFromSources, parsePackageList } from "../../src/container/desktop-image.ts";
 import { createOptions } from "../../src/container/spec.ts";
 import type { ContainerSpec } from "../../src/container/types.ts";
@@ -48,4 +53,31 @@ test("the package list and the apt mirror", () => {
   assert.equal(mirrorFromSources(["", deb822]), "http://deb.debian.org/debian");
   assert.equal(mirrorFromSources(["deb http://security.debian.org/debian-security bookworm-security main\ndeb [arch=amd64] http://mirror.example/debian/ bookworm main\n"]), "http://mirror.example/debian");
   assert.equal(mirrorFromSources(["Types: deb-src\nURIs: http://x/debian\n"]), undefined);
+});
+
+test("waiting for the desktop follows its report: ready once every service is, a failure names the service", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "orl-desk-"));
+  try {
+    const report = (services: Partial<DesktopStatus["services"]>, errors: Record<string, string> = {}) => {
+      const st = { display: ":1", size: "1280x800", ports: { novnc: 6080, audio: 6081 }, services: { xvfb: "ready", wm: "ready", vnc: "starting", novnc: "starting", audio: "starting", ime: "starting", ...services }, errors, updated_at: new Date().toISOString() };
+      writeFileSync(path.join(dir, "desktop.json.tmp"), JSON.stringify(st));
+      renameSync(path.join(dir, "desktop.json.tmp"), path.join(dir, "desktop.json"));
+    };
+    report({});
+    const waiting = waitDesktopReady(dir, 10_000);
+    let settled = false;
+    void waiting.then(() => (settled = true), () => (settled = true));
+    report({ vnc: "ready", novnc: "ready" });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(settled, false, "not ready while services are starting");
+    report({ vnc: "ready", novnc: "ready", audio: "ready", ime: "ready" });
+    assert.equal((await waiting).services.ime, "ready");
+
+    report({ vnc: "failed" }, { vnc: "x11vnc exited (1): cannot open display" });
+    await assert.rejects(waitDesktopReady(dir, 10_000), /vnc failed \(x11vnc exited \(1\): cannot open display\)/);
+    rmSync(path.join(dir, "desktop.json"));
+    await assert.rejects(waitDesktopReady(dir, 100), /did not report/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
