@@ -11,6 +11,7 @@
  *   audio link streams WAV through the proxy.
  * - Without the owner's credentials the proxied VNC page and WebSocket answer 401; another user gets 404.
  * - After the run the container is gone and the desktop answers 409 `desktop_unavailable`.
+ * - A project run with a desktop: the project's container is a desktop container and stays for the next run.
  *
  * Screenshots are kept in `$OPENRUNNER_SCREENSHOT_DIR` (default the OS temp folder): desktop-xterm.png
  * (from the endpoint) and desktop-novnc.png (the browser's view of noVNC).
@@ -186,6 +187,30 @@ describe("a desktop in the run's container", { skip: SKIP ? "OPENRUNNER_SKIP_DOC
     assert.equal(((await gone.json()) as { error: { code: string } }).error.code, "desktop_unavailable");
     const after = await s.api(`/api/runs/${id}/proxy/6080/vnc.html`, { token });
     assert.equal(after.status, 409, "the proxy leads nowhere once the container is gone (proxy_unavailable)");
+  });
+
+  test("a project run with a desktop: the project's container is a desktop container, kept for the project's next run", T, async () => {
+    const first = await createRun(s, token, 'echo "display=$DISPLAY"; xdotool getdisplaygeometry', { agent_type: "shell", project_id: "desk", desktop: true });
+    const e1 = await allEvents(s, token, first, 120_000);
+    assert.equal(e1.at(-1)!.type, "run.completed", describeEvents(e1));
+    const out1 = e1.filter((e) => e.type === "log" && e.data.stream === "stdout").map((e) => e.data.text);
+    assert.deepEqual(out1, ["display=:1", "1280 800"], describeEvents(e1));
+    const cid = e1.find((e) => e.type === "run.started")!.data.container_id as string;
+    assert.equal((await client.get(cid).inspect()).image, DESKTOP_IMAGE_TAG);
+    // The next run finds the desktop running (its report is read while the run is live).
+    const second = await createRun(s, token, "echo again; sleep 60", { agent_type: "shell", project_id: "desk", desktop: true });
+    await eventsUntil(s, token, second, (e) => e.type === "log" && e.data.text === "again", 60_000);
+    const desk = (await (await s.api(`/api/runs/${second}/desktop`, { token })).json()) as Record<string, any>;
+    assert.equal(desk.ready, true, JSON.stringify(desk));
+    await s.api(`/api/runs/${second}/cancel`, { method: "POST", token });
+    const e2 = await allEvents(s, token, second, 60_000);
+    assert.equal(e2.find((e) => e.type === "run.started")!.data.container_id, cid, "the same container");
+    // A plain run of the project now asks for another image.
+    const plain = await s.api("/api/runs", { method: "POST", token, json: { input: { text: "true" }, metadata: { agent_type: "shell", project_id: "desk" } } });
+    const plainId = ((await plain.json()) as { run_id: string }).run_id;
+    const e3 = await allEvents(s, token, plainId, 60_000);
+    assert.equal(e3.at(-1)!.data.error?.code, "project_image_mismatch", describeEvents(e3));
+    assert.equal((await s.api("/api/projects/desk/container", { method: "DELETE", token })).status, 204);
   });
 
   test("a run without metadata.desktop has no desktop (409); metadata.desktop on a host run is refused (400)", T, async () => {
