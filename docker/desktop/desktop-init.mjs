@@ -97,7 +97,9 @@ service("ime", "dbus-daemon", ["--session", "--nofork", "--nopidfile", `--addres
     if (!l.startsWith("unix:") || busUp) return;
     busUp = true;
     env.DBUS_SESSION_BUS_ADDRESS = `unix:path=${RUNTIME}/bus`;
-    service("ime", "ibus-daemon", ["--xim", "--replace", "--panel=disable"]);
+    // A fixed address (IBUS_ADDRESS in the container's environment): clients find it whatever their HOME (a project
+    // run's HOME is not the daemon's, where ibus would otherwise publish its address).
+    service("ime", "ibus-daemon", ["--xim", "--replace", "--panel=disable", `--address=unix:path=${RUNTIME}/ibus`]);
     const w = spawn("gdbus", ["wait", "--session", "--timeout", "60", "org.freedesktop.IBus"], { env, stdio: "ignore" });
     w.on("exit", (code) => (code === 0 ? set("ime", "ready") : set("ime", "failed", `org.freedesktop.IBus did not appear (gdbus wait ${code})`)));
   },

@@ -34,6 +34,7 @@ export const DESKTOP_ENV: Readonly<Record<string, string>> = {
   XDG_RUNTIME_DIR: RUNTIME,
   PULSE_SERVER: `unix:${RUNTIME}/pulse/native`,
   DBUS_SESSION_BUS_ADDRESS: `unix:path=${RUNTIME}/bus`,
+  IBUS_ADDRESS: `unix:path=${RUNTIME}/ibus`,
   GTK_IM_MODULE: "ibus",
   QT_IM_MODULE: "ibus",
   XMODIFIERS: "@im=ibus",

@@ -190,11 +190,12 @@ describe("a desktop in the run's container", { skip: SKIP ? "OPENRUNNER_SKIP_DOC
   });
 
   test("a project run with a desktop: the project's container is a desktop container, kept for the project's next run", T, async () => {
-    const first = await createRun(s, token, 'echo "display=$DISPLAY"; xdotool getdisplaygeometry', { agent_type: "shell", project_id: "desk", desktop: true });
+    // The agent reaches the input method too: it switches ibus to a Cyrillic layout engine.
+    const first = await createRun(s, token, 'echo "display=$DISPLAY"; xdotool getdisplaygeometry; ibus engine xkb:ru::rus 2>/dev/null && ibus engine', { agent_type: "shell", project_id: "desk", desktop: true });
     const e1 = await allEvents(s, token, first, 120_000);
     assert.equal(e1.at(-1)!.type, "run.completed", describeEvents(e1));
     const out1 = e1.filter((e) => e.type === "log" && e.data.stream === "stdout").map((e) => e.data.text);
-    assert.deepEqual(out1, ["display=:1", "1280 800"], describeEvents(e1));
+    assert.deepEqual(out1, ["display=:1", "1280 800", "xkb:ru::rus"], describeEvents(e1));
     const cid = e1.find((e) => e.type === "run.started")!.data.container_id as string;
     assert.equal((await client.get(cid).inspect()).image, DESKTOP_IMAGE_TAG);
     // The next run finds the desktop running (its report is read while the run is live).
