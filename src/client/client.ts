@@ -27,6 +27,7 @@ import type {
   CreateApiKeyBody,
   CreatedApiKeyResponse,
   CreateUserBody,
+  DesktopResponse,
   EnsureProjectBody,
   HealthResponse,
   LoginBody,
@@ -294,6 +295,25 @@ export class OpenRunnerClient {
    */
   createPreviewLink(runId: string, body: PreviewLinkBody, opts: CallOptions = {}): Promise<PreviewLinkResponse> {
     return this.#t.json({ method: "POST", path: `/api/runs/${enc(runId)}/preview-links`, body, signal: opts.signal });
+  }
+
+  // ------------------------------------------------------------ desktop
+
+  /**
+   * `GET /api/runs/:id/desktop`: the noVNC and audio links (through the port proxy) of a run
+   * with `metadata.desktop`, and the readiness of each desktop service.
+   * @throws {OpenRunnerError} 409 `desktop_unavailable` (no desktop, or the run has ended), 404
+   */
+  getDesktop(runId: string, opts: CallOptions = {}): Promise<DesktopResponse> {
+    return this.#t.json({ method: "GET", path: `/api/runs/${enc(runId)}/desktop`, signal: opts.signal });
+  }
+
+  /**
+   * `POST /api/runs/:id/desktop/screenshot`: a PNG of the run's display; the response's body is
+   * the image (read it with `.arrayBuffer()` or `.blob()`). @throws {OpenRunnerError} 409 `desktop_unavailable`, 404
+   */
+  desktopScreenshot(runId: string, opts: CallOptions = {}): Promise<Response> {
+    return this.#t.send({ method: "POST", path: `/api/runs/${enc(runId)}/desktop/screenshot`, headers: { accept: "image/png" }, signal: opts.signal, stream: true });
   }
 
   // ------------------------------------------------------------ containers and projects

@@ -272,6 +272,15 @@ describe("the typed client against the real server", () => {
     await assert.rejects(client.getSession("claude_code", "nope"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
   });
 
+  test("desktop: a run without one answers 409 desktop_unavailable on both methods (the desktop itself: test/e2e/docker-desktop.test.ts)", async () => {
+    const { run_id } = await client.createRun(shell("echo no desktop"));
+    await collect(client.events(run_id));
+    for (const call of [client.getDesktop(run_id), client.desktopScreenshot(run_id)]) {
+      await assert.rejects(call, (e: unknown) => e instanceof OpenRunnerError && e.status === 409 && e.code === "desktop_unavailable");
+    }
+    await assert.rejects(client.getDesktop("run_nope"), (e: unknown) => e instanceof OpenRunnerError && e.status === 404);
+  });
+
   test("every operation of the server's OpenAPI document has a client method, or a stated reason it has none", async () => {
     const doc = (await (await fetch(`${s.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     /** Operations a program does not call through this client, and why. */
