@@ -3,7 +3,8 @@
  * real server (test/helpers/spawn-server.ts) with `shell` runs: every method
  * once, the server's errors as OpenRunnerError, AbortSignal, and `events()`
  * (ids 1..n, no gap, no duplicate) across a connection dropped mid-stream and
- * a `stream.lagged` notice, both injected through a custom `fetch`.
+ * a `stream.lagged` notice, both injected through a custom `fetch`, and across
+ * the server killed and started again on the same address.
  */
 import assert from "node:assert/strict";
 import net, { type AddressInfo } from "node:net";
@@ -379,5 +380,46 @@ describe("the typed client against the real server", () => {
     assertComplete(evs);
     assert.equal(cut.lastEventIds.length, 2);
     assert.deepEqual(reconnects, [`lagged@${cut.lastEventIds[1]}`]);
+  });
+});
+
+describe("the typed client across a server restart", () => {
+  test("events() reconnects with Last-Event-ID after the server is killed and started again on the same address: ids 1..n, none twice", { timeout: 120_000 }, async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const env = { OPENRUNNER_ADDR: `127.0.0.1:${port}` };
+    let s = await spawnServer({ env });
+    try {
+      const client = new OpenRunnerClient({ baseUrl: s.url });
+      await client.login({ username: "admin", password: ADMIN_PASSWORD });
+      const { run_id } = await client.createRun(shell("echo before; sleep 5; echo after"));
+      const reconnects: Array<{ after: number; reason: string }> = [];
+      const seen: RunEvent[] = [];
+      let gotFirstLine!: () => void;
+      const firstLine = new Promise<void>((r) => (gotFirstLine = r));
+      const reading = (async () => {
+        for await (const ev of client.events(run_id, { retryDelayMs: () => 200, maxRetries: 100, onReconnect: (after, reason) => reconnects.push({ after, reason }) })) {
+          seen.push(ev);
+          if (ev.type === "log") gotFirstLine();
+        }
+      })();
+      await firstLine;
+      await s.kill9();
+      s = await spawnServer({ env, dataDir: s.dataDir });
+      await reading;
+      assert.ok(reconnects.length >= 1 && reconnects.every((r) => r.reason === "disconnected"), JSON.stringify(reconnects));
+      assert.ok(reconnects[0]!.after >= 3, "the reconnect resumed after the events already delivered");
+      assert.deepEqual(seen.map((e) => e.id), seen.map((_, i) => i + 1), seen.map((e) => `${e.id} ${e.type}`).join("\n"));
+      const stored = (await client.eventsPage(run_id, { limit: 1000 })).events;
+      assert.deepEqual(seen, stored, "the consumer saw exactly the stored events");
+      assert.equal(seen.at(-1)?.type, "run.failed", "the restarted server ended the interrupted run");
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
   });
 });
