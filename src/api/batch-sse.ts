@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { formatBatchFrame } from "../protocol/batches.ts";
 import { formatLaggedFrame } from "../protocol/sse.ts";
 import type { BatchFeed } from "../run/batch-feed.ts";
+import { beginSse } from "./sse.ts";
 
 /** Options of {@link streamBatchEvents}. */
 export interface BatchSseOptions {
@@ -30,23 +31,14 @@ export interface BatchSseOptions {
 export function streamBatchEvents(req: IncomingMessage, res: ServerResponse, feed: BatchFeed, batchId: string, after: number, opts: BatchSseOptions): Promise<void> {
   const limit = opts.maxBufferedBytes ?? 4 * 1024 * 1024;
   return new Promise((resolve) => {
-    req.socket.setTimeout(0);
-    req.socket.setNoDelay(true);
-    res.writeHead(200, {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache, no-transform",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-    });
-    res.write(`retry: ${opts.retryMs ?? 1000}\n\n`);
+    const stopHeartbeat = beginSse(req, res, opts);
     let finished = false;
     let lastSent = after;
     let detach: (() => void) | undefined;
-    const heartbeat = setInterval(() => res.writableNeedDrain || res.write(": ping\n\n"), opts.heartbeatMs);
     const finish = () => {
       if (finished) return;
       finished = true;
-      clearInterval(heartbeat);
+      stopHeartbeat();
       detach?.();
       if (!res.writableEnded) res.end();
       resolve();

@@ -26,28 +26,39 @@ export interface SseOptions {
 }
 
 /**
+ * Starts an SSE response on `res` (taken over from Koa): no socket timeout, no
+ * Nagle delay, the event-stream headers (no caching, no proxy buffering), the
+ * client's reconnect delay (`retry:`, default 1000 ms) and a comment heartbeat
+ * every `heartbeatMs`, written only while the socket drains (a stalled client
+ * gets nothing more buffered). Returns the function that stops the heartbeat.
+ */
+export function beginSse(req: IncomingMessage, res: ServerResponse, opts: { heartbeatMs: number; retryMs?: number }): () => void {
+  req.socket.setTimeout(0);
+  req.socket.setNoDelay(true);
+  res.writeHead(200, {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    Connection: "keep-alive",
+    "X-Accel-Buffering": "no",
+  });
+  res.write(`retry: ${opts.retryMs ?? 1000}\n\n`);
+  const heartbeat = setInterval(() => res.writableNeedDrain || res.write(": ping\n\n"), opts.heartbeatMs);
+  return () => clearInterval(heartbeat);
+}
+
+/**
  * Takes over `res` (the caller must stop its framework from responding, e.g.
  * Koa's `ctx.respond = false`) and streams `channel` from `after`.
  * Resolves when the stream is over.
  */
 export function streamRunEvents(req: IncomingMessage, res: ServerResponse, channel: RunChannel, after: number, opts: SseOptions): Promise<void> {
   return new Promise((resolve) => {
-    req.socket.setTimeout(0);
-    req.socket.setNoDelay(true);
-    res.writeHead(200, {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache, no-transform",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-    });
-    res.write(`retry: ${opts.retryMs ?? 1000}\n\n`);
+    const stopHeartbeat = beginSse(req, res, opts);
     let finished = false;
-    // A heartbeat only while the socket drains: a stalled client gets nothing more buffered.
-    const heartbeat = setInterval(() => res.writableNeedDrain || res.write(": ping\n\n"), opts.heartbeatMs);
     const finish = () => {
       if (finished) return;
       finished = true;
-      clearInterval(heartbeat);
+      stopHeartbeat();
       clearTimeout(stallTimer);
       sub?.close();
       if (!res.writableEnded) res.end();
