@@ -21,6 +21,7 @@
  * `tr`, `grep` and `kill` in the image (both shipped images have them); for per-run
  * containers, stopping the container is the backstop.
  */
+import { collectCapped } from "./collect.ts";
 import { randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import Docker from "dockerode";
@@ -319,17 +320,8 @@ class DockerContainer implements ContainerHandle {
   async execCollect(spec: ExecSpec, opts: { maxBytes?: number } = {}): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
     const max = opts.maxBytes ?? MIB;
     const x = await this.exec(spec);
-    const collect = (s: Readable) => {
-      const parts: Buffer[] = [];
-      let n = 0;
-      s.on("data", (b: Buffer) => {
-        if (n < max) parts.push(b.subarray(0, max - n));
-        n += b.length;
-      });
-      return () => Buffer.concat(parts).toString("utf8");
-    };
-    const out = collect(x.stdout);
-    const err = collect(x.stderr);
+    const out = collectCapped(x.stdout, max);
+    const err = collectCapped(x.stderr, max);
     const exit = await x.exit;
     if (exit.error) throw exit.error instanceof ContainerError ? exit.error : this.#err(exit.error, "exec");
     return { exitCode: exit.exitCode, stdout: out(), stderr: err() };

@@ -24,6 +24,7 @@
  * program or cwd that does not exist, `oom_kill` read from the container's
  * memory cgroup (or, when the container itself died, the engine's `OOMKilled`).
  */
+import { collectCapped } from "./collect.ts";
 import { randomBytes } from "node:crypto";
 import { watch } from "node:fs";
 import { access, mkdir, rm, chown, chmod } from "node:fs/promises";
@@ -194,17 +195,8 @@ class LauncherContainer implements LauncherContainerHandle {
   async execCollect(spec: ExecSpec, opts: { maxBytes?: number } = {}): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
     const max = opts.maxBytes ?? MIB;
     const x = await this.exec(spec);
-    const collect = (s: NodeJS.ReadableStream) => {
-      const parts: Buffer[] = [];
-      let n = 0;
-      s.on("data", (b: Buffer) => {
-        if (n < max) parts.push(b.subarray(0, max - n));
-        n += b.length;
-      });
-      return () => Buffer.concat(parts).toString("utf8");
-    };
-    const out = collect(x.stdout);
-    const err = collect(x.stderr);
+    const out = collectCapped(x.stdout, max);
+    const err = collectCapped(x.stderr, max);
     const exit = await x.exit;
     if (exit.error) throw exit.error;
     return { exitCode: exit.exitCode, stdout: out(), stderr: err() };
