@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
 const WEB_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../web/src");
-const PACKAGES = new Set(["react", "react-dom", "react-dom/client", "react/jsx-runtime", "@tanstack/react-virtual", "openrunner/client"]);
+const PACKAGES = new Set(["react", "react-dom", "react-dom/client", "react/jsx-runtime", "@tanstack/react-virtual", "diff", "openrunner/client"]);
 
 test("web/src imports only itself, openrunner/client and the bundled packages", () => {
   const files = (readdirSync(WEB_SRC, { recursive: true }) as string[]).filter((f) => /\.(ts|tsx)$/.test(f));

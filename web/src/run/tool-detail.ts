@@ -5,6 +5,7 @@
  * the event carries them (Claude Code's `Edit`/`Write`, codex's
  * `file_change`, ACP `diff` content, OpenCode's `filePath` writes). Pure.
  */
+import { structuredPatch } from "diff";
 
 /** One changed file: its path, how it changed, and the diff's lines (`+`, `-` or ` ` first). */
 export interface FileChange {
@@ -71,20 +72,13 @@ export function outputText(output: unknown): string {
 
 const split = (text: string): string[] => (text === "" ? [] : text.replace(/\n$/, "").split("\n"));
 
-/** A line diff of two texts: common leading and trailing lines kept as context, the middle as removals then additions. */
+/**
+ * A line diff of two texts for display: the changed lines (`-`/`+`) with three lines of context
+ * (` `), hunks from jsdiff's `structuredPatch`, a `…` line between hunks.
+ */
 export function diffLines(oldText: string, newText: string): string[] {
-  const a = split(oldText);
-  const b = split(newText);
-  let start = 0;
-  while (start < a.length && start < b.length && a[start] === b[start]) start++;
-  let endA = a.length;
-  let endB = b.length;
-  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
-    endA--;
-    endB--;
-  }
-  const context = (lines: string[]) => lines.slice(-3).map((l) => ` ${l}`);
-  return [...context(a.slice(0, start)), ...a.slice(start, endA).map((l) => `-${l}`), ...b.slice(start, endB).map((l) => `+${l}`), ...b.slice(endB, endB + 3).map((l) => ` ${l}`)];
+  const { hunks } = structuredPatch("", "", oldText, newText, undefined, undefined, { context: 3 });
+  return hunks.flatMap((h, i) => [...(i > 0 ? ["…"] : []), ...h.lines.filter((l) => !l.startsWith("\\"))]);
 }
 
 /** The lines of a unified diff text, without its `---`/`+++`/`@@` headers kept out. */
