@@ -142,6 +142,12 @@ export interface ProcessActorInput {
   log?: Pick<Log, "warn">;
   /** Decides the agent's permission requests (actors of agents that ask, e.g. ACP); the run's policy is inside. */
   permissions?: PermissionGate;
+  /**
+   * Makes a store write in the transaction that commits the run's next events (the event
+   * writer's `alongside`; a later write with the same key replaces a pending one). Absent: the
+   * actor writes on its own.
+   */
+  persist?: (key: string, write: () => void) => void;
 }
 
 /**

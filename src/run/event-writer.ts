@@ -36,6 +36,8 @@ export interface EventWriterOptions {
 /** One writer per server; see the module comment. */
 export class EventWriter {
   #pending: RunEvent[] = [];
+  /** Store writes to make in the next commit's transaction (see {@link alongside}), by key. */
+  #writes = new Map<string, () => void>();
   #listeners = new Map<string, CommitListener>();
   #scheduled: NodeJS.Immediate | null = null;
   #retry: NodeJS.Timeout | null = null;
@@ -53,6 +55,17 @@ export class EventWriter {
     else this.#scheduled ??= setImmediate(() => this.flush());
   }
 
+  /**
+   * Makes a store write in the next commit's transaction, after its events (a later write with
+   * the same key replaces a pending one): state saved with a run's events (the native agent's
+   * conversation, turn by turn) costs no commit of its own. A write that throws is rolled back
+   * alone (a savepoint) and reported to `onError`; the events are stored all the same.
+   */
+  alongside(key: string, write: () => void): void {
+    this.#writes.set(key, write);
+    this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
   /** Number of events not yet committed. */
   get pendingCount(): number {
     return this.#pending.length;
@@ -61,11 +74,40 @@ export class EventWriter {
   /** Commits `events` in one transaction with their projections; throws what the store throws. */
   #commit(events: RunEvent[]): Array<() => void> {
     let after: Array<() => void> | void = undefined;
-    this.#opts.store.transaction(() => {
-      this.#opts.store.events.insertBatch(events);
-      after = this.#opts.project?.(events);
-    });
+    const writes = this.#takeWrites();
+    try {
+      this.#opts.store.transaction(() => {
+        this.#opts.store.events.insertBatch(events);
+        after = this.#opts.project?.(events);
+        this.#runWrites(writes);
+      });
+    } catch (err) {
+      this.#restoreWrites(writes);
+      throw err;
+    }
     return (after as Array<() => void> | undefined) ?? [];
+  }
+
+  /** The pending {@link alongside} writes, each in a savepoint of its own (inside the commit's transaction). */
+  #runWrites(writes: Map<string, () => void>): void {
+    for (const w of writes.values()) {
+      try {
+        this.#opts.store.transaction(w);
+      } catch (err) {
+        this.#opts.onError?.(err);
+      }
+    }
+  }
+
+  #takeWrites(): Map<string, () => void> {
+    const w = this.#writes;
+    if (w.size > 0) this.#writes = new Map();
+    return w;
+  }
+
+  /** A failed commit's writes go back (a newer write of the same key wins). */
+  #restoreWrites(writes: Map<string, () => void>): void {
+    for (const [k, w] of writes) if (!this.#writes.has(k)) this.#writes.set(k, w);
   }
 
   /** Delivers committed events, then runs the post-commit callbacks (a subscriber opened from a bus handler sees the terminal id). */
@@ -121,7 +163,10 @@ export class EventWriter {
       clearImmediate(this.#scheduled);
       this.#scheduled = null;
     }
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0) {
+      if (this.#writes.size > 0) this.#flushWritesOnly();
+      return;
+    }
     const batch = this.#pending;
     this.#pending = [];
     let after: Array<() => void>;
@@ -137,6 +182,16 @@ export class EventWriter {
       return;
     }
     this.#deliver(batch, after);
+  }
+
+  /** {@link alongside} writes without events: one transaction of their own. */
+  #flushWritesOnly(): void {
+    const writes = this.#takeWrites();
+    try {
+      this.#opts.store.transaction(() => this.#runWrites(writes));
+    } catch (err) {
+      this.#opts.onError?.(err);
+    }
   }
 }
 

@@ -361,6 +361,7 @@ export class RunManager {
       adapter: l.runAdapter,
       killGraceMs: this.#d.config.kill_grace_ms,
       emit,
+      persist: (key, write) => this.#d.writer.alongside(key, write),
       log: this.#log,
       ...(this.#d.runAs ? { runAs: this.#d.runAs } : {}),
       ctx: {

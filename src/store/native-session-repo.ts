@@ -24,7 +24,8 @@ export function createNativeSessionRepo(db: Db): NativeSessionRepo {
       return r && { ...r, messages: JSON.parse(r.messages) as unknown[] };
     },
     save(row) {
-      upsert.run({ ...row, messages: JSON.stringify(row.messages), updated_at: new Date().toISOString() });
+      const messages = "messages_json" in row ? row.messages_json : JSON.stringify(row.messages);
+      upsert.run({ session_id: row.session_id, run_id: row.run_id, parent_id: row.parent_id, model: row.model, messages, updated_at: new Date().toISOString() });
     },
   };
 }

@@ -62,6 +62,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       checkpointer = startCheckpointer(path.resolve(opts.file), 1000);
     }
     const ulid = monotonicFactory(); // ids sort in creation order, even within one millisecond
+    const runInTransaction = db.transaction((fn: () => unknown) => fn());
     return {
       users: createUserRepo(db, ulid),
       apiKeys: createApiKeyRepo(db, ulid),
@@ -70,7 +71,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       webhooks: createWebhookRepo(db, ulid),
       nativeSessions: createNativeSessionRepo(db),
       batches: createBatchRepo(db),
-      transaction: <T>(fn: () => T): T => db.transaction(fn)(),
+      // One better-sqlite3 transaction function made once (making one per call costs more than a small commit); a nested call is a savepoint.
+      transaction: <T>(fn: () => T): T => runInTransaction(fn) as T,
       close: () => {
         checkpointer?.stop();
         if (!db.open) return;

@@ -209,8 +209,12 @@ export interface NativeSessionRow {
 export interface NativeSessionRepo {
   /** The session, or undefined. */
   get(sessionId: string): NativeSessionRow | undefined;
-  /** Creates or replaces the session's conversation (`updated_at` is set here). */
-  save(row: Omit<NativeSessionRow, "updated_at">): void;
+  /**
+   * Creates or replaces the session's conversation (`updated_at` is set here). `messages_json`:
+   * the conversation already serialized (`JSON.stringify(messages)`), so a growing conversation
+   * is not serialized whole again every turn.
+   */
+  save(row: Omit<NativeSessionRow, "updated_at" | "messages"> & ({ messages: unknown[] } | { messages_json: string })): void;
 }
 
 /** The store: repositories plus lifecycle. */

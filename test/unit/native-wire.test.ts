@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { outcomeOfModelError } from "../../src/agent/native/model-errors.ts";
 import { costOf } from "../../src/agent/native/pricing.ts";
 import { createProviderSet, parseModelRef } from "../../src/agent/native/providers.ts";
-import { loadConversation, repairTranscript } from "../../src/agent/native/session.ts";
+import { loadConversation, repairTranscript, transcriptSerializer } from "../../src/agent/native/session.ts";
 import type { TranscriptItem } from "../../src/agent/native/transcript.ts";
 import { anthropicStop, applyAnthropicEvent, newAnthropicTurn, toAnthropicMessages } from "../../src/agent/native/wire/anthropic.ts";
 import { applyChatChunk, chatCalls, chatStop, newChatTurn, toChatMessages } from "../../src/agent/native/wire/chat.ts";
@@ -18,6 +18,8 @@ import { unifiedDiff } from "../../src/agent/native/diff.ts";
 import { globToRegExp } from "../../src/agent/native/glob.ts";
 import { RunFailure } from "../../src/protocol/errors.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
+import { EventWriter } from "../../src/run/event-writer.ts";
+import type { RunEvent } from "../../src/protocol/events.ts";
 
 const conversation: TranscriptItem[] = [
   { role: "user", text: "fix it" },
@@ -219,6 +221,49 @@ describe("sessions", () => {
       assert.throws(() => loadConversation(store.nativeSessions, "ns_missing"), (e: unknown) => e instanceof RunFailure && e.code === "resume_unsupported");
       store.runs.delete("run_1");
       assert.equal(store.nativeSessions.get("ns_1"), undefined, "a session goes with its run");
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe("conversation saving", () => {
+  test("transcriptSerializer gives JSON.stringify of the conversation as it grows, and starts over for another one", () => {
+    const json = transcriptSerializer();
+    const t: TranscriptItem[] = [];
+    assert.equal(json(t), "[]");
+    for (const item of conversation) {
+      t.push(item);
+      assert.equal(json(t), JSON.stringify(t));
+    }
+    assert.equal(json(conversation.slice(0, 1)), JSON.stringify(conversation.slice(0, 1)));
+    const other: TranscriptItem[] = [{ role: "user", text: "other" }];
+    assert.equal(json(other), JSON.stringify(other));
+  });
+
+  test("EventWriter.alongside: the write is made in the commit of the run's next events; a failing write is rolled back alone", async () => {
+    const store = openSqliteStore({ file: ":memory:" });
+    const errors: unknown[] = [];
+    const committed: number[] = [];
+    try {
+      const user = store.users.create({ username: "u", password_hash: "x", role: "user" });
+      store.runs.insert({ id: "run_1", user_id: user.id, agent: "openrunner", status: "queued", input: { text: "t" }, metadata: {}, cwd: "/tmp", created_at: new Date().toISOString() });
+      const writer = new EventWriter({ store, onError: (e) => errors.push(e) });
+      const ev = (id: number) => ({ id, run_id: "run_1", ts: new Date().toISOString(), type: "message", data: { message_id: "m", role: "assistant", text: "x" } }) as RunEvent;
+      const listener = { onCommitted: (events: RunEvent[]) => committed.push(...events.map((e) => e.id)) };
+      writer.enqueue(ev(1), listener);
+      writer.alongside("ns_1", () => store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation }));
+      writer.alongside("ns_1", () => store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages_json: JSON.stringify(conversation.slice(0, 2)) }));
+      writer.alongside("bad", () => store.nativeSessions.save({ session_id: "ns_2", run_id: "run_missing", parent_id: null, model: "a/m", messages: [] }));
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(committed, [1]);
+      assert.deepEqual(store.nativeSessions.get("ns_1")!.messages, conversation.slice(0, 2), "the later write of a key replaces the pending one");
+      assert.equal(store.nativeSessions.get("ns_2"), undefined);
+      assert.equal(errors.length, 1, "the failing write is reported");
+      assert.equal(store.events.lastId("run_1"), 1, "the events are stored all the same");
+      writer.alongside("ns_1", () => store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation }));
+      writer.flush();
+      assert.deepEqual(store.nativeSessions.get("ns_1")!.messages, conversation, "a write without events is made by the next flush");
     } finally {
       store.close();
     }

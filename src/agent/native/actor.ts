@@ -26,7 +26,7 @@ import { chownTree } from "../run-as.ts";
 import type { AgentOutcome, ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../types.ts";
 import type { NativeAdapter } from "./adapter.ts";
 import { runLoop } from "./loop.ts";
-import { loadConversation, sessionIdOf } from "./session.ts";
+import { loadConversation, sessionIdOf, transcriptSerializer } from "./session.ts";
 import type { TranscriptItem } from "./transcript.ts";
 import { createShellRunner, type ShellRunner } from "./shell.ts";
 import { createToolRunner } from "./tool-runner.ts";
@@ -106,7 +106,11 @@ export const nativeActor = fromCallback<ProcessActorReceived, ProcessActorInput,
     const sessionId = sessionIdOf(ctx.run_id);
     emit({ type: "agent.session", data: { session_id: sessionId } });
     const tools = o.tools;
-    const saver = createDeferredSave((t: readonly TranscriptItem[]) => o.sessions.save({ session_id: sessionId, run_id: ctx.run_id, parent_id: ctx.resume_session_id ?? null, model: model.ref, messages: [...t] }));
+    // Saved turn by turn: serialized incrementally, and written in the transaction that commits the turn's events (`persist`), else on the next setImmediate.
+    const json = transcriptSerializer();
+    const save = (t: readonly TranscriptItem[]) => o.sessions.save({ session_id: sessionId, run_id: ctx.run_id, parent_id: ctx.resume_session_id ?? null, model: model.ref, messages_json: json(t) });
+    const persist = input.persist;
+    const saver = persist ? { schedule: (t: readonly TranscriptItem[]) => persist(sessionId, () => save(t)), flush: () => {} } : createDeferredSave(save);
     return runLoop({
       runId: ctx.run_id,
       model,

@@ -93,6 +93,10 @@ export async function runLoop(o: LoopOptions): Promise<AgentOutcome> {
     if (turn > o.limits.maxTurns) return end(failed("max_turns", `the agent made ${o.limits.maxTurns} model requests without finishing (native.max_turns)`));
     const messageId = `${o.runId}.${turn}`;
     let result;
+    // A signal of this turn only: the SDKs add an abort listener to the signal of every request and never remove it, which on the run's signal would pile up turn after turn.
+    const turnAbort = new AbortController();
+    const abortTurn = () => turnAbort.abort(o.signal.reason);
+    o.signal.addEventListener("abort", abortTurn, { once: true });
     try {
       result = await o.model.wire.turn(
         {
@@ -104,11 +108,13 @@ export async function runLoop(o: LoopOptions): Promise<AgentOutcome> {
           ...(planning && planSpec.length > 0 ? { forceTool: "plan" } : {}),
         },
         { text: (t) => o.emit({ type: "message.delta", data: { message_id: messageId, text: t } }), reasoning: () => {} },
-        o.signal,
+        turnAbort.signal,
       );
     } catch (err) {
       if (o.signal.aborted) return end(stopped());
       return end(outcomeOfModelError(err, o.model.provider, o.maxRetries));
+    } finally {
+      o.signal.removeEventListener("abort", abortTurn);
     }
     if (result.reasoning) o.emit({ type: "reasoning", data: { text: result.reasoning } });
     if (result.text) o.emit({ type: "message", data: { message_id: messageId, role: "assistant", text: result.text } });

@@ -47,3 +47,25 @@ export function loadConversation(repo: NativeSessionRepo, resumeSessionId: strin
   if (!row || !isTranscript(row.messages)) throw new RunFailure("resume_unsupported", `no stored conversation for session ${resumeSessionId}`);
   return repairTranscript(row.messages);
 }
+
+/**
+ * Serializes a growing conversation as `JSON.stringify(items)` would, item by item: items
+ * already serialized are not serialized again (the loop only appends; it never changes an
+ * item it pushed). A conversation that is not the one seen before (shorter, another first
+ * item) is serialized whole.
+ * @example const json = transcriptSerializer(); json(t); t.push(item); json(t) // only `item` is serialized anew
+ */
+export function transcriptSerializer(): (items: readonly TranscriptItem[]) => string {
+  let body = "";
+  let count = 0;
+  let first: TranscriptItem | undefined;
+  return (items) => {
+    if (items.length < count || items[0] !== first) {
+      body = "";
+      count = 0;
+    }
+    for (; count < items.length; count++) body += (count === 0 ? "" : ",") + JSON.stringify(items[count]);
+    first = items[0];
+    return `[${body}]`;
+  };
+}
