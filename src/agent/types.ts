@@ -120,6 +120,12 @@ export interface AgentAdapter {
    * (the `task` adapter collects artifacts here). May emit events (before the terminal one). Must not throw.
    */
   finalize?(ctx: AgentRunContext, outcome: AgentOutcome, emit: (e: RunEventInput) => void): Promise<AgentOutcome>;
+  /**
+   * Optional: checks a run's request when it is created, before anything is stored, so what
+   * would fail at run time is a 400 instead (the `openrunner` agent's model and provider).
+   * @throws ValidationError
+   */
+  checkRun?(metadata: { model?: string }): void;
   /** Optional: the actor that runs this adapter's runs instead of the process actor (the `openrunner` agent's model loop). */
   readonly actor?: CallbackActorLogic<ProcessActorReceived, ProcessActorInput, ProcessActorEmitted>;
 }

@@ -70,6 +70,10 @@ export const API_ERROR_CODES = {
   unknown_acp_agent: 400,
   /** An `acp` run without `metadata.acp_agent`. */
   acp_agent_required: 400,
+  /** An `openrunner` run whose `metadata.model` (else `native.model`) names no configured provider (`providers.<name>`). */
+  unknown_provider: 400,
+  /** An `openrunner` run without a model (no `metadata.model`, no `native.model`), or one that is not `<provider>/<model>`. */
+  invalid_model: 400,
   /** A permission decision whose `option_id` is not one of the request's options. */
   unknown_option: 400,
   /** `metadata.resume` names a run of another agent. */

@@ -258,6 +258,8 @@ export class RunManager {
     });
     const adapter = await this.#d.registry.require(plan.agentType);
     const agent = planAgent(plan, body, adapter.name, caller, config);
+    // The adapter's own checks of the request (openrunner: an unknown provider is a 400 here, not a run that fails).
+    adapter.checkRun?.(plan.metadata);
     if (plan.limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     // ACP: bind the adapter to `metadata.acp_agent` (unknown agent, resume without session/load: 400 here, not at run time).
     const runAdapter = isAcpAdapter(adapter)

@@ -294,13 +294,27 @@ describe("the openrunner agent end to end", () => {
     });
   }
 
-  test("401 fails auth_failed; an unknown provider fails model_error", T, async () => {
+  test("401 fails auth_failed", T, async () => {
     model.setScenario({ turns: [{ error: { status: 401 }, times: 1 }] });
     const a = await run("x", { model: "claude/m1" });
     assert.equal(last(a.evs).data.error.code, "auth_failed", describeEvents(a.evs));
-    const b = await run("x", { model: "nope/m1" });
-    assert.equal(last(b.evs).data.error.code, "model_error", describeEvents(b.evs));
-    assert.match(last(b.evs).data.error.message as string, /unknown provider "nope"/);
+  });
+
+  test("an unknown provider, or a model without one, answers 400 at creation", T, async () => {
+    const create = (ref: string) => s.api("/api/runs", { method: "POST", token, json: { input: { text: "x" }, metadata: { agent_type: "openrunner", model: ref } } });
+    const before = model.requests.length;
+    const unknown = await create("nope/m1");
+    assert.equal(unknown.status, 400);
+    const ue = ((await unknown.json()) as { error: { code: string; message: string; details: { field: string } } }).error;
+    assert.equal(ue.code, "unknown_provider");
+    assert.match(ue.message, /unknown provider "nope".*configured: oai, chat, claude, pricey/);
+    assert.equal(ue.details.field, "metadata.model");
+    for (const bad of ["m1", "oai/", "/m1"]) {
+      const res = await create(bad);
+      assert.equal(res.status, 400, bad);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, "invalid_model", bad);
+    }
+    assert.equal(model.requests.length, before, "no model request was made");
   });
 });
 

@@ -101,6 +101,7 @@ export function createNativeAdapter(o: NativeAdapterOptions): NativeAdapter {
     command() {
       throw new RunFailure("internal", "the openrunner agent has no command; its runs are executed by the native actor");
     },
+    checkRun: (metadata) => providers.check(metadata.model),
     createParser: wrongActorParser,
     actor: nativeActor,
   };

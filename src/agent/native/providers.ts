@@ -7,6 +7,7 @@
  * The SDK clients are made once per provider and never read the environment themselves; keys
  * never reach a log line or an event.
  */
+import { ValidationError } from "../../errors.ts";
 import { RunFailure } from "../../protocol/errors.ts";
 import type { ModelPrice } from "./pricing.ts";
 import { createAnthropicWire } from "./wire/anthropic.ts";
@@ -62,6 +63,11 @@ export interface ProviderSet {
    * @throws RunFailure `model_error` (no model, unknown provider), `auth_failed` (no key where one is needed)
    */
   resolve(ref: string | undefined): ResolvedModel;
+  /**
+   * Checks a run's model reference at creation (undefined: the default model), without making a client.
+   * @throws ValidationError 400 `invalid_model` (no model, not `<provider>/<model>`), `unknown_provider`
+   */
+  check(ref: string | undefined): void;
 }
 
 /**
@@ -81,8 +87,18 @@ export function createProviderSet(providers: Record<string, ProviderConfig>, env
     clients.set(name, wire);
     return wire;
   };
+  const configured = () => Object.keys(providers).join(", ") || "none";
   return {
     names: () => Object.keys(providers),
+    check(ref) {
+      const r = ref ?? defaultModel;
+      const field = ref === undefined ? "native.model" : "metadata.model";
+      if (!r) throw new ValidationError("no model: set metadata.model to <provider>/<model>, or native.model in the configuration", { field: "metadata.model" }, "invalid_model");
+      const i = r.indexOf("/");
+      if (i <= 0 || i === r.length - 1) throw new ValidationError(`model ${JSON.stringify(r)} is not <provider>/<model>`, { field }, "invalid_model");
+      const provider = r.slice(0, i);
+      if (!Object.hasOwn(providers, provider)) throw new ValidationError(`unknown provider ${JSON.stringify(provider)} in model ${JSON.stringify(r)}; configured: ${configured()}`, { field, provider }, "unknown_provider");
+    },
     resolve(ref) {
       const r = ref ?? defaultModel;
       if (!r) throw new RunFailure("model_error", "no model: set metadata.model to <provider>/<model>, or native.model in the configuration");
