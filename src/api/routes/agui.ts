@@ -27,20 +27,12 @@ import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
 import { streamRunEvents } from "../sse.ts";
 import { validateQuery } from "../validate.ts";
+import { readLastEventId } from "../last-event-id.ts";
 
 const AguiQuery = Type.Object(
   { after: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })), access_token: Type.Optional(Type.String()) },
   { additionalProperties: false },
 );
-
-/** Last-Event-ID, else `?after=`, as `GET /api/runs/:id/events` reads them. @throws ValidationError `invalid_last_event_id` */
-function readAfter(ctx: AppContext, after: string | undefined): number {
-  const header = ctx.get("Last-Event-ID");
-  const raw = header !== "" ? header : after;
-  if (raw === undefined) return 0;
-  if (!/^[0-9]{1,15}$/.test(raw.trim())) throw new ValidationError("Last-Event-ID / after must be a non-negative integer", { value: raw }, "invalid_last_event_id");
-  return Number(raw.trim());
-}
 
 /** One SSE frame of an AG-UI event; `id` on the last frame of a RunEvent's group. */
 function frame(e: AguiEvent, id?: number): string {
@@ -55,7 +47,7 @@ export function createAguiRoutes(deps: AppDeps, manager: RunManager): RouteModul
     const q = validateQuery(AguiQuery, ctx.query);
     const run = manager.get(ctx.state.user, ctx.params.id!);
     const channel = manager.channelFor(run);
-    const after = Math.min(readAfter(ctx, q.after), channel.lastAppendedId);
+    const after = Math.min(readLastEventId(ctx, q.after), channel.lastAppendedId);
     // The mapper sees every event from the first (it tracks open messages); only those after the cursor are written.
     const mapper = createAguiMapper(threadId !== undefined ? { threadId } : {});
     ctx.respond = false;

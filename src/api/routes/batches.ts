@@ -18,9 +18,10 @@ import type { RunManager } from "../../run/manager.ts";
 import type { Caller } from "../../run/plan.ts";
 import type { BatchRow, Store } from "../../store/types.ts";
 import { streamBatchEvents } from "../batch-sse.ts";
-import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
+import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
 import { validateBody, validateQuery } from "../validate.ts";
+import { readLastEventId } from "../last-event-id.ts";
 
 const EventsQuery = Type.Object(
   {
@@ -42,15 +43,6 @@ function visibleBatch(store: Store, caller: Caller, id: string): BatchRow {
 export function viewBatch(store: Store, b: BatchRow): BatchViewT {
   const runs = store.batches.runs(b.id);
   return { batch_id: b.id, user_id: b.user_id, created_at: b.created_at, total: runs.length, counts: countByStatus(runs), run_ids: runs.map((r) => r.id), done: allTerminal(runs) };
-}
-
-/** Last-Event-ID or `?after=`, as the run stream reads it. @throws ValidationError `invalid_last_event_id` */
-function readAfter(ctx: AppContext, after: string | undefined): number {
-  const header = ctx.get("Last-Event-ID");
-  const raw = header !== "" ? header : after;
-  if (raw === undefined) return 0;
-  if (!/^[0-9]{1,15}$/.test(raw.trim())) throw new ValidationError("Last-Event-ID / after must be a non-negative integer", { value: raw }, "invalid_last_event_id");
-  return Number(raw.trim());
 }
 
 /** Builds the batch route module. */
@@ -92,7 +84,7 @@ export function createBatchRoutes(deps: AppDeps, manager: RunManager): RouteModu
     const q = validateQuery(EventsQuery, ctx.query);
     const b = visibleBatch(deps.store, ctx.state.user, ctx.params.id!);
     const feed = manager.batches;
-    const after = Math.min(readAfter(ctx, q.after), feed.lastId(b.id)); // as for runs: an id beyond the last would skip events to come
+    const after = Math.min(readLastEventId(ctx, q.after), feed.lastId(b.id)); // as for runs: an id beyond the last would skip events to come
     if (ctx.accepts("text/event-stream", "application/json") === "application/json") {
       const limit = q.limit === undefined ? 1000 : Number(q.limit);
       if (limit < 1 || limit > 10000) throw new ValidationError("limit must be from 1 to 10000", { value: q.limit });

@@ -13,10 +13,11 @@ import { dataJsonOf, isTerminalType, type RunEvent, type RunStatus } from "../..
 import { formatTraceparent, parseTraceparent } from "../../protocol/trace-context.ts";
 import { ChatResponse, CreateRunBody, CreateRunResponse, EventPageResponse, RunListQuery as ListQuery, RunListResponse, RunView } from "../../protocol/requests.ts";
 import { AnswerPermissionBody, PendingPermissionList, PermissionDecisionView } from "../../protocol/requests.ts";
-import type { AppContext, AppDeps, AppState, RouteModule } from "../context.ts";
+import type { AppDeps, AppState, RouteModule } from "../context.ts";
 import { errorResponses, type OperationSpec } from "../openapi.ts";
 import { streamRunEvents } from "../sse.ts";
 import { validateBody, validateQuery } from "../validate.ts";
+import { readLastEventId } from "../last-event-id.ts";
 
 const EventsQuery = Type.Object(
   {
@@ -26,15 +27,6 @@ const EventsQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-
-/** Parses Last-Event-ID or `?after=`; a malformed value is a 400, not a silent replay from 0. */
-function readAfter(ctx: AppContext, after: string | undefined): number {
-  const header = ctx.get("Last-Event-ID");
-  const raw = header !== "" ? header : after;
-  if (raw === undefined) return 0;
-  if (!/^[0-9]{1,15}$/.test(raw.trim())) throw new ValidationError("Last-Event-ID / after must be a non-negative integer", { value: raw }, "invalid_last_event_id");
-  return Number(raw.trim());
-}
 
 /** Most bytes of event data in one JSON page; at least one event is always returned. */
 const MAX_PAGE_BYTES = 4 * 1024 * 1024;
@@ -105,7 +97,7 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
     const run = manager.get(ctx.state.user, ctx.params.id!);
     const channel = manager.channelFor(run);
     // An id beyond the last event would skip events still to come: clamp it.
-    const after = Math.min(readAfter(ctx, q.after), channel.lastAppendedId);
+    const after = Math.min(readLastEventId(ctx, q.after), channel.lastAppendedId);
     if (ctx.accepts("text/event-stream", "application/json") === "application/json") {
       const limit = boundedLimit(q.limit, 1000, 10000);
       const events = capByBytes(channel.readStored(after, limit), MAX_PAGE_BYTES);
