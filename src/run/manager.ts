@@ -35,14 +35,11 @@ import { acpActor } from "../agent/acp/actor.ts";
 import { isAcpAdapter, isAcpRunAdapter } from "../agent/acp/adapter.ts";
 import type { RunAs } from "../agent/run-as.ts";
 import type { AgentRegistry } from "../agent/registry.ts";
-import type { AgentAdapter, ProcessActorInput } from "../agent/types.ts";
+import type { ProcessActorInput } from "../agent/types.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Config } from "../config/schema.ts";
-import { acquireRunContainer } from "../container/acquire.ts";
 import type { WarmPool } from "../container/pool.ts";
-import type { ProjectSlot } from "../container/project-slots.ts";
 import type { ProjectContainers } from "../container/projects.ts";
-import type { ContainerRunEvent } from "../container/run-container.ts";
 import type { ContainerClient } from "../container/types.ts";
 import { AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
@@ -58,12 +55,12 @@ import { recoverInterruptedRuns } from "./recovery.ts";
 import { createStallWatchdog } from "./stall.ts";
 import { homesOf, readSession } from "../agent/sessions/index.ts";
 import { isSessionAgent } from "../protocol/sessions.ts";
-import { formatTraceparent, parseTraceparent, runSpanContext } from "../protocol/trace-context.ts";
 import { runMachine, type PrepareOutput } from "./machine.ts";
+import { agentRunContext, prepareRun, type Launch } from "./launch.ts";
 import type { CreateRunBody } from "../protocol/requests.ts";
 import { checkWorkspaceFree, type LivePlacement } from "./placement.ts";
-import { planAgent, planContainer, planRun, type AgentPlan, type Caller, type ContainerPlan, type RunPlan, type WorkspacePlan } from "./plan.ts";
-import { ensureHome, resolveRunCwd } from "./workspace.ts";
+import { planAgent, planContainer, planRun, type Caller, type RunPlan, type WorkspacePlan } from "./plan.ts";
+import { resolveRunCwd } from "./workspace.ts";
 
 
 export interface RunManagerDeps {
@@ -88,20 +85,6 @@ export interface RunManagerDeps {
   now?: () => number;
 }
 
-/** What {@link RunManager} launches: the plan and what create() resolved for it. */
-interface Launch {
-  plan: RunPlan;
-  agent: AgentPlan;
-  container: ContainerPlan | null;
-  /** The resolved working directory (absolute). */
-  cwd: string;
-  body: CreateRunBody;
-  adapter: AgentAdapter;
-  /** The adapter bound to the run (ACP: to its agent). */
-  runAdapter: AgentAdapter;
-  /** The project's turn, claimed (project runs). */
-  slot?: ProjectSlot;
-}
 
 interface ActiveRun extends ProjectionState {
   id: string;
@@ -345,7 +328,6 @@ export class RunManager {
     const { plan, cwd, body, adapter, slot } = l;
     const id = plan.runId;
     const channel = this.#newChannel(id, 0);
-    const md = plan.metadata;
     // The stall watchdog (stall.ts; off unless stall_secs) hears every event of the run through `emit`.
     const baseUrl = this.#d.config.agents?.[adapter.name]?.base_url;
     const stall = createStallWatchdog(this.#d.config, { runId: id, emit: (e) => channel.append(e), openRequests: () => this.#permissions.listOpen(id).map((p) => p.request_id), fail: (message) => actor.send({ type: "FAIL", code: "stalled", message }), modelBaseUrls: baseUrl ? [baseUrl] : [], log: this.#log });
@@ -366,26 +348,12 @@ export class RunManager {
       persist: (key, write) => this.#d.writer.alongside(key, write),
       log: this.#log,
       ...(this.#d.runAs ? { runAs: this.#d.runAs } : {}),
-      ctx: {
-        run_id: id,
-        text: body.input.text,
-        cwd,
-        home: `${this.#d.dirs.homes}/${plan.homeKey}`,
-        ...(md.model ? { model: md.model } : {}),
-        ...(md.extra_args ? { extra_args: md.extra_args } : {}),
-        ...(md.mcp_servers ? { mcp_servers: md.mcp_servers } : {}),
-        ...(plan.resumed?.session_id ? { resume_session_id: md.resume_session ?? plan.resumed.session_id } : {}),
-        server_env: this.#d.serverEnv,
-        ...(plan.limits ? { in_container: true } : {}),
-        ...(l.agent.task ? { task: l.agent.task } : {}),
-        ...(md.plan ? { plan: true } : {}),
-        ...(md.traceparent ? { traceparent: traceparentOfRun(id, md.traceparent) } : {}),
-      },
+      ctx: agentRunContext(l, { homesRoot: this.#d.dirs.homes, serverEnv: this.#d.serverEnv }),
     };
     const machine = runMachine.provide({
       actors: {
         agent: adapter.actor ?? (isAcpAdapter(adapter) ? acpActor : processActor),
-        prepare: fromPromise<PrepareOutput, { runId: string }>(({ signal }) => this.#prepare(l, emit, signal)),
+        prepare: fromPromise<PrepareOutput, { runId: string }>(({ signal }) => prepareRun(l, { homesRoot: this.#d.dirs.homes, docker: this.#d.docker, config: this.#d.config, log: this.#log }, emit, signal)),
       },
     });
     const actor = createActor(machine, {
@@ -421,36 +389,7 @@ export class RunManager {
     });
   }
 
-  /** The `prepare` step of a run's machine: its isolated home, then its container (docker runs), acquired in one call. */
-  async #prepare(l: Launch, emit: (e: ContainerRunEvent) => void, signal: AbortSignal): Promise<PrepareOutput> {
-    const homes = this.#d.dirs.homes;
-    const home = { dir: await ensureHome(homes, l.plan.homeKey), root: homes };
-    if (!l.container) return {};
-    const docker = this.#d.docker!;
-    const { project, ...need } = l.container;
-    const container = await acquireRunContainer(
-      {
-        ...need,
-        runId: l.plan.runId,
-        userId: l.plan.userId,
-        workspace: l.cwd,
-        home,
-        emit,
-        signal,
-        ...(project ? { project: { ...project, slot: l.slot! } } : {}),
-      },
-      {
-        client: docker.client,
-        instance: docker.instance,
-        user: this.#d.config.docker!.user,
-        ...(this.#d.config.docker!.network ? { network: this.#d.config.docker!.network } : {}),
-        ...(docker.pool ? { pool: docker.pool } : {}),
-        ...(docker.projects ? { projects: docker.projects } : {}),
-        log: this.#log,
-      },
-    );
-    return { container };
-  }
+
 
   /** The container a live docker run's agent runs in (from its `run.started`); undefined otherwise. */
   liveContainerId(runId: string): string | undefined {
@@ -628,11 +567,6 @@ export class RunManager {
 }
 
 
-/** The `traceparent` of a run's own span (child of the caller's), for the agent's `TRACEPARENT`; the caller's as it is when the run id is not a ULID. */
-function traceparentOfRun(runId: string, parent: string): string {
-  const own = runSpanContext(runId, parseTraceparent(parent));
-  return own ? formatTraceparent(own) : parent;
-}
 
 async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
