@@ -11,6 +11,7 @@
 // /run/openrunner/desktop.json (the bind-mounted directory the server watches), so readiness is
 // reported, never slept for.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, renameSync, watch, writeFileSync, existsSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -23,7 +24,12 @@ const NOVNC_PORT = 6080;
 const AUDIO_PORT = 6081;
 const SIZE = process.env.OPENRUNNER_DESKTOP_SIZE || "1280x800";
 
-const state = { display: DISPLAY, size: SIZE, ports: { novnc: NOVNC_PORT, audio: AUDIO_PORT }, services: { xvfb: "starting", wm: "starting", vnc: "starting", novnc: "starting", audio: "starting", ime: "starting" }, errors: {} };
+// The desktop's own secret: the VNC password (VNC uses 8 characters) and the audio stream's key. Other containers on the
+// run's network reach ports 6080/6081 directly, not through the authenticated proxy; without the secret they get
+// nothing. It is published in the status file (in the launcher directory, which only this container and the server see)
+// and put into the links the run's owner gets from GET /api/runs/:id/desktop.
+const SECRET = randomBytes(6).toString("base64url");
+const state = { secret: SECRET, display: DISPLAY, size: SIZE, ports: { novnc: NOVNC_PORT, audio: AUDIO_PORT }, services: { xvfb: "starting", wm: "starting", vnc: "starting", novnc: "starting", audio: "starting", ime: "starting" }, errors: {} };
 function publish() {
   const tmp = `${STATUS}.${process.pid}`;
   writeFileSync(tmp, JSON.stringify({ ...state, updated_at: new Date().toISOString() }));
@@ -78,7 +84,7 @@ service("wm", "openbox", ["--sm-disable"]);
 // openbox has no readiness signal of its own; it is up once it runs on a ready display.
 set("wm", "ready");
 
-service("vnc", "x11vnc", ["-display", DISPLAY, "-rfbport", "5900", "-localhost", "-forever", "-shared", "-nopw", "-noxdamage", "-quiet"], {
+service("vnc", "x11vnc", ["-display", DISPLAY, "-rfbport", "5900", "-localhost", "-forever", "-shared", "-passwd", SECRET, "-noxdamage", "-quiet"], {
   onLine: (l) => {
     if (/^PORT=5900/.test(l)) set("vnc", "ready");
   },
@@ -140,12 +146,17 @@ function wavHeader(rate) {
 }
 http
   .createServer((req, res) => {
-    if (req.url !== "/stream.wav" && req.url !== "/") {
+    const u = new URL(req.url ?? "/", "http://desktop");
+    if (u.pathname !== "/stream.wav" && u.pathname !== "/") {
       res.writeHead(404).end();
       return;
     }
-    if (req.url === "/") {
-      res.writeHead(200, { "content-type": "text/html" }).end('<audio controls autoplay src="stream.wav"></audio>');
+    if (u.searchParams.get("key") !== SECRET) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (u.pathname === "/") {
+      res.writeHead(200, { "content-type": "text/html" }).end(`<audio controls autoplay src="stream.wav?key=${SECRET}"></audio>`);
       return;
     }
     const rec = spawn("parec", ["-d", "desktop.monitor", "--format=s16le", "--rate=44100", "--channels=2", "--raw"], { env, stdio: ["ignore", "pipe", "ignore"] });

@@ -8,7 +8,8 @@
  * the launcher or exec).
  */
 import { watch } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ContainerError } from "./errors.ts";
@@ -45,6 +46,11 @@ export type DesktopServiceState = "starting" | "ready" | "failed";
 
 /** What a desktop container reports about itself. */
 export interface DesktopStatus {
+  /**
+   * The desktop's own secret, made by the container at start: the VNC password and the audio stream's `key`. Ports
+   * 6080/6081 are reachable from other containers on the run's network, so they answer nothing without it.
+   */
+  secret?: string;
   display: string;
   /** `WIDTHxHEIGHT`. */
   size: string;
@@ -57,12 +63,24 @@ export interface DesktopStatus {
 
 /** The desktop's status as last written, or undefined when there is none (not a desktop container, not started yet). */
 export async function readDesktopStatus(socketDir: string): Promise<DesktopStatus | undefined> {
+  // The container writes this folder: no symlink followed, no FIFO or device waited on, at most 64 KiB read.
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    return JSON.parse(await readFile(path.join(socketDir, DESKTOP_STATUS_FILE), "utf8")) as DesktopStatus;
+    fh = await open(path.join(socketDir, DESKTOP_STATUS_FILE), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > MAX_STATUS_BYTES) return undefined;
+    const buf = Buffer.alloc(st.size);
+    const { bytesRead } = await fh.read(buf, 0, st.size, 0);
+    return JSON.parse(buf.subarray(0, bytesRead).toString("utf8")) as DesktopStatus;
   } catch {
     return undefined;
+  } finally {
+    await fh?.close().catch(() => {});
   }
 }
+
+/** Most bytes of a desktop status file read. */
+const MAX_STATUS_BYTES = 64 * 1024;
 
 /** Every service ready, or one failed (no point waiting for the others). */
 const settled = (st: DesktopStatus | undefined) => st !== undefined && (Object.values(st.services).every((v) => v === "ready") || Object.values(st.services).includes("failed"));

@@ -157,6 +157,12 @@ describe("a desktop in the run's container", { skip: SKIP ? "OPENRUNNER_SKIP_DOC
     const first = await reader.read();
     assert.equal(Buffer.from(first.value!).toString("latin1", 0, 4), "RIFF");
     await reader.cancel();
+    // Other containers on the run's network reach port 6081 without the proxy: it answers nothing without the desktop's key.
+    const keyless = new URL(redeem.headers.get("location")!, s.url);
+    assert.ok(keyless.searchParams.has("key"), "the owner's audio link carries the desktop's key");
+    keyless.searchParams.delete("key");
+    assert.equal((await fetch(keyless, { headers: { cookie } })).status, 403, "the audio stream needs the desktop's key");
+    assert.match(desk.url, /[?&]password=/, "the owner's noVNC link carries the VNC password (x11vnc runs with it, not -nopw)");
 
     // A real browser opens the link (cookie, redirect) and noVNC connects over the proxied WebSocket.
     const browser = await launchBrowser();

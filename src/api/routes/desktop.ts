@@ -68,9 +68,11 @@ export function createDesktopRoutes(deps: AppDeps, o: DesktopRouteOptions): Rout
     };
     const wsPath = encodeURIComponent(`api/runs/${d.runId}/proxy/${NOVNC_PORT}/websockify`);
     const s = d.status.services;
+    const secret = d.status.secret;
     const body: DesktopResponse = {
-      url: link(NOVNC_PORT, "vnc.html", `autoconnect=1&path=${wsPath}`),
-      audio_url: link(AUDIO_PORT, "stream.wav", ""),
+      // The desktop's secret (its VNC password and audio key) goes to the run's owner only, inside these links.
+      url: link(NOVNC_PORT, "vnc.html", `autoconnect=1&path=${wsPath}${secret ? `&password=${encodeURIComponent(secret)}` : ""}`),
+      audio_url: link(AUDIO_PORT, "stream.wav", secret ? `key=${encodeURIComponent(secret)}` : ""),
       expires_at: new Date(exp * 1000).toISOString(),
       display: d.status.display,
       size: d.status.size,
