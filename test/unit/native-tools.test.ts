@@ -100,6 +100,16 @@ describe("file tools", () => {
     assert.equal((await call("grep", { pattern: "outside" })).output, "No matches.", "the link to the parent is not followed");
     assert.match((await call("grep", { pattern: "(" })).output, /invalid regular expression/);
   });
+
+  test("a pattern that backtracks exponentially ends as a tool error within the matching budget, not a stalled server", async () => {
+    writeFileSync(path.join(root, "redos.txt"), `${"a".repeat(48)}!\n`);
+    // Unbounded, this match would run for hours: the test's own timeout is the check that it ends.
+    const r = await call("grep", { pattern: "^(a+)+$", path: "redos.txt" });
+    assert.equal(r.is_error, true, r.output);
+    assert.equal((r.detail as { reason?: string }).reason, "pattern_too_slow");
+    assert.match(r.output, /took more than 1000 ms/);
+    assert.equal((await call("grep", { pattern: "^a+!$", path: "redos.txt" })).output, `redos.txt:1: ${"a".repeat(48)}!`);
+  });
 });
 
 describe("bash", () => {

@@ -4,6 +4,7 @@
  * `grep` (lines matching a JavaScript regular expression, optionally in files matching a glob).
  */
 import { Type } from "@sinclair/typebox";
+import { BoundedMatcher, MatchBudgetExceeded } from "../bounded-match.ts";
 import { globToRegExp } from "../glob.ts";
 import { toolFailure } from "./errors.ts";
 import { toolError, type NativeTool } from "./types.ts";
@@ -16,6 +17,17 @@ export const MAX_GLOB_RESULTS = 500;
 export const MAX_GREP_FILE_BYTES = 1024 * 1024;
 /** Characters of one matching line `grep` shows. */
 const MAX_LINE_CHARS = 300;
+/**
+ * Matching time one `glob` or `grep` call may spend in its patterns, ms (see `../bounded-match.ts`): the longest the
+ * server's event loop can be held by one pathological pattern.
+ */
+export const MATCH_BUDGET_MS = 1000;
+
+/** A tool error for a pattern that ran out of matching time; other errors are rethrown. */
+function budgetError(err: unknown) {
+  if (err instanceof MatchBudgetExceeded) return toolError(err.message, { reason: "pattern_too_slow" });
+  throw err;
+}
 
 const join = (base: string, rel: string) => (base === "." || base === "" ? rel : `${base.replace(/\/+$/, "")}/${rel}`);
 
@@ -36,18 +48,17 @@ export const globTool: NativeTool<typeof GlobInput> = {
   async run(input, ctx) {
     const base = input.path ?? ".";
     try {
-      const re = globToRegExp(input.pattern);
-      const found: string[] = [];
-      let more = false;
-      const cut = await ctx.fs.walk(
-        base,
-        (rel, e) => {
-          if (e.type === "dir" || !re.test(rel)) return;
-          if (found.length >= MAX_GLOB_RESULTS) return (more = true) && false;
-          found.push(join(base, rel));
-        },
-        MAX_WALK_ENTRIES,
-      );
+      const re = new BoundedMatcher(globToRegExp(input.pattern), MATCH_BUDGET_MS);
+      const files: string[] = [];
+      const cut = await ctx.fs.walk(base, (rel, e) => void (e.type !== "dir" && files.push(rel)), MAX_WALK_ENTRIES);
+      let hits: number[];
+      try {
+        hits = re.matching(files, MAX_GLOB_RESULTS + 1);
+      } catch (err) {
+        return budgetError(err);
+      }
+      const more = hits.length > MAX_GLOB_RESULTS;
+      const found = hits.slice(0, MAX_GLOB_RESULTS).map((i) => join(base, files[i]!));
       const notes = [...(more ? [`[more than ${MAX_GLOB_RESULTS} matches; narrow the pattern]`] : []), ...(cut ? [`[search stopped after ${MAX_WALK_ENTRIES} entries]`] : [])];
       return { output: found.length > 0 ? [...found, ...notes].join("\n") : ["No files match.", ...notes].join("\n"), is_error: false, detail: { matches: found.length } };
     } catch (err) {
@@ -75,13 +86,13 @@ export const grepTool: NativeTool<typeof GrepInput> = {
   mutating: false,
   async run(input, ctx) {
     const base = input.path ?? ".";
-    let re: RegExp;
+    let re: BoundedMatcher;
     try {
-      re = new RegExp(input.pattern, input.ignore_case ? "i" : "");
+      re = new BoundedMatcher(new RegExp(input.pattern, input.ignore_case ? "i" : ""), MATCH_BUDGET_MS);
     } catch (err) {
       return toolError(`invalid regular expression: ${(err as Error).message}`, { reason: "bad_pattern" });
     }
-    const only = input.glob ? globToRegExp(input.glob) : undefined;
+    const only = input.glob ? new BoundedMatcher(globToRegExp(input.glob), MATCH_BUDGET_MS) : undefined;
     const max = input.max_results ?? 100;
     const hits: string[] = [];
     try {
@@ -95,7 +106,12 @@ export const grepTool: NativeTool<typeof GrepInput> = {
         },
       );
       if (single) files.push(base);
-      else await ctx.fs.walk(base, (rel, e) => void (e.type === "file" && (!only || only.test(rel)) && files.push(join(base, rel))), MAX_WALK_ENTRIES);
+      else {
+        const all: string[] = [];
+        await ctx.fs.walk(base, (rel, e) => void (e.type === "file" && all.push(rel)), MAX_WALK_ENTRIES);
+        const kept = only ? only.matching(all).map((i) => all[i]!) : all;
+        for (const rel of kept) files.push(join(base, rel));
+      }
       for (const f of files) {
         if (hits.length >= max) break;
         let text: string;
@@ -106,12 +122,11 @@ export const grepTool: NativeTool<typeof GrepInput> = {
         }
         if (text.length > MAX_GREP_FILE_BYTES || text.includes("\u0000")) continue;
         const lines = text.split("\n");
-        for (let i = 0; i < lines.length && hits.length < max; i++) {
-          if (re.test(lines[i]!)) hits.push(`${f}:${i + 1}: ${lines[i]!.slice(0, MAX_LINE_CHARS)}`);
-        }
+        for (const i of re.matching(lines, max - hits.length)) hits.push(`${f}:${i + 1}: ${lines[i]!.slice(0, MAX_LINE_CHARS)}`);
       }
       return { output: hits.length > 0 ? hits.join("\n") + (hits.length >= max ? `\n[stopped at ${max} matches]` : "") : "No matches.", is_error: false, detail: { matches: hits.length } };
     } catch (err) {
+      if (err instanceof MatchBudgetExceeded) return budgetError(err);
       return toolFailure(err, ctx.fs, base);
     }
   },
