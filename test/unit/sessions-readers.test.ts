@@ -159,3 +159,18 @@ test("OpenCode: top-level sessions of a copy of its database, parts through its 
   assert.deepEqual(detail.events.map((e) => e.type), ["agent.session", "message", "tool.call", "tool.result", "usage"]);
   assert.equal(await readSession("opencode", "ses_sub", homes), undefined, "sub-sessions are left out");
 });
+
+test("OpenCode: a database whose session table is a view (the file's own query) is not read: no session, no hang", async (t) => {
+  const root = mkdtempSync(path.join(os.tmpdir(), "sessions-opencode-view-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const home = path.join(root, "run_01");
+  const dir = path.join(home, ".local", "share", "opencode");
+  mkdirSync(dir, { recursive: true });
+  const db = new Database(path.join(dir, "opencode.db"));
+  // Read, this view would never end: the check refuses it before any query touches it.
+  db.exec(`CREATE VIEW session AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT x AS id, NULL AS parent_id, '' AS directory, '' AS title, 0 AS time_created, 0 AS time_updated FROM n;
+    CREATE TABLE message (id text PRIMARY KEY, session_id text, time_created integer, time_updated integer, data text);
+    CREATE TABLE part (id text PRIMARY KEY, message_id text, session_id text, time_created integer, time_updated integer, data text);`);
+  db.close();
+  assert.deepEqual(await listSessions("opencode", [{ dir: home, runId: "run_01" }]), []);
+});

@@ -59,6 +59,7 @@ export async function readOpencodeSessions(home: string): Promise<OpencodeSessio
     if (wal) await writeFile(`${file}-wal`, wal, { mode: 0o600 });
     const conn = new Database(file, { fileMustExist: true });
     try {
+      checkPlainTables(conn);
       return querySessions(conn);
     } finally {
       conn.close();
@@ -69,6 +70,26 @@ export async function readOpencodeSessions(home: string): Promise<OpencodeSessio
 }
 
 type Row = Record<string, unknown>;
+
+/** The tables the sessions are read from. */
+const TABLES = ["session", "message", "part"];
+
+/**
+ * The agent wrote this file, so it is checked before any query: SQL functions are not trusted from its schema, the
+ * connection cannot write, and `session`, `message` and `part` must be ordinary tables (a view, for instance over an
+ * endless recursive query, or a virtual table would run the file's own code when read; better-sqlite3 is synchronous,
+ * so that would hold the server's event loop).
+ * @throws Error naming the object that is not an ordinary table
+ */
+function checkPlainTables(conn: Database.Database): void {
+  conn.pragma("trusted_schema = OFF");
+  conn.pragma("query_only = ON");
+  const objects = conn.prepare(`SELECT name, type, sql FROM sqlite_schema WHERE name IN (${TABLES.map(() => "?").join(", ")})`).all(...TABLES) as Array<{ name: string; type: string; sql: string | null }>;
+  for (const name of TABLES) {
+    const o = objects.find((x) => x.name === name);
+    if (!o || o.type !== "table" || /^\s*CREATE\s+VIRTUAL\b/i.test(o.sql ?? "")) throw new Error(`opencode.db: ${name} is not an ordinary table`);
+  }
+}
 
 function querySessions(conn: Database.Database): OpencodeSession[] {
   const sessions = conn.prepare("SELECT id, directory, title, time_created, time_updated FROM session WHERE parent_id IS NULL ORDER BY time_created").all() as Row[];
