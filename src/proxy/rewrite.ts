@@ -87,8 +87,13 @@ export function rewriteSetCookie(cookie: string, prefix: string): string | null 
   return out.join(";");
 }
 
-/** Applies {@link rewriteLocation} and {@link rewriteSetCookie} to a response's headers, in place. */
+/**
+ * Applies {@link rewriteLocation} and {@link rewriteSetCookie} to a response's headers, in place, and drops
+ * `Service-Worker-Allowed`: proxied content shares the dashboard's origin, and that header is what would let a page
+ * of a run's port register a service worker for `/` (the dashboard) instead of only under its own proxy path.
+ */
 export function rewriteResponseHeaders(headers: IncomingHttpHeaders, prefix: string, port: number): void {
+  delete headers["service-worker-allowed"];
   const location = headers.location;
   if (typeof location === "string") headers.location = rewriteLocation(location, prefix, port);
   const cookies = headers["set-cookie"];
