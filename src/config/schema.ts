@@ -106,6 +106,12 @@ export const ConfigSchema = Type.Object(
         allowed_commands: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 1000, default: [] }),
         /** Hosts an HTTP MCP server's URL may name: exact names or IP literals (`127.0.0.1`, `localhost` for loopback), `*.example.com` for any subdomain. */
         allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 1000, default: [] }),
+        /**
+         * Environment variable names a stdio MCP server of a run may be given (`metadata.mcp_servers.<name>.env`); any
+         * other name is refused (an allowed command can often be turned into another one through its environment:
+         * `GIT_CONFIG_*`, `BASH_FUNC_*`, loader variables). Loader and start-up variables stay refused even if listed.
+         */
+        allowed_env: Type.Array(Type.String({ minLength: 1, maxLength: 256, pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), { maxItems: 1000, default: [] }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -21,7 +21,7 @@ const SERVERS: McpServers = {
   files: { command: "mcp-files", args: ["--root", "."], env: { TOKEN: "t\"1" } },
   web: { type: "http", url: "https://mcp.example.com/mcp", headers: { Authorization: "Bearer x" } },
 };
-const ALLOW = { allowed_commands: ["mcp-files"], allowed_hosts: ["*.example.com", "127.0.0.1"] };
+const ALLOW = { allowed_commands: ["mcp-files"], allowed_hosts: ["*.example.com", "127.0.0.1"], allowed_env: ["TOKEN", "LD_PRELOAD", "BASH_FUNC_x%%"] };
 
 function refused(servers: McpServers, code: string): void {
   assert.throws(() => checkMcpServers(servers, ALLOW), (e: unknown) => e instanceof ValidationError && e.code === code);
@@ -33,6 +33,8 @@ test("the allow-lists: listed commands and hosts pass; anything else is refused 
   refused({ x: { command: "/bin/sh" } }, "mcp_command_not_allowed");
   refused({ x: { command: "mcp-files", env: { LD_PRELOAD: "/x.so" } } }, "mcp_command_not_allowed");
   refused({ x: { command: "mcp-files", env: { NODE_OPTIONS: "--require /x.js" } } }, "mcp_command_not_allowed");
+  refused({ x: { command: "mcp-files", env: { GIT_CONFIG_COUNT: "1" } } }, "mcp_command_not_allowed"); // not in allowed_env
+  refused({ x: { command: "mcp-files", env: { LD_PRELOAD: "/x.so" } } }, "mcp_command_not_allowed"); // listed, still a loader variable
   refused({ x: { url: "https://example.com/mcp" } }, "mcp_url_not_allowed"); // *.example.com is subdomains only
   refused({ x: { url: "https://evil.com/mcp" } }, "mcp_url_not_allowed");
   refused({ x: { url: "https://a:b@mcp.example.com/mcp" } }, "mcp_url_not_allowed");
