@@ -172,8 +172,10 @@ async function ensureUser(engine: Engine, username: string): Promise<Caller> {
 /**
  * One reader of a run's channel as an async iterator: the channel pushes
  * chunks into a queue, paused above `highWaterMark` and resumed as the
- * consumer drains it. A reader detached for lagging re-subscribes after the
- * last id it delivered, so the consumer sees no gap and no duplicate.
+ * consumer drains it. A reader detached for lagging subscribes again after
+ * the last id it queued once the consumer has drained the queue below half
+ * the mark, so the consumer sees no gap and no duplicate and the queue stays
+ * bounded.
  */
 function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEventsOptions): AsyncIterator<RunEvent> {
   const high = o.highWaterMark ?? 10_000;
@@ -185,6 +187,7 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
   let wake: (() => void) | undefined;
   let sub: { close(): void; resume(): void } | undefined;
   let paused = false;
+  let lagged = false;
   const notify = () => {
     const w = wake;
     wake = undefined;
@@ -209,13 +212,24 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
         return !paused;
       },
       lagged() {
-        queueMicrotask(() => {
-          if (!ended) subscribe();
-        });
+        // Detached for falling behind: subscribe again after lastId once the consumer has drained the buffer (next()).
+        lagged = true;
+        sub = undefined;
+        notify();
       },
       end: () => finish(), // after the terminal event, or at shutdown: the consumer drains what is buffered
-
     });
+  };
+  /** Subscribes (again); a run deleted meanwhile, or an engine closing, ends the iteration with that error. */
+  const resubscribe = () => {
+    lagged = false;
+    paused = false;
+    try {
+      subscribe();
+    } catch (err) {
+      failure = err;
+      finish();
+    }
   };
   let started = false;
   return {
@@ -225,21 +239,19 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
         if (o.signal?.aborted) finish();
         else {
           o.signal?.addEventListener("abort", onAbort, { once: true });
-          try {
-            subscribe();
-          } catch (err) {
-            failure = err;
-            finish();
-          }
+          resubscribe();
         }
       }
       for (;;) {
         if (head < queue.length) {
           const ev = queue[head++]!;
           if (head > 1024 && head * 2 > queue.length) queue.splice(0, head), (head = 0);
-          if (paused && queue.length - head < high / 2) {
-            paused = false;
-            sub?.resume();
+          if (queue.length - head < high / 2) {
+            if (lagged && !ended) resubscribe();
+            else if (paused) {
+              paused = false;
+              sub?.resume();
+            }
           }
           return { value: ev, done: false };
         }
@@ -249,6 +261,10 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
           throw err;
         }
         if (ended) return { value: undefined, done: true };
+        if (lagged) {
+          resubscribe();
+          continue;
+        }
         await new Promise<void>((resolve) => (wake = resolve));
       }
     },

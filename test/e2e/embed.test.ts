@@ -26,7 +26,8 @@ async function collect(it: AsyncIterable<RunEvent>, until?: (e: RunEvent) => boo
 describe("createOpenRunner: the engine as a library", () => {
   let dir: string;
   let runner: OpenRunner;
-  const open = () => createOpenRunner({ settings: { data_dir: path.join(dir, "data") }, env, log: createSilentLogger() });
+  // A small live buffer per reader (16 events): a slow reader is held back by backpressure.
+  const open = () => createOpenRunner({ settings: { data_dir: path.join(dir, "data"), sse_buffer_events: 16 }, env, log: createSilentLogger() });
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "or-embed-"));
     runner = await open();
@@ -79,6 +80,18 @@ describe("createOpenRunner: the engine as a library", () => {
     await reading;
     assert.ok(seen.every((e, i) => e.id === i + 1), "no gap or duplicate before the abort");
     assert.equal((await runner.waitRun(run.id)).status, "cancelled");
+  });
+
+  test("a reader slower than the run, with a 16-event queue and a 16-event live buffer, is paused and resumed and still sees every event once, in order", async () => {
+    const run = await runner.startRun({ input: { text: "seq 1 3000" }, metadata: { agent_type: "shell" } });
+    const seen: RunEvent[] = [];
+    for await (const e of runner.events(run.id, { highWaterMark: 16 })) {
+      seen.push(e);
+      if (seen.length % 8 === 0) await new Promise((r) => setTimeout(r, 1)); // slower than the run writes
+    }
+    assert.deepEqual(seen.map((e) => e.id), seen.map((_, i) => i + 1));
+    assert.equal(seen.filter((e) => e.type === "log").length, 3000);
+    assert.equal(seen.at(-1)!.type, "run.completed");
   });
 
   test("one engine per data folder; reopened, the runs and the owning user are still there", async () => {
