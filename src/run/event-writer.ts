@@ -184,13 +184,15 @@ export class EventWriter {
     this.#deliver(batch, after);
   }
 
-  /** {@link alongside} writes without events: one transaction of their own. */
+  /** {@link alongside} writes without events: one transaction of their own; on a store error they go back and are retried like events. */
   #flushWritesOnly(): void {
     const writes = this.#takeWrites();
     try {
       this.#opts.store.transaction(() => this.#runWrites(writes));
     } catch (err) {
       this.#opts.onError?.(err);
+      this.#restoreWrites(writes);
+      this.#retryLater([]);
     }
   }
 }
