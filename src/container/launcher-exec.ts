@@ -8,6 +8,7 @@
  * whole tree, the exit code in shell convention, `exec_failed` (126/127) when
  * the program or cwd does not exist.
  */
+import { lstat } from "node:fs/promises";
 import net from "node:net";
 import { PassThrough, Writable } from "node:stream";
 import { ContainerError } from "../errors.ts";
@@ -18,10 +19,14 @@ import type { ExecExit, ExecHandle, ExecSignal, ExecSpec } from "./types.ts";
 const ANSWER_TIMEOUT_MS = 10_000;
 
 /**
- * Connects to the launcher's socket; undefined when nothing listens there (no socket, refused, path too long):
- * the caller falls back to the engine's exec.
+ * Connects to the launcher's socket; undefined when nothing listens there (no socket, a symlink or anything but a
+ * socket at the path, refused, path too long): the caller falls back to the engine's exec.
  */
-export function connectLauncher(socketPath: string): Promise<net.Socket | undefined> {
+export async function connectLauncher(socketPath: string): Promise<net.Socket | undefined> {
+  // The container can write the socket's folder: only a socket itself is connected to, never a symlink it put there
+  // (which could point the server at another container's launcher).
+  const st = await lstat(socketPath).catch(() => undefined);
+  if (!st?.isSocket()) return undefined;
   return new Promise((resolve) => {
     const sock = net.createConnection(socketPath);
     const fail = () => {

@@ -10,11 +10,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
-import { launcherRequest } from "../../src/container/launcher-exec.ts";
+import { connectLauncher, launcherRequest } from "../../src/container/launcher-exec.ts";
 import { LAUNCHER_SCRIPT, prepareLauncherDir, withLauncher, type LauncherContainerHandle } from "../../src/container/launcher-handle.ts";
 import { createFrameReader, encodeControl, encodeFrame, FRAME, MAX_FRAME_BYTES } from "../../src/container/launcher-protocol.ts";
 import type { ContainerHandle, ContainerState, ExecHandle, ExecSpec } from "../../src/container/types.ts";
@@ -103,6 +103,14 @@ describe("launcher on this machine", () => {
     assert.equal(err().trim(), x.marker);
     assert.equal(await x.running(), false);
     assert.equal(inner.execs.length, 0, "no engine exec");
+  });
+
+  test("a symlink the container put at a launcher's socket path is not followed: that handle falls back to the engine's exec", async () => {
+    const other = (await prepareLauncherDir(path.join(root, "l"), "c2", `${process.getuid!()}:${process.getgid!()}`))!;
+    symlinkSync(path.join(dir, "s"), path.join(other, "s")); // points at c1's live launcher
+    assert.equal(await connectLauncher(path.join(other, "s")), undefined);
+    assert.equal(await launcherRequest(path.join(other, "s"), { op: "ping" }), undefined);
+    assert.ok(await launcherRequest(path.join(dir, "s"), { op: "ping" }), "the real socket still answers");
   });
 
   test("stdin reaches the process only when asked; without it the process reads EOF", async () => {
