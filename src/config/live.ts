@@ -132,7 +132,10 @@ export class LiveConfig {
     return changes;
   }
 
-  /** Writes the patch's leaves into the YAML file, keeping the rest of the document; atomic (temp file + rename). */
+  /**
+   * Writes the patch's leaves into the YAML file, keeping the rest of the document; atomic (temp file + rename).
+   * The file keeps its mode, without group and other bits when the patch writes a secret.
+   */
   #persist(patch: Obj): void {
     const file = this.#file!;
     const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
@@ -142,7 +145,10 @@ export class LiveConfig {
       else doc.setIn(segments, value);
     }
     const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-    const mode = fs.existsSync(file) ? fs.statSync(file).mode & 0o777 : 0o600;
+    // A patch that writes a secret leaves the file readable by its owner only, whatever its mode was.
+    const secret = leavesOf(patch, []).some(([segments, value]) => value !== null && segments.some((_, i) => isSecretSetting(segments.slice(0, i + 1).map(String))));
+    const was = fs.existsSync(file) ? fs.statSync(file).mode & 0o777 : 0o600;
+    const mode = secret ? was & 0o700 : was;
     fs.writeFileSync(tmp, doc.toString(), { mode });
     fs.renameSync(tmp, file);
   }

@@ -7,7 +7,7 @@
  */
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import supertest from "supertest";
@@ -206,6 +206,14 @@ describe("config routes", () => {
     const reloaded = loadConfigWithSources({ env: { OPENRUNNER_CONFIG: file, OPENRUNNER_JWT_SECRET: JWT_SECRET }, cwd: tmp });
     assert.equal(reloaded.config.max_concurrent_runs, 6, "the file still loads");
     assert.equal(published.at(-1)!.persisted, true);
+  });
+
+  test("PATCH ?persist=true of a secret leaves the file readable by its owner only; other patches keep its mode", async () => {
+    chmodSync(file, 0o644);
+    assert.equal((await request.patch("/api/config?persist=true").set(as("admin")).send({ max_concurrent_runs: 7 })).status, 200);
+    assert.equal(statSync(file).mode & 0o777, 0o644);
+    assert.equal((await request.patch("/api/config?persist=true").set(as("admin")).send({ agents: { codex: { api_key: "sk-new-key-456" } } })).status, 200);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
   });
 
   test("persist without a configuration file is 409 config_not_persistable, and nothing is applied", async () => {
