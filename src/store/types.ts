@@ -1,7 +1,10 @@
 /**
- * Repository interfaces of the store. The embedded implementation is SQLite
- * (`sqlite.ts`, better-sqlite3 in WAL mode); PostgreSQL can implement the same
- * interfaces later (docs/architecture.md#not-built). All timestamps are ISO 8601 UTC strings.
+ * Repository interfaces of the store, asynchronous so that one set of interfaces has two
+ * implementations: the embedded SQLite one (`sqlite.ts`, better-sqlite3 in WAL mode, the
+ * default) and PostgreSQL (`postgres/`, the `pg` driver, for several processes on several
+ * machines). One shared test suite (`test/unit/store-suite.ts`) runs against both. All
+ * timestamps are ISO 8601 UTC strings. A method that finds nothing resolves `undefined`
+ * (or `false`); a refused write rejects with the error named in its comment.
  */
 import type { BatchEvent } from "../protocol/batches.ts";
 import type { RunEvent, RunEventType, RunStatus, Usage } from "../protocol/events.ts";
@@ -55,23 +58,23 @@ export interface RunRow {
 }
 
 export interface UserRepo {
-  count(): number;
-  create(u: { username: string; password_hash: string; role: Role }): UserRow;
-  getById(id: string): UserRow | undefined;
-  getByUsername(username: string): UserRow | undefined;
-  list(): UserRow[];
+  count(): Promise<number>;
+  create(u: { username: string; password_hash: string; role: Role }): Promise<UserRow>;
+  getById(id: string): Promise<UserRow | undefined>;
+  getByUsername(username: string): Promise<UserRow | undefined>;
+  list(): Promise<UserRow[]>;
   /** Deletes the user, their API keys, runs and events. Returns false if absent. */
-  delete(id: string): boolean;
+  delete(id: string): Promise<boolean>;
 }
 
 export interface ApiKeyRepo {
-  create(k: { user_id: string; name: string; prefix: string; key_hash: string }): ApiKeyRow;
+  create(k: { user_id: string; name: string; prefix: string; key_hash: string }): Promise<ApiKeyRow>;
   /** The active (not revoked) key with this hash. */
-  getActiveByHash(key_hash: string): ApiKeyRow | undefined;
-  listByUser(user_id: string): ApiKeyRow[];
+  getActiveByHash(key_hash: string): Promise<ApiKeyRow | undefined>;
+  listByUser(user_id: string): Promise<ApiKeyRow[]>;
   /** Marks revoked; false if absent, not the user's, or already revoked. */
-  revoke(id: string, user_id: string): boolean;
-  touch(id: string, at: string): void;
+  revoke(id: string, user_id: string): Promise<boolean>;
+  touch(id: string, at: string): Promise<void>;
 }
 
 export interface RunListQuery {
@@ -87,25 +90,37 @@ export interface RunListQuery {
 }
 
 export interface RunRepo {
-  insert(r: Omit<RunRow, "started_at" | "ended_at" | "result" | "error" | "exit_code" | "usage" | "session_id" | "last_event_id" | "batch_id"> & { batch_id?: string }): RunRow;
-  get(id: string): RunRow | undefined;
+  insert(r: Omit<RunRow, "started_at" | "ended_at" | "result" | "error" | "exit_code" | "usage" | "session_id" | "last_event_id" | "batch_id"> & { batch_id?: string }): Promise<RunRow>;
+  get(id: string): Promise<RunRow | undefined>;
   /** Newest first; `next_cursor` is null on the last page. */
-  list(q: RunListQuery): { runs: RunRow[]; next_cursor: string | null };
-  update(id: string, patch: Partial<Omit<RunRow, "id" | "user_id">>): void;
+  list(q: RunListQuery): Promise<{ runs: RunRow[]; next_cursor: string | null }>;
+  update(id: string, patch: Partial<Omit<RunRow, "id" | "user_id">>): Promise<void>;
   /** Runs in a non-terminal status (for recovery at start). */
-  listNonTerminal(): RunRow[];
+  listNonTerminal(): Promise<RunRow[]>;
   /** Deletes the run and its events. */
-  delete(id: string): boolean;
+  delete(id: string): Promise<boolean>;
 }
 
 export interface EventRepo {
-  /** Inserts events (any runs) in one transaction. */
-  insertBatch(events: readonly RunEvent[]): void;
+  /**
+   * Inserts events numbered by the caller (any runs) in one transaction (the caller's, inside
+   * {@link Store.transaction}) and raises each run's `last_event_id` to its highest id. This is
+   * the single-writer path: the process that runs a run numbers its events.
+   * @throws an error that {@link isConstraintViolation} recognizes when an id is taken or the run is gone.
+   */
+  insertBatch(events: readonly RunEvent[]): Promise<void>;
+  /**
+   * Numbers and stores events of one run: ids are taken from the run's `last_event_id` inside
+   * the transaction (a row lock on PostgreSQL), so writers in several processes get gap-free,
+   * unique ids. Resolves the stored events, in order.
+   * @throws NotFoundError (`run_not_found`) when the run does not exist.
+   */
+  append(run_id: string, drafts: ReadonlyArray<Pick<RunEvent, "ts" | "type" | "data">>): Promise<RunEvent[]>;
   /** Events of a run with `id > after`, ascending, at most `limit`. */
-  list(run_id: string, after: number, limit: number): RunEvent[];
+  list(run_id: string, after: number, limit: number): Promise<RunEvent[]>;
   /** Highest stored id of a run, 0 if none. */
-  lastId(run_id: string): number;
-  countByType(run_id: string, type: RunEventType): number;
+  lastId(run_id: string): Promise<number>;
+  countByType(run_id: string, type: RunEventType): Promise<number>;
 }
 
 /** A registered webhook (`/api/webhooks`). `secret` signs deliveries; it is never returned after creation. */
@@ -151,22 +166,22 @@ export interface WebhookAttemptRow {
 }
 
 export interface WebhookRepo {
-  create(w: { user_id: string; url: string; events: string[]; secret: string }): WebhookRow;
-  get(id: string): WebhookRow | undefined;
+  create(w: { user_id: string; url: string; events: string[]; secret: string }): Promise<WebhookRow>;
+  get(id: string): Promise<WebhookRow | undefined>;
   /** Oldest first. */
-  listByUser(user_id: string): WebhookRow[];
+  listByUser(user_id: string): Promise<WebhookRow[]>;
   /** Deletes the webhook and its deliveries; false if absent or not the user's. */
-  delete(id: string, user_id: string): boolean;
-  insertDelivery(d: { webhook_id: string; run_id: string; event_type: string; event_id: number; status: WebhookDeliveryStatus }): WebhookDeliveryRow;
-  updateDelivery(id: string, patch: { status: WebhookDeliveryStatus; attempts?: number }): void;
+  delete(id: string, user_id: string): Promise<boolean>;
+  insertDelivery(d: { webhook_id: string; run_id: string; event_type: string; event_id: number; status: WebhookDeliveryStatus }): Promise<WebhookDeliveryRow>;
+  updateDelivery(id: string, patch: { status: WebhookDeliveryStatus; attempts?: number }): Promise<void>;
   /** Records an attempt (and bumps the delivery's `attempts`). */
-  recordAttempt(a: WebhookAttemptRow): void;
+  recordAttempt(a: WebhookAttemptRow): Promise<void>;
   /** A webhook's deliveries, newest first, each with its attempts (oldest first). */
-  listDeliveries(webhook_id: string, limit: number): Array<WebhookDeliveryRow & { attempt_log: WebhookAttemptRow[] }>;
+  listDeliveries(webhook_id: string, limit: number): Promise<Array<WebhookDeliveryRow & { attempt_log: WebhookAttemptRow[] }>>;
   /** Keeps the newest `keep` deliveries of a webhook; returns how many were removed. */
-  pruneDeliveries(webhook_id: string, keep: number): number;
+  pruneDeliveries(webhook_id: string, keep: number): Promise<number>;
   /** Marks every `pending` delivery `abandoned` (at shutdown and at start); returns how many. */
-  abandonPending(): number;
+  abandonPending(): Promise<number>;
 }
 
 /** A batch of runs (`POST /api/runs/batch`). */
@@ -178,16 +193,16 @@ export interface BatchRow {
 
 /** Batches and their event streams. A batch's runs are the runs whose `batch_id` is its id. */
 export interface BatchRepo {
-  insert(b: BatchRow): BatchRow;
-  get(id: string): BatchRow | undefined;
+  insert(b: BatchRow): Promise<BatchRow>;
+  get(id: string): Promise<BatchRow | undefined>;
   /** The batch's runs, in creation (request) order. */
-  runs(id: string): Array<{ id: string; status: RunStatus }>;
+  runs(id: string): Promise<Array<{ id: string; status: RunStatus }>>;
   /** Stores an event of the batch's stream (the caller numbers it: last id + 1). */
-  appendEvent(e: BatchEvent): void;
+  appendEvent(e: BatchEvent): Promise<void>;
   /** Events of a batch with `id > after`, ascending, at most `limit`. */
-  listEvents(batch_id: string, after: number, limit: number): BatchEvent[];
+  listEvents(batch_id: string, after: number, limit: number): Promise<BatchEvent[]>;
   /** Highest stored event id of a batch, 0 if none. */
-  lastEventId(batch_id: string): number;
+  lastEventId(batch_id: string): Promise<number>;
 }
 
 /** The stored conversation of one session of the `openrunner` agent (`src/agent/native/`). */
@@ -208,17 +223,17 @@ export interface NativeSessionRow {
 /** Conversations of the `openrunner` agent. */
 export interface NativeSessionRepo {
   /** The session, or undefined. */
-  get(sessionId: string): NativeSessionRow | undefined;
+  get(sessionId: string): Promise<NativeSessionRow | undefined>;
   /**
    * Creates or replaces the session's conversation (`updated_at` is set here). `messages_json`:
    * the conversation already serialized (`JSON.stringify(messages)`), so a growing conversation
    * is not serialized whole again every turn.
    */
-  save(row: Omit<NativeSessionRow, "updated_at" | "messages"> & ({ messages: unknown[] } | { messages_json: string })): void;
+  save(row: Omit<NativeSessionRow, "updated_at" | "messages"> & ({ messages: unknown[] } | { messages_json: string })): Promise<void>;
 }
 
-/** The store: repositories plus lifecycle. */
-export interface Store {
+/** The repositories, as seen outside and inside a transaction. */
+export interface Repos {
   users: UserRepo;
   apiKeys: ApiKeyRepo;
   runs: RunRepo;
@@ -227,8 +242,31 @@ export interface Store {
   /** Conversations of the `openrunner` agent, by session (`native-session-repo.ts`). */
   nativeSessions: NativeSessionRepo;
   batches: BatchRepo;
-  /** Runs `fn` in one transaction. */
-  transaction<T>(fn: () => T): T;
-  /** Closes the database; safe to call twice. */
-  close(): void;
+  /**
+   * Runs `fn` in one transaction and resolves what it resolves; the repositories `fn` gets
+   * (`tx`) write inside it, and `tx.transaction` nests (a savepoint: its failure rolls back
+   * only its own writes). When `fn` rejects, everything it wrote is rolled back and the
+   * rejection is passed on. Use `tx` inside `fn`, never the outer store (on SQLite the outer
+   * store waits for the transaction to end: it would never resolve).
+   */
+  transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+}
+
+/** Which implementation a {@link Store} is. */
+export type StoreKind = "sqlite" | "postgres";
+
+/** The store: repositories plus lifecycle. */
+export interface Store extends Repos {
+  readonly kind: StoreKind;
+  /** Closes the database (waits for running queries); safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * True for a write refused by a constraint of either implementation: a taken key or a missing
+ * parent row (SQLite `SQLITE_CONSTRAINT*`, PostgreSQL SQLSTATE class 23).
+ */
+export function isConstraintViolation(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | null)?.code ?? "");
+  return code.startsWith("SQLITE_CONSTRAINT") || /^23[0-9A-Z]{3}$/.test(code);
 }
