@@ -7,9 +7,10 @@ import type { Database as Db } from "better-sqlite3";
 import type { BatchEvent } from "../protocol/batches.ts";
 import type { RunStatus } from "../protocol/events.ts";
 import type { BatchRepo, BatchRow } from "./types.ts";
+import type { SyncOf } from "./sqlite-gate.ts";
 
 /** Builds the {@link BatchRepo} over an open database (migration 3 applied). */
-export function createBatchRepo(db: Db): BatchRepo {
+export function createBatchRepo(db: Db): SyncOf<BatchRepo> {
   const insert = db.prepare("INSERT INTO batches (id, user_id, created_at) VALUES (@id, @user_id, @created_at)");
   const byId = db.prepare("SELECT id, user_id, created_at FROM batches WHERE id = ?");
   const runs = db.prepare("SELECT id, status FROM runs WHERE batch_id = ? ORDER BY rowid");

@@ -8,11 +8,12 @@
  */
 import type { Database as Db } from "better-sqlite3";
 import type { NativeSessionRepo, NativeSessionRow } from "./types.ts";
+import type { SyncOf } from "./sqlite-gate.ts";
 
 const COLS = "session_id, run_id, parent_id, model, messages, updated_at";
 
 /** Creates the repository on an open, migrated database. */
-export function createNativeSessionRepo(db: Db): NativeSessionRepo {
+export function createNativeSessionRepo(db: Db): SyncOf<NativeSessionRepo> {
   const upsert = db.prepare(
     `INSERT INTO native_sessions (${COLS}) VALUES (@session_id, @run_id, @parent_id, @model, @messages, @updated_at)
      ON CONFLICT (session_id) DO UPDATE SET model = excluded.model, messages = excluded.messages, updated_at = excluded.updated_at`,

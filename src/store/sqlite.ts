@@ -10,7 +10,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
 import { monotonicFactory } from "ulid";
-import { ConflictError, ValidationError } from "../errors.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { RunEvent, RunEventType } from "../protocol/events.ts";
 import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../protocol/events.ts";
 import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
@@ -18,7 +18,8 @@ import { applyMigrations } from "./migrations.ts";
 import { createWebhookRepo } from "./webhook-repo.ts";
 import { createNativeSessionRepo } from "./native-session-repo.ts";
 import { createBatchRepo } from "./batch-repo.ts";
-import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow } from "./types.ts";
+import { asyncRepo, attempt, SqliteGate, type SyncOf, type SyncRepos } from "./sqlite-gate.ts";
+import type { ApiKeyRepo, ApiKeyRow, BatchRepo, EventRepo, NativeSessionRepo, Repos, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow, WebhookRepo } from "./types.ts";
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -32,7 +33,8 @@ export interface SqliteStoreOptions {
 
 /**
  * Opens (creating if needed) the SQLite database at `opts.file`, applies
- * pending migrations and returns the {@link Store}.
+ * pending migrations and returns the {@link Store} (its methods resolve at once unless a
+ * transaction is open: `sqlite-gate.ts`).
  *
  * Ids: users `usr_<ulid>`, API keys `key_<ulid>`; runs keep the id the caller gives.
  * Timestamps are ISO 8601 UTC strings. Listing order: users and API keys
@@ -41,8 +43,8 @@ export interface SqliteStoreOptions {
  * @throws Error when the file cannot be opened or a migration fails.
  * @example
  * const store = openSqliteStore({ file: path.join(dataDir, "openrunner.db") });
- * const user = store.users.create({ username: "admin", password_hash, role: "admin" });
- * store.close();
+ * const user = await store.users.create({ username: "admin", password_hash, role: "admin" });
+ * await store.close();
  */
 export function openSqliteStore(opts: SqliteStoreOptions): Store {
   if (opts.file !== ":memory:" && !opts.file.startsWith("file:")) {
@@ -62,8 +64,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       checkpointer = startCheckpointer(path.resolve(opts.file), 1000);
     }
     const ulid = monotonicFactory(); // ids sort in creation order, even within one millisecond
-    const runInTransaction = db.transaction((fn: () => unknown) => fn());
-    return {
+    const sync: SyncRepos = {
       users: createUserRepo(db, ulid),
       apiKeys: createApiKeyRepo(db, ulid),
       runs: createRunRepo(db),
@@ -71,18 +72,38 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       webhooks: createWebhookRepo(db, ulid),
       nativeSessions: createNativeSessionRepo(db),
       batches: createBatchRepo(db),
-      // One better-sqlite3 transaction function made once (making one per call costs more than a small commit); a nested call is a savepoint.
-      transaction: <T>(fn: () => T): T => runInTransaction(fn) as T,
-      close: () => {
-        checkpointer?.stop();
-        if (!db.open) return;
-        try {
-          db.pragma("wal_checkpoint(TRUNCATE)");
-        } catch {
-          // another connection is busy; the WAL is replayed on the next open
-        }
-        db.close();
-      },
+    };
+    const gate = new SqliteGate(db);
+    const repos = (run: <T>(op: () => T) => Promise<T>) => ({
+      users: asyncRepo<UserRepo>(sync.users, run),
+      apiKeys: asyncRepo<ApiKeyRepo>(sync.apiKeys, run),
+      runs: asyncRepo<RunRepo>(sync.runs, run),
+      events: asyncRepo<EventRepo>(sync.events, run),
+      webhooks: asyncRepo<WebhookRepo>(sync.webhooks, run),
+      nativeSessions: asyncRepo<NativeSessionRepo>(sync.nativeSessions, run),
+      batches: asyncRepo<BatchRepo>(sync.batches, run),
+    });
+    // Inside a transaction calls run at once; outside they wait for an open transaction to end (sqlite-gate.ts).
+    const tx: Repos = { ...repos(attempt), transaction: (fn) => gate.savepoint(fn, tx) };
+    let closed = false;
+    const closeNow = (): void => {
+      if (closed) return;
+      closed = true;
+      checkpointer?.stop();
+      if (!db.open) return;
+      try {
+        db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch {
+        // another connection is busy; the WAL is replayed on the next open
+      }
+      db.close();
+    };
+    return {
+      kind: "sqlite",
+      ...repos((op) => gate.run(op)),
+      transaction: (fn) => gate.transaction(fn, tx),
+      // After a transaction still open has ended.
+      close: () => gate.run(closeNow),
     };
   } catch (err) {
     db.close();
@@ -104,7 +125,7 @@ function restrictFileModes(file: string): void {
   }
 }
 
-function createUserRepo(db: Db, ulid: () => string): UserRepo {
+function createUserRepo(db: Db, ulid: () => string): SyncOf<UserRepo> {
   const cols = "id, username, password_hash, role, created_at";
   const count = db.prepare("SELECT COUNT(*) FROM users").pluck();
   const insert = db.prepare(`INSERT INTO users (${cols}) VALUES (@id, @username, @password_hash, @role, @created_at)`);
@@ -132,7 +153,7 @@ function createUserRepo(db: Db, ulid: () => string): UserRepo {
   };
 }
 
-function createApiKeyRepo(db: Db, ulid: () => string): ApiKeyRepo {
+function createApiKeyRepo(db: Db, ulid: () => string): SyncOf<ApiKeyRepo> {
   const cols = "id, user_id, name, prefix, key_hash, created_at, last_used_at, revoked_at";
   const insert = db.prepare(
     `INSERT INTO api_keys (${cols}) VALUES (@id, @user_id, @name, @prefix, @key_hash, @created_at, @last_used_at, @revoked_at)`,
@@ -163,7 +184,7 @@ const PATCHABLE = new Set([
 ]);
 const RUN_COLS = "id, user_id, agent, status, input, metadata, cwd, created_at, started_at, ended_at, result, error, exit_code, usage, session_id, last_event_id, batch_id";
 
-function createRunRepo(db: Db): RunRepo {
+function createRunRepo(db: Db): SyncOf<RunRepo> {
   const insert = db.prepare(
     `INSERT INTO runs (id, user_id, agent, status, input, metadata, cwd, created_at, batch_id)
      VALUES (@id, @user_id, @agent, @status, @input, @metadata, @cwd, @created_at, @batch_id)`,
@@ -228,7 +249,7 @@ function createRunRepo(db: Db): RunRepo {
 
 const ROWS_PER_INSERT = 64;
 
-function createEventRepo(db: Db): EventRepo {
+function createEventRepo(db: Db): SyncOf<EventRepo> {
   const insert = db.prepare("INSERT INTO events (run_id, id, ts, type, data) VALUES (?, ?, ?, ?, ?)");
   const bumpLast = db.prepare("UPDATE runs SET last_event_id = MAX(last_event_id, ?) WHERE id = ?");
   const list = db.prepare("SELECT id, run_id, ts, type, data FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?");
@@ -260,7 +281,17 @@ function createEventRepo(db: Db): EventRepo {
     for (const [runId, id] of highest) bumpLast.run(id, runId);
   };
   const insertInTransaction = db.transaction(insertRows);
+  const reserve = db.prepare("UPDATE runs SET last_event_id = last_event_id + ? WHERE id = ? RETURNING last_event_id").pluck();
+  const appendInTransaction = db.transaction((runId: string, drafts: ReadonlyArray<Pick<RunEvent, "ts" | "type" | "data">>): RunEvent[] => {
+    const last = reserve.get(drafts.length, runId) as number | undefined;
+    if (last === undefined) throw new NotFoundError(`run ${runId}`);
+    const first = last - drafts.length + 1;
+    const events = drafts.map((d, i) => ({ id: first + i, run_id: runId, ts: d.ts, type: d.type, data: d.data }) as RunEvent);
+    insertRows(events);
+    return events;
+  });
   return {
+    append: (runId, drafts) => (drafts.length === 0 ? [] : appendInTransaction(runId, drafts)),
     insertBatch(events) {
       if (events.length === 0) return;
       // Inside the event writer's transaction already: no nested SAVEPOINT.

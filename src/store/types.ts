@@ -113,7 +113,7 @@ export interface EventRepo {
    * Numbers and stores events of one run: ids are taken from the run's `last_event_id` inside
    * the transaction (a row lock on PostgreSQL), so writers in several processes get gap-free,
    * unique ids. Resolves the stored events, in order.
-   * @throws NotFoundError (`run_not_found`) when the run does not exist.
+   * @throws NotFoundError (code `not_found`) when the run does not exist.
    */
   append(run_id: string, drafts: ReadonlyArray<Pick<RunEvent, "ts" | "type" | "data">>): Promise<RunEvent[]>;
   /** Events of a run with `id > after`, ascending, at most `limit`. */

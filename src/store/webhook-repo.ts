@@ -7,12 +7,13 @@
  */
 import type { Database as Db } from "better-sqlite3";
 import type { WebhookAttemptRow, WebhookDeliveryRow, WebhookRepo, WebhookRow } from "./types.ts";
+import type { SyncOf } from "./sqlite-gate.ts";
 
 const HOOK_COLS = "id, user_id, url, events, secret, created_at";
 const DELIVERY_COLS = "id, webhook_id, run_id, event_type, event_id, status, attempts, created_at, updated_at";
 
 /** Creates the repository on an open, migrated database; `ulid` makes sortable ids. */
-export function createWebhookRepo(db: Db, ulid: () => string): WebhookRepo {
+export function createWebhookRepo(db: Db, ulid: () => string): SyncOf<WebhookRepo> {
   const now = () => new Date().toISOString();
   const insertHook = db.prepare(`INSERT INTO webhooks (${HOOK_COLS}) VALUES (@id, @user_id, @url, @events, @secret, @created_at)`);
   const hookById = db.prepare(`SELECT ${HOOK_COLS} FROM webhooks WHERE id = ?`);
