@@ -188,7 +188,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   let manager: RunManager | undefined;
   const writer = new EventWriter({
     store,
-    project: (events) => manager?.project(events),
+    project: async (events, tx) => manager?.project(events, tx),
     onStored: (run_id, count) => bus.publish("run.events.stored", { run_id, count }),
     onError: (err) => log.error("event commit failed", { err: String(err) }),
     onDropped: (run_id, count, err) => log.error("events of a deleted run dropped", { run_id, count, err: String(err) }),
@@ -230,20 +230,21 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     ...(runAs ? { runAs } : {}),
   });
   const runs = manager;
-  const interrupted = runs.recover();
+  const interrupted = await runs.recover();
   if (interrupted.length > 0) log.warn("ended runs interrupted by the previous shutdown", { count: interrupted.length });
 
   try {
     await dockerClient().ping({ timeoutMs: 3000 });
     const swept = await sweeper.sweepOrphans({ adopt: (c) => c.labels[LABEL.kind] === "project" && c.state === "running" });
     // Running project containers are kept; processes of their runs that were in flight are killed.
-    await projects.adopt(swept.adopted, interrupted.flatMap((id) => store.runs.get(id) ?? []));
+    const interruptedRows = (await Promise.all(interrupted.map((id) => store.runs.get(id)))).filter((r) => r !== undefined);
+    await projects.adopt(swept.adopted, interruptedRows);
     await pool?.start();
     if (swept.removed.length > 0) log.info("removed containers of an earlier process", { count: swept.removed.length, instance });
     sweeper.start();
   } catch (err) {
     if (config.docker.default_isolation === "docker") {
-      store.close();
+      await store.close();
       lock.release();
       throw err;
     }
@@ -269,8 +270,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const close = () =>
     (closing ??= (async () => {
       await stopRuns();
-      writer.flush();
-      store.close();
+      await writer.flush();
+      await store.close();
       lock.release();
     })());
 

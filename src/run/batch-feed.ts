@@ -5,8 +5,10 @@
  * delivered, and when the change leaves every run of the batch terminal a
  * last `batch.done` event with the counts follows; the stream ends after it.
  * A subscription replays the stored events after its cursor, then follows
- * live; both happen on the one JS thread, so there is no gap and no duplicate
- * (the same rules as a run's stream, `channel.ts`).
+ * live. Store access is asynchronous, so every append and every subscription's
+ * replay-then-attach runs as one task of a serial queue: a subscriber attaches
+ * right after reading what was stored before it, so there is no gap and no
+ * duplicate (the same rules as a run's stream, `channel.ts`).
  *
  * The RunManager calls {@link BatchFeed.onRunStatus} from its status
  * publication, for runs created in a batch.
@@ -42,30 +44,54 @@ export function allTerminal(runs: ReadonlyArray<{ status: RunStatus }>): boolean
 export class BatchFeed {
   readonly #store: Store;
   readonly #now: () => Date;
+  readonly #onError: (err: unknown) => void;
   readonly #subs = new Map<string, Set<BatchSink>>();
   /** Last event id of each batch that has events and is not done yet (a done batch is read from the store). */
   readonly #lastId = new Map<string, number>();
   /** The runs not yet terminal of each batch created by this process ({@link track}): done is known without a query. */
   readonly #open = new Map<string, Set<string>>();
+  /** The feed's tasks, one after another (see the module comment). */
+  #queue: Promise<void> = Promise.resolve();
 
-  /** @param opts.now the clock of the events' `ts`; default the system's */
-  constructor(opts: { store: Store; now?: () => Date }) {
+  /**
+   * @param opts.now the clock of the events' `ts`; default the system's
+   * @param opts.onError told of a store error in a background task (the event is not stored, the feed goes on)
+   */
+  constructor(opts: { store: Store; now?: () => Date; onError?: (err: unknown) => void }) {
     this.#store = opts.store;
     this.#now = opts.now ?? (() => new Date());
+    this.#onError = opts.onError ?? (() => {});
+  }
+
+  /** Runs `task` after every task queued before it; resolves what it resolves. */
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const out = this.#queue.then(task);
+    this.#queue = out.then(
+      () => {},
+      (err: unknown) => this.#onError(err),
+    );
+    return out;
+  }
+
+  /** Resolves once every task queued so far has run (shutdown, tests). */
+  idle(): Promise<void> {
+    return this.#queue;
   }
 
   /**
    * A run of batch `batchId` changed status: stores and delivers a `run.status` event (unless the status is
-   * the same as `prev`), then `batch.done` when every run of the batch is terminal.
+   * the same as `prev`), then `batch.done` when every run of the batch is terminal. Queued; returns at once.
    */
   onRunStatus(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): void {
-    if (!this.#record(batchId, runId, status, prev) || !TERMINAL_STATUSES.includes(status)) return;
-    const open = this.#open.get(batchId);
-    if (!open) return this.#finishIfDone(batchId);
-    open.delete(runId);
-    if (open.size > 0) return;
-    this.#open.delete(batchId);
-    this.#finishIfDone(batchId);
+    void this.#serial(async () => {
+      if (!(await this.#record(batchId, runId, status, prev)) || !TERMINAL_STATUSES.includes(status)) return;
+      const open = this.#open.get(batchId);
+      if (!open) return this.#finishIfDone(batchId);
+      open.delete(runId);
+      if (open.size > 0) return;
+      this.#open.delete(batchId);
+      await this.#finishIfDone(batchId);
+    }).catch(() => {}); // told to onError by #serial
   }
 
   /** A new batch's runs (before their first status): the batch is done when each of them has had a terminal status. */
@@ -75,64 +101,73 @@ export class BatchFeed {
 
   /**
    * Runs ended by recovery at start (their status written straight to the store): records each batch run's
-   * final status, with the last status its batch's stream holds for it as `prev`.
+   * final status, with the last status its batch's stream holds for it as `prev`. Resolves once stored.
    */
-  recordRecovered(runIds: readonly string[]): void {
-    const byBatch = new Map<string, Array<{ id: string; status: RunStatus }>>();
-    for (const id of runIds) {
-      const row = this.#store.runs.get(id);
-      if (row?.batch_id) byBatch.set(row.batch_id, [...(byBatch.get(row.batch_id) ?? []), { id, status: row.status }]);
-    }
-    for (const [batchId, runs] of byBatch) {
-      const last = new Map<string, RunStatus>(); // each run's last streamed status, from one pass over the batch's stream
-      for (let cursor = 0; ; ) {
-        const page = this.readStored(batchId, cursor, REPLAY_PAGE);
-        for (const e of page) if (e.type === BATCH_RUN_STATUS) last.set(e.data.run_id, e.data.status);
-        if (page.length < REPLAY_PAGE) break;
-        cursor = page[page.length - 1]!.id;
+  recordRecovered(runIds: readonly string[]): Promise<void> {
+    return this.#serial(async () => {
+      const byBatch = new Map<string, Array<{ id: string; status: RunStatus }>>();
+      for (const id of runIds) {
+        const row = await this.#store.runs.get(id);
+        if (row?.batch_id) byBatch.set(row.batch_id, [...(byBatch.get(row.batch_id) ?? []), { id, status: row.status }]);
       }
-      let recorded = false;
-      for (const r of runs) recorded = this.#record(batchId, r.id, r.status, last.get(r.id) ?? null) || recorded;
-      if (recorded) this.#finishIfDone(batchId); // after every recovered run of the batch is recorded
-    }
+      for (const [batchId, runs] of byBatch) {
+        const last = new Map<string, RunStatus>(); // each run's last streamed status, from one pass over the batch's stream
+        for (let cursor = 0; ; ) {
+          const page = await this.readStored(batchId, cursor, REPLAY_PAGE);
+          for (const e of page) if (e.type === BATCH_RUN_STATUS) last.set(e.data.run_id, e.data.status);
+          if (page.length < REPLAY_PAGE) break;
+          cursor = page[page.length - 1]!.id;
+        }
+        let recorded = false;
+        for (const r of runs) recorded = (await this.#record(batchId, r.id, r.status, last.get(r.id) ?? null)) || recorded;
+        if (recorded) await this.#finishIfDone(batchId); // after every recovered run of the batch is recorded
+      }
+    });
   }
 
-  /** Highest stored event id of a batch (0: none). */
-  lastId(batchId: string): number {
-    return this.#lastId.get(batchId) ?? this.#store.batches.lastEventId(batchId);
+  /** Resolves the highest stored event id of a batch (0: none). */
+  async lastId(batchId: string): Promise<number> {
+    return this.#lastId.get(batchId) ?? (await this.#store.batches.lastEventId(batchId));
   }
 
-  /** True once the batch's `batch.done` is stored. */
-  isDone(batchId: string): boolean {
+  /** Resolves true once the batch's `batch.done` is stored. */
+  async isDone(batchId: string): Promise<boolean> {
     if (this.#lastId.has(batchId)) return false; // in progress: its last event is not batch.done
-    const last = this.#store.batches.lastEventId(batchId);
-    return last > 0 && this.#store.batches.listEvents(batchId, last - 1, 1)[0]?.type === BATCH_DONE;
+    const last = await this.#store.batches.lastEventId(batchId);
+    return last > 0 && (await this.#store.batches.listEvents(batchId, last - 1, 1))[0]?.type === BATCH_DONE;
   }
 
-  /** Stored events after `after`, ascending, at most `limit`. */
-  readStored(batchId: string, after: number, limit: number): BatchEvent[] {
+  /** Resolves the stored events after `after`, ascending, at most `limit`. */
+  readStored(batchId: string, after: number, limit: number): Promise<BatchEvent[]> {
     return this.#store.batches.listEvents(batchId, after, limit);
   }
 
   /**
    * Replays the stored events after `after` into `sink`, then delivers live ones; `sink.end()` follows
-   * `batch.done` (at once when it was replayed). Returns the function that detaches the sink.
+   * `batch.done` (at once when it was replayed). Returns the function that detaches the sink; the sink is
+   * called later, never before this returns. A store error while replaying ends the sink.
    */
   subscribe(batchId: string, after: number, sink: BatchSink): () => void {
-    for (let cursor = after; ; ) {
-      const page = this.readStored(batchId, cursor, REPLAY_PAGE);
-      for (const e of page) sink.event(e);
-      if (page.length < REPLAY_PAGE) break;
-      cursor = page[page.length - 1]!.id;
-    }
-    if (this.isDone(batchId)) {
-      sink.end();
-      return () => {};
-    }
-    let set = this.#subs.get(batchId);
-    if (!set) this.#subs.set(batchId, (set = new Set()));
-    set.add(sink);
+    let detached = false;
+    let set: Set<BatchSink> | undefined;
+    this.#serial(async () => {
+      for (let cursor = after; !detached; ) {
+        const page = await this.readStored(batchId, cursor, REPLAY_PAGE);
+        for (const e of page) if (!detached) sink.event(e);
+        if (page.length < REPLAY_PAGE) break;
+        cursor = page[page.length - 1]!.id;
+      }
+      if (detached) return;
+      if (await this.isDone(batchId)) return sink.end();
+      set = this.#subs.get(batchId);
+      if (!set) this.#subs.set(batchId, (set = new Set()));
+      set.add(sink);
+    }).catch(() => {
+      if (!detached) sink.end();
+    });
     return () => {
+      detached = true;
+      if (!set) return;
       set.delete(sink);
       if (set.size === 0 && this.#subs.get(batchId) === set) this.#subs.delete(batchId);
     };
@@ -145,21 +180,21 @@ export class BatchFeed {
   }
 
   /** Appends a `run.status` event; false when it is no change or the batch is done. */
-  #record(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): boolean {
-    if (status === prev || this.isDone(batchId)) return false;
-    this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_RUN_STATUS, data: { run_id: runId, status, prev } });
+  async #record(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): Promise<boolean> {
+    if (status === prev || (await this.isDone(batchId))) return false;
+    await this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_RUN_STATUS, data: { run_id: runId, status, prev } });
     return true;
   }
 
   /** Appends `batch.done` when every run of the batch is terminal (the rows are committed before their status is published). */
-  #finishIfDone(batchId: string): void {
-    const runs = this.#store.batches.runs(batchId);
-    if (allTerminal(runs)) this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_DONE, data: { counts: countByStatus(runs) } });
+  async #finishIfDone(batchId: string): Promise<void> {
+    const runs = await this.#store.batches.runs(batchId);
+    if (allTerminal(runs)) await this.#append({ id: 0, batch_id: batchId, ts: "", type: BATCH_DONE, data: { counts: countByStatus(runs) } });
   }
 
-  #append(draft: BatchEvent): void {
-    const e = { ...draft, id: this.lastId(draft.batch_id) + 1, ts: this.#now().toISOString() } as BatchEvent;
-    this.#store.batches.appendEvent(e);
+  async #append(draft: BatchEvent): Promise<void> {
+    const e = { ...draft, id: (await this.lastId(draft.batch_id)) + 1, ts: this.#now().toISOString() } as BatchEvent;
+    await this.#store.batches.appendEvent(e);
     if (e.type === BATCH_DONE) this.#lastId.delete(e.batch_id);
     else this.#lastId.set(e.batch_id, e.id);
     const set = this.#subs.get(e.batch_id);

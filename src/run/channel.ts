@@ -4,9 +4,11 @@
  * `append` numbers an event (1, 2, 3 … per run, no gaps) and hands it to the
  * {@link EventWriter}; once committed it is delivered to every subscription.
  * A subscription first replays stored events after its cursor (in pages, from
- * the store, honouring backpressure), then follows live. Because appends,
- * commits and store reads all happen on the one JS thread, the switch from
- * replay to live has no gap and no duplicate. A live subscriber that cannot
+ * the store, honouring backpressure), then follows live. While it replays, live
+ * batches are left to the store; the switch to live happens only when a store
+ * read came back empty AND the channel has committed nothing past the cursor
+ * (checked on the one JS thread, after the read resolves), so it has no gap and
+ * no duplicate even though reads are asynchronous. A live subscriber that cannot
  * keep up buffers at most `bufferLimit` events, then is told `lagged` and
  * dropped; it reconnects with Last-Event-ID and loses nothing.
  */
@@ -69,6 +71,8 @@ export class Subscription {
   #paused = false;
   #pending: RunEvent[] = [];
   #closed = false;
+  /** A replay loop is running (one at a time: `resume` during a read must not start a second). */
+  #pumping = false;
 
   constructor(
     private readonly channel: RunChannel,
@@ -111,18 +115,44 @@ export class Subscription {
   }
 
   /**
-   * Replays stored events page by page until caught up or paused. Chunks hold
-   * at most {@link MAX_CHUNK_CHARS} of frames; what a pause leaves of a page is
-   * read again from the store later.
+   * Replays stored events page by page until caught up or paused (in the background; one
+   * loop at a time). Chunks hold at most {@link MAX_CHUNK_CHARS} of frames; what a pause
+   * leaves of a page is read again from the store later. A store error ends the
+   * subscription as lagged at its cursor (the client reconnects with Last-Event-ID).
    */
   pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    this.#replay().catch(() => {
+        if (this.#closed) return;
+        const lastId = this.cursor;
+        this.close();
+        this.sink.lagged(lastId);
+      });
+  }
+
+  async #replay(): Promise<void> {
+    try {
+      await this.#replayPages();
+    } finally {
+      this.#pumping = false; // at once, not a microtask later: a resume() right after a pause must start a new loop
+    }
+  }
+
+  async #replayPages(): Promise<void> {
+    let emptyReads = 0;
     while (this.#replaying && !this.#paused && !this.#closed) {
-      const page = this.channel.readStored(this.cursor, REPLAY_PAGE);
+      const raw = await this.channel.readStored(this.cursor, REPLAY_PAGE);
+      if (this.#closed) return;
+      const page = raw[0] && raw[0].id <= this.cursor ? raw.filter((e) => e.id > this.cursor) : raw;
       if (page.length === 0) {
+        // Batches committed while the read was out were not offered to us: read again. A run deleted under us stores nothing more: give up after a few reads.
+        if (this.channel.committedId > this.cursor && ++emptyReads < 3) continue;
         this.#replaying = false;
         this.#maybeEnd();
         return;
       }
+      emptyReads = 0;
       let start = 0;
       let text = "";
       for (let i = 0; i < page.length && !this.#paused && !this.#closed; i++) {
@@ -192,6 +222,8 @@ export interface RunChannelOptions {
 export class RunChannel {
   readonly runId: string;
   #nextId: number;
+  /** Id of the last committed event (delivered to subscribers); the stored id at creation. */
+  committedId: number;
   #terminalAppended: boolean;
   /** Id of the terminal event once committed. */
   terminalId: number | null;
@@ -201,6 +233,7 @@ export class RunChannel {
   constructor(private readonly opts: RunChannelOptions) {
     this.runId = opts.runId;
     this.#nextId = opts.lastStoredId + 1;
+    this.committedId = opts.lastStoredId;
     this.terminalId = opts.terminalId ?? null;
     this.#terminalAppended = this.terminalId !== null;
   }
@@ -234,6 +267,7 @@ export class RunChannel {
   /** Writer callback: the batch is stored; deliver it. */
   onCommitted(events: RunEvent[]): void {
     const last = events[events.length - 1];
+    if (last && last.id > this.committedId) this.committedId = last.id;
     if (last && isTerminalType(last.type)) this.terminalId = last.id;
     let shared: EventChunk | null = null;
     const getShared = () => (shared ??= chunkOf(events));
@@ -245,7 +279,7 @@ export class RunChannel {
 
   /**
    * Subscribes from `after` (0 = from the start): replay from the store, then live.
-   * The sink may be called synchronously before this returns.
+   * The sink is called later, never before this returns.
    */
   subscribe(after: number, sink: EventSink): Subscription {
     const sub = new Subscription(this, Math.max(0, after), sink, this.opts.bufferLimit);
@@ -261,7 +295,7 @@ export class RunChannel {
   }
 
   /** @internal stored events after `after` (committed ones only). */
-  readStored(after: number, limit: number): RunEvent[] {
+  readStored(after: number, limit: number): Promise<RunEvent[]> {
     return this.opts.events.list(this.runId, after, limit);
   }
 

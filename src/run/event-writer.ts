@@ -4,8 +4,10 @@
  * macrotask turn (or at once past `maxBatch`), then hands each committed batch
  * back to its channel for delivery. So an event is always stored before any
  * subscriber sees it, and a burst of lines costs one commit, not one per event.
+ * One commit is in flight at a time: events enqueued meanwhile go in the next
+ * one, so batches are stored and delivered in the order they were enqueued.
  */
-import type { EventRepo, Store } from "../store/types.ts";
+import { isConstraintViolation, type Repos, type RunRow, type Store } from "../store/types.ts";
 import type { RunEvent } from "../protocol/events.ts";
 
 /** Receives the committed events of one run, in id order. */
@@ -14,12 +16,12 @@ export interface CommitListener {
 }
 
 export interface EventWriterOptions {
-  store: Pick<Store, "transaction"> & { events: EventRepo };
+  store: Pick<Store, "transaction">;
   /**
-   * Runs inside the commit transaction for every batch (row projections: status,
-   * session id …); callbacks it returns run after the commit.
+   * Runs inside the commit transaction for every batch, writing through `tx` (row projections:
+   * status, session id …); callbacks it resolves run after the commit.
    */
-  project?: (events: readonly RunEvent[]) => Array<() => void> | void;
+  project?: (events: readonly RunEvent[], tx: Repos) => Promise<Array<() => void> | void>;
   /** Called after each commit with the per-run counts. */
   onStored?: (runId: string, count: number) => void;
   /** Commit at once when this many events are pending. Default 10,000. */
@@ -37,7 +39,11 @@ export interface EventWriterOptions {
 export class EventWriter {
   #pending: RunEvent[] = [];
   /** Store writes to make in the next commit's transaction (see {@link alongside}), by key. */
-  #writes = new Map<string, () => void>();
+  #writes = new Map<string, Write>();
+  /** Run row patches for the next commit (see {@link patchRun}), merged per run. */
+  #patches = new Map<string, Partial<RunRow>>();
+  /** The commits so far, chained: each flush runs after the one before. */
+  #chain: Promise<void> = Promise.resolve();
   #listeners = new Map<string, CommitListener>();
   #scheduled: NodeJS.Immediate | null = null;
   #retry: NodeJS.Timeout | null = null;
@@ -51,8 +57,22 @@ export class EventWriter {
   enqueue(event: RunEvent, listener: CommitListener): void {
     this.#pending.push(event);
     this.#listeners.set(event.run_id, listener);
-    if (this.#pending.length >= this.#opts.maxBatch) this.flush();
-    else this.#scheduled ??= setImmediate(() => this.flush());
+    if (this.#pending.length >= this.#opts.maxBatch) void this.flush();
+    else this.#schedule();
+  }
+
+  #schedule(): void {
+    this.#scheduled ??= setImmediate(() => void this.flush());
+  }
+
+  /**
+   * Patches a run's row in the next commit, before that commit's events are projected (so a
+   * status set here, e.g. `preparing` at admission, is never written after the `running` of a
+   * later `run.started`). Patches of one run are merged, the later field winning.
+   */
+  patchRun(runId: string, patch: Partial<RunRow>): void {
+    this.#patches.set(runId, { ...this.#patches.get(runId), ...patch });
+    this.#schedule();
   }
 
   /**
@@ -61,9 +81,9 @@ export class EventWriter {
    * conversation, turn by turn) costs no commit of its own. A write that throws is rolled back
    * alone (a savepoint) and reported to `onError`; the events are stored all the same.
    */
-  alongside(key: string, write: () => void): void {
+  alongside(key: string, write: Write): void {
     this.#writes.set(key, write);
-    this.#scheduled ??= setImmediate(() => this.flush());
+    this.#schedule();
   }
 
   /** Number of events not yet committed. */
@@ -71,43 +91,57 @@ export class EventWriter {
     return this.#pending.length;
   }
 
-  /** Commits `events` in one transaction with their projections; throws what the store throws. */
-  #commit(events: RunEvent[]): Array<() => void> {
-    let after: Array<() => void> | void = undefined;
+  /** Commits `events` in one transaction with the pending row patches, their projections and the pending writes; rejects with what the store throws. */
+  async #commit(events: RunEvent[]): Promise<Array<() => void>> {
     const writes = this.#takeWrites();
+    const patches = this.#takePatches();
     try {
-      this.#opts.store.transaction(() => {
-        this.#opts.store.events.insertBatch(events);
-        after = this.#opts.project?.(events);
-        this.#runWrites(writes);
+      const after = await this.#opts.store.transaction(async (tx) => {
+        for (const [runId, patch] of patches) await tx.runs.update(runId, patch);
+        if (events.length > 0) await tx.events.insertBatch(events);
+        const out = events.length > 0 ? await this.#opts.project?.(events, tx) : undefined;
+        await this.#runWrites(writes, tx);
+        return out;
       });
+      return after ?? [];
     } catch (err) {
       this.#restoreWrites(writes);
+      this.#restorePatches(patches);
       throw err;
     }
-    return (after as Array<() => void> | undefined) ?? [];
   }
 
   /** The pending {@link alongside} writes, each in a savepoint of its own (inside the commit's transaction). */
-  #runWrites(writes: Map<string, () => void>): void {
+  async #runWrites(writes: Map<string, Write>, tx: Repos): Promise<void> {
     for (const w of writes.values()) {
       try {
-        this.#opts.store.transaction(w);
+        await tx.transaction(w);
       } catch (err) {
         this.#opts.onError?.(err);
       }
     }
   }
 
-  #takeWrites(): Map<string, () => void> {
+  #takeWrites(): Map<string, Write> {
     const w = this.#writes;
     if (w.size > 0) this.#writes = new Map();
     return w;
   }
 
+  #takePatches(): Map<string, Partial<RunRow>> {
+    const p = this.#patches;
+    if (p.size > 0) this.#patches = new Map();
+    return p;
+  }
+
   /** A failed commit's writes go back (a newer write of the same key wins). */
-  #restoreWrites(writes: Map<string, () => void>): void {
+  #restoreWrites(writes: Map<string, Write>): void {
     for (const [k, w] of writes) if (!this.#writes.has(k)) this.#writes.set(k, w);
+  }
+
+  /** A failed commit's row patches go back, under any newer ones. */
+  #restorePatches(patches: Map<string, Partial<RunRow>>): void {
+    for (const [runId, p] of patches) this.#patches.set(runId, { ...p, ...this.#patches.get(runId) });
   }
 
   /** Delivers committed events, then runs the post-commit callbacks (a subscriber opened from a bus handler sees the terminal id). */
@@ -132,18 +166,18 @@ export class EventWriter {
     this.#pending = events.concat(this.#pending);
     this.#retry ??= setTimeout(() => {
       this.#retry = null;
-      this.flush();
+      void this.flush();
     }, 100);
   }
 
   /** After a constraint error: commits run by run, so one bad run (e.g. deleted) cannot block the others. */
-  #commitRunByRun(batch: RunEvent[]): void {
+  async #commitRunByRun(batch: RunEvent[]): Promise<void> {
     for (const [runId, events] of groupByRun(batch)) {
       let after: Array<() => void>;
       try {
-        after = this.#commit(events);
+        after = await this.#commit(events);
       } catch (err) {
-        if (isConstraintError(err)) {
+        if (isConstraintViolation(err)) {
           this.#opts.onDropped?.(runId, events.length, err);
           if (!this.#pendingRuns().has(runId)) this.#listeners.delete(runId);
         } else this.#retryLater(events);
@@ -154,27 +188,32 @@ export class EventWriter {
   }
 
   /**
-   * Commits everything pending now and delivers it. Synchronous; safe to call
-   * at any time (shutdown calls it last). On a store error the batch stays
-   * pending and `onError` is told; nothing is delivered that was not stored.
+   * Commits everything pending now and delivers it; resolves once that is done (after any
+   * commit already in flight). Never rejects; safe to call at any time (shutdown calls it
+   * last). On a store error the batch stays pending and `onError` is told; nothing is
+   * delivered that was not stored.
    */
-  flush(): void {
+  flush(): Promise<void> {
     if (this.#scheduled) {
       clearImmediate(this.#scheduled);
       this.#scheduled = null;
     }
+    return (this.#chain = this.#chain.then(() => this.#flushOnce()));
+  }
+
+  async #flushOnce(): Promise<void> {
     if (this.#pending.length === 0) {
-      if (this.#writes.size > 0) this.#flushWritesOnly();
+      if (this.#writes.size > 0 || this.#patches.size > 0) await this.#flushWritesOnly();
       return;
     }
     const batch = this.#pending;
     this.#pending = [];
     let after: Array<() => void>;
     try {
-      after = this.#commit(batch);
+      after = await this.#commit(batch);
     } catch (err) {
       // A constraint error is reported per run by onDropped; only a retried batch is an error here.
-      if (isConstraintError(err)) this.#commitRunByRun(batch);
+      if (isConstraintViolation(err)) await this.#commitRunByRun(batch);
       else {
         this.#opts.onError?.(err);
         this.#retryLater(batch);
@@ -184,22 +223,19 @@ export class EventWriter {
     this.#deliver(batch, after);
   }
 
-  /** {@link alongside} writes without events: one transaction of their own; on a store error they go back and are retried like events. */
-  #flushWritesOnly(): void {
-    const writes = this.#takeWrites();
+  /** Row patches and {@link alongside} writes without events: one transaction of their own; on a store error they go back and are retried like events. */
+  async #flushWritesOnly(): Promise<void> {
     try {
-      this.#opts.store.transaction(() => this.#runWrites(writes));
+      await this.#commit([]);
     } catch (err) {
       this.#opts.onError?.(err);
-      this.#restoreWrites(writes);
       this.#retryLater([]);
     }
   }
 }
 
-function isConstraintError(err: unknown): boolean {
-  return String((err as { code?: unknown } | null)?.code ?? "").startsWith("SQLITE_CONSTRAINT");
-}
+/** A store write made inside the writer's transaction (see {@link EventWriter.alongside}). */
+export type Write = (tx: Repos) => Promise<void>;
 
 function groupByRun(batch: RunEvent[]): Map<string, RunEvent[]> {
   const out = new Map<string, RunEvent[]>();

@@ -43,7 +43,7 @@ import type { ProjectContainers } from "../container/projects.ts";
 import type { ContainerClient } from "../container/types.ts";
 import { AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
-import type { BatchRow, RunListQuery, RunRow, Store } from "../store/types.ts";
+import type { BatchRow, Repos, RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { AdmissionQueue } from "./admission.ts";
@@ -115,6 +115,8 @@ export class RunManager {
   readonly #active = new Map<string, ActiveRun>();
   readonly #admission: AdmissionQueue;
   #admitting = true;
+  /** Runs placed but not yet started (their rows being stored): placement checks count them as live. */
+  readonly #placing = new Map<string, LivePlacement>();
   /** Users being deleted: they may start no new run. */
   readonly #blockedUsers = new Set<string>();
   #closing: Promise<void> | null = null;
@@ -131,7 +133,7 @@ export class RunManager {
       () => ({ maxRunning: c.max_concurrent_runs, maxRunningPerUser: c.max_concurrent_runs_per_user, agingMs: (c.priority_aging_secs ?? 60) * 1000 }),
       deps.now,
     );
-    this.batches = new BatchFeed({ store: deps.store });
+    this.batches = new BatchFeed({ store: deps.store, onError: (err) => this.#log.error("batch event not stored", { err: String(err) }) });
   }
 
   /** The configuration changed (`PATCH /api/config`): admits the queued runs that raised limits now allow. */
@@ -148,12 +150,12 @@ export class RunManager {
    * Row projections (`PROJECTIONS` in projection.ts), called by the EventWriter inside its commit transaction: writes each event's
    * row patch; returns what to publish after the commit (the status change, then `run.event` for {@link NOTIFY_TYPES}).
    */
-  project(events: readonly RunEvent[]): Array<() => void> {
+  async project(events: readonly RunEvent[], tx: Repos): Promise<Array<() => void>> {
     const after: Array<() => void> = [];
     for (const e of events) {
       const active = this.#active.get(e.run_id);
       const patch = projectEvent(active, e);
-      if (patch?.row) this.#d.store.runs.update(e.run_id, patch.row);
+      if (patch?.row) await tx.runs.update(e.run_id, patch.row);
       const status = patch?.status;
       if (active && status) after.push(() => this.#publish(active, status));
       if (active && NOTIFY_TYPES.has(e.type)) after.push(() => this.#d.bus.publish("run.event", { user_id: active.userId, event: e }));
@@ -171,8 +173,14 @@ export class RunManager {
    */
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
     const l = await this.#prepareLaunch(caller, body, 0);
-    this.#place([l], false); // from here to #start: no await
-    const row = this.#insertRow(l);
+    this.#place([l], false); // counted as live from here (#placing) until #start
+    let row: RunRow;
+    try {
+      row = await this.#insertRow(l, this.#d.store);
+    } catch (err) {
+      this.#unplace([l]);
+      throw err;
+    }
     this.#start(l);
     this.#pump();
     return row;
@@ -200,16 +208,18 @@ export class RunManager {
       }
     }
     this.#checkQueueRoom(caller, launches.length); // again: other requests may have queued runs meanwhile
-    this.#place(launches, true); // from here to #start: no await
+    this.#place(launches, true); // counted as live from here (#placing) until #start
     const batch: BatchRow = { id: `bat_${ulid()}`, user_id: caller.id, created_at: new Date().toISOString() };
     let rows: RunRow[];
     try {
-      rows = this.#d.store.transaction(() => {
-        this.#d.store.batches.insert(batch);
-        return launches.map((l) => this.#insertRow(l, batch.id));
+      rows = await this.#d.store.transaction(async (tx) => {
+        await tx.batches.insert(batch);
+        const out: RunRow[] = [];
+        for (const l of launches) out.push(await this.#insertRow(l, tx, batch.id));
+        return out;
       });
     } catch (err) {
-      for (const l of launches) l.slot?.release();
+      this.#unplace(launches);
       throw err;
     }
     this.batches.track(batch.id, rows.map((r) => r.id));
@@ -237,7 +247,7 @@ export class RunManager {
       admitting: this.#admitting,
       blocked: this.#blockedUsers.has(caller.id),
       queued: this.#admission.queuedFor(caller.id) + queuedAhead,
-      resumed: body.metadata.resume === undefined ? undefined : (this.#visible(caller, body.metadata.resume) ?? null),
+      resumed: body.metadata.resume === undefined ? undefined : ((await this.#visible(caller, body.metadata.resume)) ?? null),
     });
     const adapter = await this.#d.registry.require(plan.agentType);
     const agent = planAgent(plan, body, adapter.name, caller, config);
@@ -261,15 +271,16 @@ export class RunManager {
     const md = body.metadata;
     if (md.resume !== undefined) throw new ValidationError("give metadata.resume or metadata.resume_session, not both", { field: "metadata.resume_session" }, "resume_conflict");
     if (!isSessionAgent(md.agent_type)) throw new ValidationError(`stored sessions of ${md.agent_type} cannot be resumed`, { field: "metadata.resume_session" }, "sessions_unsupported");
-    const found = await readSession(md.agent_type, md.resume_session!, homesOf(this.#d.store.runs, caller.id, md.agent_type, this.#d.dirs.homes));
+    const found = await readSession(md.agent_type, md.resume_session!, await homesOf(this.#d.store.runs, caller.id, md.agent_type, this.#d.dirs.homes));
     if (!found) throw new NotFoundError("session");
     return { ...body, metadata: { ...md, resume: found.session.run_id } };
   }
 
   /**
-   * Checks placement of `launches` against the live runs and the earlier launches, then claims their projects'
-   * turns (409 `project_busy` in reject mode; released at the terminal event). No await: the caller stores and
-   * starts them right after. On a refusal every turn claimed here is given back; in a batch the error names the item.
+   * Checks placement of `launches` against the live runs, the runs being placed and the earlier launches, then claims
+   * their projects' turns (409 `project_busy` in reject mode; released at the terminal event) and counts them as placed
+   * until the caller starts them ({@link #start}) or gives them back ({@link #unplace}). On a refusal every turn
+   * claimed here is given back; in a batch the error names the item.
    * @throws ShuttingDownError, ConflictError (`workspace_busy`, `project_busy`), as BatchItemError when `batch`
    */
   #place(launches: Launch[], batch: boolean): void {
@@ -279,7 +290,7 @@ export class RunManager {
       for (const [i, l] of launches.entries()) {
         const next = { userId: l.plan.userId, cwd: l.cwd, homeKey: l.plan.homeKey, project: l.plan.projectId !== undefined };
         try {
-          checkWorkspaceFree([...this.#active.values(), ...placed], next);
+          checkWorkspaceFree([...this.#active.values(), ...this.#placing.values(), ...placed], next);
           if (l.plan.projectId !== undefined) l.slot = this.#d.docker!.projects!.claim(l.plan.userId, l.plan.projectId);
         } catch (err) {
           throw batch && err instanceof AppError ? new BatchItemError(i, err) : err;
@@ -289,6 +300,15 @@ export class RunManager {
     } catch (err) {
       for (const l of launches) l.slot?.release();
       throw err;
+    }
+    for (const p of placed) this.#placing.set(p.id, p);
+  }
+
+  /** Gives back placed launches that will not start (their rows could not be stored). */
+  #unplace(launches: Launch[]): void {
+    for (const l of launches) {
+      l.slot?.release();
+      this.#placing.delete(l.plan.runId);
     }
   }
 
@@ -305,9 +325,9 @@ export class RunManager {
     return cwd;
   }
 
-  /** Stores the row of a planned, placed run (`metadata.priority` defaulted to `normal`). */
-  #insertRow(l: Launch, batchId?: string): RunRow {
-    return this.#d.store.runs.insert({
+  /** Stores the row of a planned, placed run (`metadata.priority` defaulted to `normal`), through `repos` (the store or a transaction). */
+  #insertRow(l: Launch, repos: Pick<Repos, "runs">, batchId?: string): Promise<RunRow> {
+    return repos.runs.insert({
       id: l.plan.runId,
       user_id: l.plan.userId,
       agent: l.adapter.name,
@@ -327,6 +347,7 @@ export class RunManager {
   #start(l: Launch, batchId?: string): void {
     const { plan, cwd, body, adapter, slot } = l;
     const id = plan.runId;
+    this.#placing.delete(id);
     const channel = this.#newChannel(id, 0);
     // The stall watchdog (stall.ts; off unless stall_secs) hears every event of the run through `emit`.
     const baseUrl = this.#d.config.agents?.[adapter.name]?.base_url;
@@ -396,20 +417,20 @@ export class RunManager {
     return this.#active.get(runId)?.containerId;
   }
 
-  /** A run the caller may see (admins see all). @throws NotFoundError */
-  get(caller: Caller, runId: string): RunRow {
-    const row = this.#visible(caller, runId);
+  /** Resolves a run the caller may see (admins see all). @throws NotFoundError */
+  async get(caller: Caller, runId: string): Promise<RunRow> {
+    const row = await this.#visible(caller, runId);
     if (!row) throw new NotFoundError("run");
     return row;
   }
 
   /** The run if the caller may see it (admins see all), else undefined. */
-  #visible(caller: Caller, runId: string): RunRow | undefined {
-    const row = this.#d.store.runs.get(runId);
+  async #visible(caller: Caller, runId: string): Promise<RunRow | undefined> {
+    const row = await this.#d.store.runs.get(runId);
     return row && (caller.role === "admin" || row.user_id === caller.id) ? row : undefined;
   }
 
-  /** The caller's runs (admins: all, unless `mine`). */
+  /** Resolves the caller's runs (admins: all, unless `mine`). */
   list(caller: Caller, q: Omit<RunListQuery, "user_id">, mine = false): ReturnType<Store["runs"]["list"]> {
     return this.#d.store.runs.list({ ...q, ...(caller.role !== "admin" || mine ? { user_id: caller.id } : {}) });
   }
@@ -420,35 +441,35 @@ export class RunManager {
    * @throws NotFoundError (404: run not visible, or no such request), ConflictError (409
    *   `permission_already_decided`: decided already, or the run has ended), ValidationError (400 `unknown_option`)
    */
-  answerPermission(caller: Caller, runId: string, requestId: string, optionId: string): PermissionDecision {
-    this.get(caller, runId);
-    if (!this.#permissions.knows(runId, requestId) && storedRequestExists(this.#d.store.events, runId, requestId))
+  async answerPermission(caller: Caller, runId: string, requestId: string, optionId: string): Promise<PermissionDecision> {
+    await this.get(caller, runId);
+    if (!this.#permissions.knows(runId, requestId) && (await storedRequestExists(this.#d.store.events, runId, requestId)))
       throw new ConflictError("the permission request was already decided", "permission_already_decided");
     return this.#permissions.answer(runId, requestId, optionId, `user:${caller.username}`);
   }
 
   /** The open permission requests of a run the caller may see, oldest first. @throws NotFoundError */
-  listPermissions(caller: Caller, runId: string): PendingPermission[] {
-    this.get(caller, runId);
+  async listPermissions(caller: Caller, runId: string): Promise<PendingPermission[]> {
+    await this.get(caller, runId);
     return this.#permissions.listOpen(runId);
   }
 
   /** Requests cancellation; idempotent (a finished run is returned as it is). @throws NotFoundError */
-  cancel(caller: Caller, runId: string, reason = "cancelled by user"): RunRow {
-    const row = this.get(caller, runId);
+  async cancel(caller: Caller, runId: string, reason = "cancelled by user"): Promise<RunRow> {
+    const row = await this.get(caller, runId);
     this.#cancelActive(runId, reason, `user:${caller.username}`);
     return row;
   }
 
   /** Cancels if needed, waits for the terminal event, then deletes the run and its events. @throws NotFoundError */
   async delete(caller: Caller, runId: string): Promise<void> {
-    this.get(caller, runId);
+    await this.get(caller, runId);
     const active = this.#active.get(runId);
     if (active) {
       this.#cancelActive(runId, "run deleted", `user:${caller.username}`);
       await active.channel.whenTerminal();
     }
-    this.#d.store.runs.delete(runId);
+    await this.#d.store.runs.delete(runId);
   }
 
   /** Cancels every live run of a user and waits for their terminal events (before the user is deleted). */
@@ -457,14 +478,16 @@ export class RunManager {
     const mine = [...this.#active.values()].filter((a) => a.userId === userId);
     for (const a of mine) this.#cancelActive(a.id, "user deleted", by);
     await Promise.all(mine.map((a) => a.channel.whenTerminal()));
-    this.#d.writer.flush();
+    await this.#d.writer.flush();
   }
 
   /** The channel to read a run's events from: the live one, or a finished one replaying the store. */
-  channelFor(row: RunRow): RunChannel {
+  async channelFor(row: RunRow): Promise<RunChannel> {
     const active = this.#active.get(row.id);
     if (active) return active.channel;
-    const lastId = this.#d.store.events.lastId(row.id);
+    const lastId = await this.#d.store.events.lastId(row.id);
+    const live = this.#active.get(row.id); // it may have started while we read
+    if (live) return live.channel;
     return this.#newChannel(row.id, lastId, isTerminalStatus(row.status) ? lastId : null);
   }
 
@@ -479,10 +502,9 @@ export class RunManager {
    * Ends runs left non-terminal by a previous process (see `recovery.ts`).
    * Returns the run ids.
    */
-  recover(): string[] {
-    const ids = recoverInterruptedRuns({ store: this.#d.store, writer: this.#d.writer, log: this.#log, channelOf: (id, last) => this.#newChannel(id, last) });
-    this.#d.writer.flush();
-    this.batches.recordRecovered(ids);
+  async recover(): Promise<string[]> {
+    const ids = await recoverInterruptedRuns({ store: this.#d.store, writer: this.#d.writer, log: this.#log, channelOf: (id, last) => this.#newChannel(id, last) });
+    await this.batches.recordRecovered(ids);
     return ids;
   }
 
@@ -503,11 +525,12 @@ export class RunManager {
     if (this.#d.config.shutdown_runs === "wait") await withTimeout(all(), this.#d.config.shutdown_grace_ms);
     for (const id of [...this.#active.keys()]) this.#cancelActive(id, "server shutdown", "server");
     await withTimeout(all(), this.#d.config.kill_grace_ms + 6000);
-    this.#d.writer.flush();
+    await this.#d.writer.flush();
     for (const a of this.#active.values()) {
       a.actor.stop();
       a.channel.closeAll();
     }
+    await this.batches.idle(); // the batch events of the last status changes stored
     this.batches.closeAll();
   }
 
@@ -541,7 +564,7 @@ export class RunManager {
 
   #admit(active: ActiveRun): void {
     active.admitted = true;
-    this.#d.store.runs.update(active.id, { status: "preparing" });
+    this.#d.writer.patchRun(active.id, { status: "preparing" }); // ordered with the run's events (before its run.started)
     this.#publish(active, "preparing");
     active.actor.send({ type: "START" });
   }

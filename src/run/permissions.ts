@@ -248,10 +248,10 @@ export function createPermissionGate(opts: PermissionGateOptions): PermissionGat
  * Whether a finished run's stored events hold a `permission.request` with this id
  * (a late answer to it is a 409, an unknown id a 404). Reads the run's events page by page.
  */
-export function storedRequestExists(events: Pick<EventRepo, "list">, runId: string, requestId: string): boolean {
+export async function storedRequestExists(events: Pick<EventRepo, "list">, runId: string, requestId: string): Promise<boolean> {
   const PAGE = 1000;
   for (let after = 0; ; ) {
-    const page = events.list(runId, after, PAGE);
+    const page = await events.list(runId, after, PAGE);
     for (const e of page) if (e.type === "permission.request" && e.data.request_id === requestId) return true;
     if (page.length < PAGE) return false;
     after = page[page.length - 1]!.id;
