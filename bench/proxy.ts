@@ -55,10 +55,10 @@ async function runProxy(targetPort: number): Promise<void> {
   const { createSilentLogger } = await import("../src/log.ts");
   const { openSqliteStore } = await import("../src/store/sqlite.ts");
   const store = openSqliteStore({ file: ":memory:" });
-  const user = store.users.create({ username: "bench", password_hash: "x", role: "user" });
+  const user = await store.users.create({ username: "bench", password_hash: "x", role: "user" });
   const config = { ...Value.Create(ConfigSchema), jwt_secret: "bench-proxy-secret-0123456789abcdefghijkl" };
   const deps = createAppDeps({ config, store, bus: new Bus(), log: createSilentLogger(), dataDir: os.tmpdir(), version: "bench", listAgentHealth: async () => [] });
-  const runs = { get: () => { throw new Error("no runs in this benchmark"); } };
+  const runs = { get: async () => { throw new Error("no runs in this benchmark"); } };
   const proxy = createProxyRoutes(deps, { runs, settings: { allowed_ports: String(targetPort), timeout_ms: 30_000 } });
   const koa = createApp(deps, [proxy]).callback();
   const server = http.createServer((req, res) => proxy.handleRequest(req, res) || void koa(req, res));

@@ -24,13 +24,13 @@ import { hashPassword } from "./auth/passwords.ts";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { createEngine, type Engine } from "./engine.ts";
-import { ValidationError } from "./errors.ts";
+import { ConflictError, ValidationError } from "./errors.ts";
 import { createRootLogger, LOG_LEVELS, type Log, type LogLevelName } from "./log.ts";
 import type { RunEvent } from "./protocol/events.ts";
 import { CreateRunBody } from "./protocol/requests.ts";
 import type { PendingPermission, PermissionDecision } from "./run/permissions.ts";
 import type { Caller } from "./run/plan.ts";
-import type { RunListQuery, RunRow } from "./store/types.ts";
+import type { RunListQuery, RunRow, UserRow } from "./store/types.ts";
 
 export type { RunEvent } from "./protocol/events.ts";
 export type { CreateRunBody } from "./protocol/requests.ts";
@@ -83,12 +83,12 @@ export interface OpenRunner {
    *   the same classes (and `code`s) the API maps to HTTP.
    */
   startRun(body: unknown): Promise<RunRow>;
-  /** @throws NotFoundError */
-  getRun(runId: string): RunRow;
-  /** Newest first; `next_cursor` is null on the last page. `limit` default 50. */
-  listRuns(q?: Partial<Omit<RunListQuery, "user_id">>): { runs: RunRow[]; next_cursor: string | null };
-  /** Requests cancellation; idempotent. @throws NotFoundError */
-  cancelRun(runId: string, reason?: string): RunRow;
+  /** Resolves the run. @throws NotFoundError (rejects) */
+  getRun(runId: string): Promise<RunRow>;
+  /** Resolves a page of runs, newest first; `next_cursor` is null on the last page. `limit` default 50. */
+  listRuns(q?: Partial<Omit<RunListQuery, "user_id">>): Promise<{ runs: RunRow[]; next_cursor: string | null }>;
+  /** Requests cancellation; idempotent; resolves the run as it was. @throws NotFoundError (rejects) */
+  cancelRun(runId: string, reason?: string): Promise<RunRow>;
   /** Cancels if needed, waits for the end, deletes the run and its events. @throws NotFoundError */
   deleteRun(runId: string): Promise<void>;
   /** Resolves with the final row once the run's terminal event is stored. @throws NotFoundError */
@@ -99,10 +99,10 @@ export interface OpenRunner {
    * @throws NotFoundError (from the first `next()`) for an unknown run.
    */
   events(runId: string, opts?: EmbeddedEventsOptions): AsyncIterable<RunEvent>;
-  /** Open permission requests of a run, oldest first. @throws NotFoundError */
-  listPermissions(runId: string): PendingPermission[];
-  /** @throws NotFoundError, ConflictError (`permission_already_decided`), ValidationError (`unknown_option`) */
-  answerPermission(runId: string, requestId: string, optionId: string): PermissionDecision;
+  /** Resolves the open permission requests of a run, oldest first. @throws NotFoundError (rejects) */
+  listPermissions(runId: string): Promise<PendingPermission[]>;
+  /** Resolves the decision. @throws NotFoundError, ConflictError (`permission_already_decided`), ValidationError (`unknown_option`) (rejects) */
+  answerPermission(runId: string, requestId: string, optionId: string): Promise<PermissionDecision>;
   /** Every registered agent: available or not, version, tested version. */
   agents(): Promise<AgentHealth[]>;
   /** The engine underneath (bus, store, manager) for what this facade does not cover. */
@@ -149,7 +149,7 @@ export async function createOpenRunner(opts: OpenRunnerOptions = {}): Promise<Op
     cancelRun: (id, reason) => manager.cancel(caller, id, reason),
     deleteRun: (id) => manager.delete(caller, id),
     waitRun: async (id) => {
-      manager.get(caller, id);
+      await manager.get(caller, id);
       return (await manager.waitForTerminal(id)) ?? manager.get(caller, id);
     },
     events: (id, o = {}) => ({ [Symbol.asyncIterator]: () => followRun(engine, caller, id, o) }),
@@ -160,12 +160,21 @@ export async function createOpenRunner(opts: OpenRunnerOptions = {}): Promise<Op
   };
 }
 
-/** The owning user, created (admin, random unusable password) when absent. */
+/** Resolves the owning user, created (admin, random unusable password) when absent. */
 async function ensureUser(engine: Engine, username: string): Promise<Caller> {
-  const existing = engine.store.users.getByUsername(username);
+  const { store } = engine;
+  const existing = await store.users.getByUsername(username);
   if (existing) return { id: existing.id, username: existing.username, role: existing.role };
   const password_hash = await hashPassword(randomBytes(32).toString("base64url"));
-  const row = engine.store.transaction(() => engine.store.users.getByUsername(username) ?? engine.store.users.create({ username, password_hash, role: "admin" }));
+  let row: UserRow;
+  try {
+    row = await store.transaction(async (tx) => (await tx.users.getByUsername(username)) ?? tx.users.create({ username, password_hash, role: "admin" }));
+  } catch (err) {
+    // Another process sharing the database (PostgreSQL) created it meanwhile: use theirs.
+    const raced = err instanceof ConflictError && err.code === "username_taken" ? await store.users.getByUsername(username) : undefined;
+    if (!raced) throw err;
+    row = raced;
+  }
   return { id: row.id, username: row.username, role: row.role };
 }
 
@@ -202,8 +211,9 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
     o.signal?.removeEventListener("abort", onAbort);
     notify();
   };
-  const subscribe = () => {
-    const channel = engine.manager.channelFor(engine.manager.get(caller, runId));
+  const subscribe = async () => {
+    const channel = await engine.manager.channelFor(await engine.manager.get(caller, runId));
+    if (ended) return; // aborted or returned while the run was looked up
     sub = channel.subscribe(lastId, {
       write(chunk) {
         for (const e of chunk.events) if (e.id > lastId) queue.push((lastId = e.id, e));
@@ -220,13 +230,14 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
       end: () => finish(), // after the terminal event, or at shutdown: the consumer drains what is buffered
     });
   };
-  /** Subscribes (again); a run deleted meanwhile, or an engine closing, ends the iteration with that error. */
-  const resubscribe = () => {
+  /** Subscribes (again), resolving once subscribed; a run deleted meanwhile, or an engine closing, ends the iteration with that error. */
+  const resubscribe = async () => {
     lagged = false;
     paused = false;
     try {
-      subscribe();
+      await subscribe();
     } catch (err) {
+      if (ended) return;
       failure = err;
       finish();
     }
@@ -239,7 +250,7 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
         if (o.signal?.aborted) finish();
         else {
           o.signal?.addEventListener("abort", onAbort, { once: true });
-          resubscribe();
+          await resubscribe();
         }
       }
       for (;;) {
@@ -247,7 +258,7 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
           const ev = queue[head++]!;
           if (head > 1024 && head * 2 > queue.length) queue.splice(0, head), (head = 0);
           if (queue.length - head < high / 2) {
-            if (lagged && !ended) resubscribe();
+            if (lagged && !ended) await resubscribe();
             else if (paused) {
               paused = false;
               sub?.resume();
@@ -262,7 +273,7 @@ function followRun(engine: Engine, caller: Caller, runId: string, o: EmbeddedEve
         }
         if (ended) return { value: undefined, done: true };
         if (lagged) {
-          resubscribe();
+          await resubscribe();
           continue;
         }
         await new Promise<void>((resolve) => (wake = resolve));

@@ -15,6 +15,7 @@ import type { Log } from "../log.ts";
 import type { CallbackActorLogic } from "xstate";
 import type { Artifact, RunEventInput, RunFailureCode, Usage } from "../protocol/events.ts";
 import type { McpServers } from "../protocol/requests.ts";
+import type { Repos } from "../store/types.ts";
 import type { PermissionGate } from "./permissions.ts";
 import type { RunAs } from "./run-as.ts";
 
@@ -150,10 +151,11 @@ export interface ProcessActorInput {
   permissions?: PermissionGate;
   /**
    * Makes a store write in the transaction that commits the run's next events (the event
-   * writer's `alongside`; a later write with the same key replaces a pending one). Absent: the
-   * actor writes on its own.
+   * writer's `alongside`; a later write with the same key replaces a pending one): `write` is
+   * called with that transaction's repositories and must write through them (`tx`), never
+   * through the store. Absent: the actor writes on its own.
    */
-  persist?: (key: string, write: () => void) => void;
+  persist?: (key: string, write: (tx: Repos) => Promise<void>) => void;
 }
 
 /**

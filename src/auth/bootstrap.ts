@@ -4,7 +4,8 @@
  * one. A generated password is handed to `print` exactly once and never logged.
  */
 import crypto from "node:crypto";
-import type { Store } from "../store/types.ts";
+import { ConflictError } from "../errors.ts";
+import { isConstraintViolation, type Store, type UserRow } from "../store/types.ts";
 import { hashPassword } from "./passwords.ts";
 
 /** Username of the bootstrap administrator. */
@@ -27,20 +28,29 @@ export type FirstAdminOutcome =
 /**
  * Creates the first admin when there are no users; otherwise does nothing.
  * The count check and the insert run in one transaction, so two concurrent
- * boots on one database cannot both create it.
- * @throws Error (store) when the insert fails.
+ * boots on one database cannot both create it (on PostgreSQL, where both may
+ * see no users, the unique username refuses the second insert: that boot
+ * resolves `{created: false}`).
+ * @throws Error (store) when the insert fails otherwise.
  * @example
  * const outcome = await ensureFirstAdmin({ store, password: config.admin_password, print: (m) => process.stdout.write(m + "\n") });
  */
 export async function ensureFirstAdmin(opts: EnsureFirstAdminOptions): Promise<FirstAdminOutcome> {
   const { store, print } = opts;
-  if (store.users.count() > 0) return { created: false };
+  if ((await store.users.count()) > 0) return { created: false };
   const generated = opts.password === undefined;
   const password = opts.password ?? crypto.randomBytes(18).toString("base64url");
   const password_hash = await hashPassword(password);
-  const user = store.transaction(() =>
-    store.users.count() > 0 ? undefined : store.users.create({ username: FIRST_ADMIN_USERNAME, password_hash, role: "admin" }),
-  );
+  let user: UserRow | undefined;
+  try {
+    user = await store.transaction(async (tx) =>
+      (await tx.users.count()) > 0 ? undefined : tx.users.create({ username: FIRST_ADMIN_USERNAME, password_hash, role: "admin" }),
+    );
+  } catch (err) {
+    const taken = (err instanceof ConflictError && err.code === "username_taken") || isConstraintViolation(err);
+    if (!taken) throw err;
+    return { created: false };
+  }
   if (!user) return { created: false };
   if (generated) {
     print(

@@ -64,21 +64,22 @@ export function createAuthMiddleware(opts: AuthMiddlewareOptions): AuthMiddlewar
     throw new TypeError(`createAuthMiddleware: touchIntervalMs must be an integer >= 0, got ${String(touchIntervalMs)}`);
   }
 
-  function authenticate(token: string): AuthUser {
+  /** Resolves the caller of `token`; rejects with UnauthorizedError. */
+  async function authenticate(token: string): Promise<AuthUser> {
     if (token.length > MAX_TOKEN_LENGTH) throw unauthorized("token too long");
     let userId: string;
     if (isApiKey(token)) {
-      const key = store.apiKeys.getActiveByHash(hashApiKey(token));
+      const key = await store.apiKeys.getActiveByHash(hashApiKey(token));
       if (!key) throw unauthorized("unknown or revoked API key");
       const now = Date.now();
       if (!key.last_used_at || now - Date.parse(key.last_used_at) >= touchIntervalMs) {
-        store.apiKeys.touch(key.id, new Date(now).toISOString());
+        await store.apiKeys.touch(key.id, new Date(now).toISOString());
       }
       userId = key.user_id;
     } else {
       userId = jwt.verify(token).sub;
     }
-    const user = store.users.getById(userId);
+    const user = await store.users.getById(userId);
     if (!user) throw unauthorized("user no longer exists");
     return { id: user.id, username: user.username, role: user.role };
   }
@@ -94,7 +95,7 @@ export function createAuthMiddleware(opts: AuthMiddlewareOptions): AuthMiddlewar
       if (typeof q === "string" && q) token = q;
     }
     if (!token) throw unauthorized("no credentials");
-    ctx.state.user = authenticate(token);
+    ctx.state.user = await authenticate(token);
     await next();
   };
 }

@@ -14,7 +14,7 @@ const HIGH_WATER = 1000;
 /**
  * Yields the channel's events after `after` until its terminal event, or until
  * `signal` aborts (then it returns quietly).
- * @example for await (const e of followChannel(manager.channelFor(row), 0, signal)) …
+ * @example for await (const e of followChannel(await manager.channelFor(row), 0, signal)) …
  */
 export async function* followChannel(channel: RunChannel, after: number, signal: AbortSignal): AsyncGenerator<RunEvent, void, undefined> {
   const queue: RunEvent[] = [];

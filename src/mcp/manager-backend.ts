@@ -40,10 +40,10 @@ export function createManagerBackend(deps: ManagerBackendDeps, caller: Caller): 
       return { run_id: row.id, status: row.status };
     },
     async getRun(runId) {
-      return view(manager.get(caller, runId));
+      return view(await manager.get(caller, runId));
     },
     async listRuns(f) {
-      const page = manager.list(caller, {
+      const page = await manager.list(caller, {
         limit: f.limit ?? 50,
         ...(f.status ? { status: f.status } : {}),
         ...(f.agent_type ? { agent: f.agent_type } : {}),
@@ -52,7 +52,7 @@ export function createManagerBackend(deps: ManagerBackendDeps, caller: Caller): 
       return { runs: page.runs.map(view), next_cursor: page.next_cursor };
     },
     async cancelRun(runId) {
-      const row = manager.cancel(caller, runId);
+      const row = await manager.cancel(caller, runId);
       return { run_id: row.id, status: row.status };
     },
     listAgents: () => deps.listAgentHealth(),
@@ -60,24 +60,25 @@ export function createManagerBackend(deps: ManagerBackendDeps, caller: Caller): 
       return manager.answerPermission(caller, runId, requestId, optionId);
     },
     async eventsPage(runId, after, limit) {
-      const channel = manager.channelFor(manager.get(caller, runId));
-      const events = channel.readStored(Math.min(after, channel.lastAppendedId), limit);
+      const channel = await manager.channelFor(await manager.get(caller, runId));
+      const events = await channel.readStored(Math.min(after, channel.lastAppendedId), limit);
       const last = events[events.length - 1];
       const done = channel.terminalId !== null && (last?.id ?? after) >= channel.terminalId;
       return { events, next_after: last?.id ?? after, done };
     },
-    followEvents(runId, after, signal) {
-      const channel = manager.channelFor(manager.get(caller, runId));
-      return followChannel(channel, Math.min(after, channel.lastAppendedId), signal);
+    async *followEvents(runId, after, signal) {
+      // The run is looked up on the first `next()`: a refusal (404) rejects the iteration.
+      const channel = await manager.channelFor(await manager.get(caller, runId));
+      yield* followChannel(channel, Math.min(after, channel.lastAppendedId), signal);
     },
     async listArtifacts(runId) {
-      const row = manager.get(caller, runId);
-      return { run_id: row.id, status: row.status, artifacts: listedArtifacts(store, row.id) };
+      const row = await manager.get(caller, runId);
+      return { run_id: row.id, status: row.status, artifacts: await listedArtifacts(store, row.id) };
     },
     async readArtifact(runId, rel) {
-      const row = manager.get(caller, runId);
+      const row = await manager.get(caller, runId);
       if (!artifactSegments(rel)) throw new ValidationError("artifact path must be relative, without empty, '.' or '..' segments, and not an input", { field: "path" }, "invalid_path");
-      const listed = listedArtifacts(store, row.id).find((a) => a.path === rel);
+      const listed = (await listedArtifacts(store, row.id)).find((a) => a.path === rel);
       if (!listed) throw new NotFoundError("artifact");
       if (listed.size_bytes > MAX_ARTIFACT_BYTES) throw new ValidationError(`artifact is larger than ${MAX_ARTIFACT_BYTES} bytes; download it from /api/runs/${row.id}/artifacts/${rel}`, { size: listed.size_bytes });
       const r = await openArtifact(row.cwd, rel);

@@ -50,10 +50,10 @@ export interface ProxyGatewayOptions {
   forwarder: Forwarder;
   /** Bearer header or `?access_token=` (raw query given) to a user. @throws UnauthorizedError */
   authenticate: (req: http.IncomingMessage, query: string) => Promise<AuthUser>;
-  /** Re-reads a user (preview cookie); undefined when deleted. */
-  findUser: (userId: string) => AuthUser | undefined;
-  /** The run if the caller may see it. @throws NotFoundError (404) otherwise. */
-  getRun: (caller: AuthUser, runId: string) => ProxyRunView;
+  /** Re-reads a user (preview cookie); resolves undefined when deleted. */
+  findUser: (userId: string) => Promise<AuthUser | undefined>;
+  /** Resolves the run if the caller may see it; rejects with NotFoundError (404) otherwise. */
+  getRun: (caller: AuthUser, runId: string) => Promise<ProxyRunView>;
   /**
    * The IPv4 address of a docker run's container, from the engine (any port of the run's own
    * container may be proxied). Absent: docker runs answer 409 `proxy_unavailable`.
@@ -104,9 +104,9 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
       const link = readQueryParam(t.query, PREVIEW_COOKIE);
       if (link !== undefined && res && (req.method === "GET" || req.method === "HEAD")) {
         const grant = previews.verify(link, { runId: t.runId, port: t.port });
-        const user = grant && opts.findUser(grant.userId);
+        const user = grant ? await opts.findUser(grant.userId) : undefined;
         if (!grant || !user) throw new UnauthorizedError({ cause: new Error("invalid or expired preview link") });
-        authorizeRun(user, t);
+        await authorizeRun(user, t);
         const maxAge = Math.max(1, grant.exp - Math.floor(Date.now() / 1000));
         const secure = req.socket instanceof TLSSocket && req.socket.encrypted ? "; Secure" : "";
         const query = stripQueryParams(t.query, [PREVIEW_COOKIE]);
@@ -123,23 +123,23 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
       }
       for (const value of readCookies(req.headers.cookie, PREVIEW_COOKIE)) {
         const grant = previews.verify(value, { runId: t.runId, port: t.port });
-        const user = grant && opts.findUser(grant.userId);
+        const user = grant ? await opts.findUser(grant.userId) : undefined;
         if (user) {
           checkOrigin(req);
-          authorizeRun(user, t);
+          await authorizeRun(user, t);
           return user;
         }
       }
     }
     const user = await opts.authenticate(req, t.query);
     delete req.headers.authorization;
-    if (t.runId !== null) authorizeRun(user, t);
+    if (t.runId !== null) await authorizeRun(user, t);
     else checkPortAllowed(t.port, allowed);
     return user;
   }
 
-  function authorizeRun(user: AuthUser, t: ProxyRequestTarget): void {
-    const run = opts.getRun(user, t.runId!);
+  async function authorizeRun(user: AuthUser, t: ProxyRequestTarget): Promise<void> {
+    const run = await opts.getRun(user, t.runId!);
     if (run.metadata.isolation === "docker") {
       // Any port of the run's own container; the address comes from the engine (hostOf).
       if (!opts.containerAddress) throw new ProxyUnavailableError("docker is not available on this server, so a container's ports cannot be proxied");
@@ -151,7 +151,7 @@ export function createProxyGateway(opts: ProxyGatewayOptions): ProxyGateway {
   /** Where a request goes: undefined for 127.0.0.1, else the run's container address. */
   async function hostOf(user: AuthUser, t: ProxyRequestTarget): Promise<string | undefined> {
     if (t.runId === null) return undefined;
-    const run = opts.getRun(user, t.runId);
+    const run = await opts.getRun(user, t.runId);
     if (run.metadata.isolation !== "docker") return undefined;
     if (!opts.containerAddress) throw new ProxyUnavailableError("docker is not available on this server, so a container's ports cannot be proxied");
     return opts.containerAddress(run);

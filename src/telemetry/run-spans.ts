@@ -2,7 +2,9 @@
  * The span tree of each run, built by listening: `run.events.stored` on the bus says a run's events were
  * committed, and this reads them from the store after its cursor (the run's RunEvent stream, the same
  * union every other view projects); `run.status` says when a run was admitted (`preparing` has no event).
- * The run engine is not touched. Times are the events' `ts` (ms).
+ * The run engine is not touched: the bus handlers only schedule, and the store is read afterwards,
+ * asynchronously, one read loop per run at a time (notifications during a read make it read again).
+ * Times are the events' `ts` (ms).
  *
  * ```
  * run (openrunner.run.id, openrunner.agent, enduser.id, openrunner.user, openrunner.isolation; at the end
@@ -24,6 +26,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Co
 import type { Bus } from "../bus/bus.ts";
 import { isTerminalType, type RunEvent } from "../protocol/events.ts";
 import { parseTraceparent, runSpanContext } from "../protocol/trace-context.ts";
+import type { Log } from "../log.ts";
 import type { Store } from "../store/types.ts";
 
 /** Chooses the ids of the next span the tracer starts, or (`undefined`) lets them be random again (see `sdk.ts`, `ArmedIdGenerator`). */
@@ -35,6 +38,8 @@ export interface RunSpansOptions {
   armIds: ArmIds;
   bus: Bus;
   store: Pick<Store, "runs" | "events" | "users">;
+  /** Where a failed store read is reported (the run's trace then misses those events until the next notification). */
+  log?: Log;
 }
 
 interface Open {
@@ -65,6 +70,9 @@ const NO_MODEL_AGENTS: ReadonlySet<string> = new Set(["shell", "task"]);
 
 const PAGE = 1000;
 
+/** Runs remembered as done with (ended, or not seen from their start), so a late notification does not read them again. */
+const DONE_KEPT = 4096;
+
 /** See the module comment. {@link RunSpans.close} unsubscribes and ends what is still open. */
 export class RunSpans {
   readonly #o: RunSpansOptions;
@@ -72,11 +80,19 @@ export class RunSpans {
   /** When a run was admitted before its `run.queued` was read (admission happens in the same turn as the append). */
   readonly #admittedAt = new Map<string, number>();
   readonly #off: Array<() => void>;
+  /** Runs with a read loop running: `again` when a notification came during the read. */
+  readonly #reading = new Map<string, { again: boolean }>();
+  /** The read loops running (close waits for them). */
+  readonly #loops = new Set<Promise<void>>();
+  /** Runs done with: their trace ended, or they were not seen from their first event (insertion order: oldest first). */
+  readonly #done = new Set<string>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(o: RunSpansOptions) {
     this.#o = o;
     this.#off = [
-      o.bus.on("run.events.stored", ({ run_id }) => this.#read(run_id)),
+      o.bus.on("run.events.stored", ({ run_id }) => this.#kick(run_id)),
       o.bus.on("run.status", ({ run_id, status }) => {
         if (status !== "preparing") return;
         const t = this.#runs.get(run_id);
@@ -86,9 +102,18 @@ export class RunSpans {
     ];
   }
 
-  /** Stops listening; ends the spans of runs still live (at the current time, as unfinished). */
-  close(): void {
+  /**
+   * Stops listening, lets the reads under way finish (the events already stored are applied),
+   * then ends the spans of runs still live (at the current time, as unfinished). Idempotent.
+   */
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     for (const off of this.#off) off();
+    while (this.#loops.size > 0) await Promise.all([...this.#loops]);
+    this.#closed = true;
     for (const [id, t] of this.#runs) {
       t.run.span.setAttribute("openrunner.unfinished", true);
       this.#endAll(t, Date.now());
@@ -97,31 +122,64 @@ export class RunSpans {
     }
   }
 
-  #read(runId: string): void {
+  /** A run's events were stored: read them soon (off the bus handler), or again once the read under way ends. */
+  #kick(runId: string): void {
+    if (this.#closed || this.#done.has(runId)) return;
+    const reading = this.#reading.get(runId);
+    if (reading) {
+      reading.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.#reading.set(runId, state);
+    const loop = (async () => {
+      try {
+        do {
+          state.again = false;
+          await this.#read(runId);
+        } while (state.again && !this.#closed && !this.#done.has(runId));
+      } finally {
+        this.#reading.delete(runId);
+      }
+    })().catch((err: unknown) => {
+      this.#o.log?.warn("telemetry: could not read a run's events", { run_id: runId, err: String(err) });
+    });
+    this.#loops.add(loop);
+    void loop.finally(() => this.#loops.delete(loop));
+  }
+
+  #markDone(runId: string): void {
+    this.#runs.delete(runId);
+    this.#done.add(runId);
+    if (this.#done.size > DONE_KEPT) this.#done.delete(this.#done.values().next().value!);
+  }
+
+  /** Resolves once the run's stored events after its cursor are applied. */
+  async #read(runId: string): Promise<void> {
     let t = this.#runs.get(runId);
     for (;;) {
-      const events = this.#o.store.events.list(runId, t?.after ?? 0, PAGE);
-      if (events.length === 0) return;
+      const events = await this.#o.store.events.list(runId, t?.after ?? 0, PAGE);
+      if (this.#closed || events.length === 0) return;
       for (const e of events) {
         if (!t) {
           // Only runs seen from their first event (not those recovery ends, or live before telemetry started).
-          if (e.id !== 1 || e.type !== "run.queued") return;
-          t = this.#startRun(e);
+          if (e.id !== 1 || e.type !== "run.queued") return this.#markDone(runId);
+          t = await this.#startRun(e);
+          if (this.#closed) return;
         }
+        if (e.id <= t.after) continue;
         t.after = e.id;
         this.#apply(t, e);
-        if (isTerminalType(e.type)) {
-          this.#runs.delete(runId);
-          return;
-        }
+        if (isTerminalType(e.type)) return this.#markDone(runId);
       }
       if (events.length < PAGE) return;
     }
   }
 
-  #startRun(e: RunEvent & { type: "run.queued" }): RunTrace {
-    const row = this.#o.store.runs.get(e.run_id);
-    const user = row ? this.#o.store.users.getById(row.user_id) : undefined;
+  /** Resolves the run's new trace (its row and owner read from the store). */
+  async #startRun(e: RunEvent & { type: "run.queued" }): Promise<RunTrace> {
+    const row = await this.#o.store.runs.get(e.run_id);
+    const user = row ? await this.#o.store.users.getById(row.user_id) : undefined;
     const parent = parseTraceparent(typeof row?.metadata.traceparent === "string" ? row.metadata.traceparent : undefined);
     const parentCtx = parent ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.flags, isRemote: true }) : ROOT_CONTEXT;
     const own = runSpanContext(e.run_id, parent);

@@ -57,6 +57,7 @@ export function createTelemetry(o: Omit<TelemetryOptions, "config"> & { config: 
     armIds: (next) => ids.arm(next),
     bus: o.bus,
     store: o.store,
+    log: o.log,
   });
   const traceRequest = createRunRequestTracer(tracer);
   let closing: Promise<void> | undefined;
@@ -65,7 +66,7 @@ export function createTelemetry(o: Omit<TelemetryOptions, "config"> & { config: 
     traceRequest,
     close: () =>
       (closing ??= (async () => {
-        runs.close();
+        await runs.close(); // the events stored before are applied first
         await provider.forceFlush().catch((err: unknown) => o.log.warn("telemetry: final export failed", { err: String(err) }));
         await provider.shutdown().catch(() => {});
       })()),

@@ -4,6 +4,8 @@
  * run owner's webhooks subscribed to the type, and delivers to each, off the
  * run's path:
  *
+ * - the events heard are taken in one at a time, in the order heard (the store's
+ *   writes are asynchronous; {@link WebhookDispatcher.whenIdle} resolves once all are in);
  * - a delivery is a row in the store, then a job in a bounded in-memory queue
  *   (`webhooks.max_queue` jobs held at once, queued, in flight or waiting to
  *   retry); past the bound the delivery is recorded `dropped`, logged and
@@ -61,6 +63,9 @@ export class WebhookDispatcher {
   #held = 0;
   #off: (() => void) | null = null;
   #closing: Promise<void> | null = null;
+  /** The intake: events heard are recorded one after another (the tail of that chain; it never rejects). */
+  #intake: Promise<void> = Promise.resolve();
+  #started: Promise<void> | null = null;
   readonly #counters: { delivered: Counter<"outcome">; dropped: Counter } | null;
 
   constructor(opts: WebhookDispatcherOptions) {
@@ -79,17 +84,34 @@ export class WebhookDispatcher {
     return this.#held;
   }
 
-  /** Subscribes to the bus. Deliveries left `pending` by an earlier process are marked `abandoned`. */
-  start(): void {
-    if (this.#off) return;
-    const abandoned = this.#o.store.webhooks.abandonPending();
-    if (abandoned > 0) this.#log.warn("webhook deliveries of an earlier process abandoned", { count: abandoned });
+  /**
+   * Subscribes to the bus (at once: no event published after this call is missed) and marks the
+   * deliveries left `pending` by an earlier process `abandoned`, before any new delivery is recorded.
+   * Resolves once they are marked; rejects when the store refuses (the events heard are still taken
+   * in). A second call resolves the first call's outcome.
+   */
+  start(): Promise<void> {
+    if (this.#started) return this.#started;
+    const abandoned = this.#o.store.webhooks.abandonPending().then((n) => {
+      if (n > 0) this.#log.warn("webhook deliveries of an earlier process abandoned", { count: n });
+    });
+    this.#started = abandoned;
+    this.#intake = abandoned.catch((err: unknown) => {
+      this.#log.error("could not mark earlier webhook deliveries abandoned", { err: String(err) });
+    });
     this.#off = this.#o.bus.on("run.event", (p) => this.#onRunEvent(p));
+    return abandoned;
+  }
+
+  /** Resolves once every event heard so far has been taken in (its deliveries recorded and queued, or dropped). */
+  whenIdle(): Promise<void> {
+    return this.#intake;
   }
 
   /**
-   * Stops: no new deliveries, retries cancelled, waits for attempts in flight
-   * (each bounded by `timeout_ms`), marks what is left `abandoned`. Idempotent.
+   * Stops: no new deliveries, retries cancelled, waits for the events already heard to be taken
+   * in and for attempts in flight (each bounded by `timeout_ms`) with their store writes, marks
+   * what is left `abandoned`. Idempotent: resolves the first call's outcome.
    */
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
@@ -97,27 +119,40 @@ export class WebhookDispatcher {
       for (const t of this.#timers) clearTimeout(t);
       this.#timers.clear();
       this.#queue.length = 0;
+      await this.#intake; // deliveries of events heard before: recorded pending (nothing sends them now), abandoned below
+      this.#queue.length = 0;
       await Promise.allSettled([...this.#inFlight]);
-      this.#o.store.webhooks.abandonPending();
+      await this.#o.store.webhooks.abandonPending();
     })());
   }
 
-  #onRunEvent({ user_id, event }: BusEvents["run.event"]): void {
+  #onRunEvent(p: BusEvents["run.event"]): void {
     if (this.#closing) return;
-    const hooks = this.#o.store.webhooks.listByUser(user_id).filter((h) => h.events.includes(event.type));
+    this.#intake = this.#intake
+      .then(() => this.#takeIn(p))
+      .catch((err: unknown) => {
+        this.#log.error("webhook deliveries could not be recorded", { run_id: p.event.run_id, type: p.event.type, err: String(err) });
+      });
+  }
+
+  /** Records one event's deliveries (one per subscribed webhook of the run's owner) and queues them. */
+  async #takeIn({ user_id, event }: BusEvents["run.event"]): Promise<void> {
+    const hooks = (await this.#o.store.webhooks.listByUser(user_id)).filter((h) => h.events.includes(event.type));
     for (const hook of hooks) {
       if (this.#held >= this.#o.config.max_queue) {
-        this.#o.store.webhooks.insertDelivery({ webhook_id: hook.id, run_id: event.run_id, event_type: event.type, event_id: event.id, status: "dropped" });
+        await this.#o.store.webhooks.insertDelivery({ webhook_id: hook.id, run_id: event.run_id, event_type: event.type, event_id: event.id, status: "dropped" });
         this.#counters?.dropped.inc();
         this.#log.warn("webhook queue full; delivery dropped", { webhook_id: hook.id, run_id: event.run_id, type: event.type, max_queue: this.#o.config.max_queue });
         continue;
       }
-      const d = this.#o.store.webhooks.insertDelivery({ webhook_id: hook.id, run_id: event.run_id, event_type: event.type, event_id: event.id, status: "pending" });
-      this.#o.store.webhooks.pruneDeliveries(hook.id, DELIVERIES_KEPT_PER_WEBHOOK);
+      const d = await this.#o.store.webhooks.insertDelivery({ webhook_id: hook.id, run_id: event.run_id, event_type: event.type, event_id: event.id, status: "pending" });
       this.#held++;
       this.#queue.push({ deliveryId: d.id, webhookId: hook.id, event, attempt: 0 });
+      this.#pump();
+      await this.#o.store.webhooks.pruneDeliveries(hook.id, DELIVERIES_KEPT_PER_WEBHOOK).catch((err: unknown) => {
+        this.#log.warn("could not prune a webhook's old deliveries", { webhook_id: hook.id, err: String(err) });
+      });
     }
-    this.#pump();
   }
 
   #pump(): void {
@@ -126,7 +161,7 @@ export class WebhookDispatcher {
       const p = this.#attempt(job)
         .catch((err: unknown) => {
           this.#log.error("webhook attempt failed unexpectedly", { webhook_id: job.webhookId, delivery_id: job.deliveryId, err: String(err) });
-          this.#finish(job, "failed");
+          return this.#finish(job, "failed");
         })
         .finally(() => {
           this.#inFlight.delete(p);
@@ -137,14 +172,14 @@ export class WebhookDispatcher {
   }
 
   async #attempt(job: Job): Promise<void> {
-    const hook = this.#o.store.webhooks.get(job.webhookId);
+    const hook = await this.#o.store.webhooks.get(job.webhookId);
     if (!hook) return void this.#held--; // deleted meanwhile; its deliveries went with it
     job.attempt++;
     const cfg = this.#o.config;
     const at = new Date();
     const result = await this.#send(hook, job, at);
-    if (!this.#o.store.webhooks.get(job.webhookId)) return void this.#held--; // deleted during the attempt
-    this.#o.store.webhooks.recordAttempt({ delivery_id: job.deliveryId, attempt: job.attempt, at: at.toISOString(), status_code: result.status_code, error: result.error, duration_ms: result.duration_ms });
+    if (!(await this.#o.store.webhooks.get(job.webhookId))) return void this.#held--; // deleted during the attempt
+    await this.#o.store.webhooks.recordAttempt({ delivery_id: job.deliveryId, attempt: job.attempt, at: at.toISOString(), status_code: result.status_code, error: result.error, duration_ms: result.duration_ms });
     if (result.ok) return this.#finish(job, "delivered");
     const origin = safeOrigin(hook.url);
     if (this.#closing) return void this.#held--; // left pending: close() marks it abandoned
@@ -187,10 +222,15 @@ export class WebhookDispatcher {
     );
   }
 
-  #finish(job: Job, status: "delivered" | "failed"): void {
+  /** Releases the job's place and resolves once its outcome is stored (a store error is logged, the delivery left pending). */
+  async #finish(job: Job, status: "delivered" | "failed"): Promise<void> {
     this.#held--;
-    this.#o.store.webhooks.updateDelivery(job.deliveryId, { status });
     this.#counters?.delivered.inc({ outcome: status });
+    try {
+      await this.#o.store.webhooks.updateDelivery(job.deliveryId, { status });
+    } catch (err) {
+      this.#log.error("could not record a webhook delivery's outcome", { webhook_id: job.webhookId, delivery_id: job.deliveryId, status, err: String(err) });
+    }
   }
 }
 

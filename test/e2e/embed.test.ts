@@ -51,7 +51,7 @@ describe("createOpenRunner: the engine as a library", () => {
     const final = await runner.waitRun(run.id);
     assert.equal(final.status, "completed");
     assert.equal(final.result, "world");
-    assert.ok(runner.listRuns().runs.some((r) => r.id === run.id));
+    assert.ok((await runner.listRuns()).runs.some((r) => r.id === run.id));
   });
 
   test("a body the API would refuse is refused with the same error class and code", async () => {
@@ -60,7 +60,7 @@ describe("createOpenRunner: the engine as a library", () => {
       assert.equal(err.code, "validation_failed");
       return true;
     });
-    assert.throws(() => runner.getRun("run_nope"), (err: Error & { code?: string }) => err.code === "run_not_found" || err.name === "NotFoundError");
+    await assert.rejects(runner.getRun("run_nope"), (err: Error & { code?: string }) => err.code === "run_not_found" || err.name === "NotFoundError");
   });
 
   test("cancel mid-run ends the stream with run.cancelled; an aborted reader stops without an error", async () => {
@@ -73,7 +73,7 @@ describe("createOpenRunner: the engine as a library", () => {
     const events = runner.events(run.id);
     const upToLog = await collect(events, (e) => e.type === "log");
     assert.equal(upToLog.at(-1)!.type, "log");
-    runner.cancelRun(run.id);
+    await runner.cancelRun(run.id);
     const all = await collect(runner.events(run.id));
     assert.equal(all.at(-1)!.type, "run.cancelled");
     ac.abort();
@@ -96,13 +96,13 @@ describe("createOpenRunner: the engine as a library", () => {
 
   test("one engine per data folder; reopened, the runs and the owning user are still there", async () => {
     await assert.rejects(open(), /lock|in use|another/i);
-    const before = runner.listRuns().runs.map((r) => r.id);
+    const before = (await runner.listRuns()).runs.map((r) => r.id);
     const userId = runner.user.id;
     await runner.close();
     await runner.close(); // safe twice
     runner = await open();
     assert.equal(runner.user.id, userId);
-    assert.deepEqual(runner.listRuns().runs.map((r) => r.id), before);
+    assert.deepEqual((await runner.listRuns()).runs.map((r) => r.id), before);
     const events = await collect(runner.events(before.at(-1)!));
     assert.equal(events.at(-1)!.type, "run.completed");
   });

@@ -197,14 +197,14 @@ describe("port proxy", () => {
     notAllowedPort = await listen(notAllowedTarget);
 
     store = openSqliteStore({ file: ":memory:" });
-    const alice = store.users.create({ username: "alice", password_hash: "x", role: "user" });
-    const bob = store.users.create({ username: "bob", password_hash: "x", role: "user" });
+    const alice = await store.users.create({ username: "alice", password_hash: "x", role: "user" });
+    const bob = await store.users.create({ username: "bob", password_hash: "x", role: "user" });
     aliceId = alice.id;
     const mkRun = (id: string, user: string, isolation: string) =>
       store.runs.insert({ id, user_id: user, agent: "shell", status: "running", input: { text: "x" }, metadata: { isolation }, cwd: "/w", created_at: new Date().toISOString() });
-    hostRun = mkRun("run_host", alice.id, "none").id;
-    dockerRun = mkRun("run_docker", alice.id, "docker").id;
-    bobRun = mkRun("run_bob", bob.id, "none").id;
+    hostRun = (await mkRun("run_host", alice.id, "none")).id;
+    dockerRun = (await mkRun("run_docker", alice.id, "docker")).id;
+    bobRun = (await mkRun("run_bob", bob.id, "none")).id;
 
     const bus = new Bus();
     const config: Config = { ...Value.Create(ConfigSchema), jwt_secret: "proxy-test-secret-0123456789abcdefghijkl" };
@@ -212,8 +212,8 @@ describe("port proxy", () => {
     aliceToken = deps.jwt.sign({ id: alice.id, role: "user", username: "alice" });
     bobToken = deps.jwt.sign({ id: bob.id, role: "user", username: "bob" });
     const runs = {
-      get(caller: { id: string; role: string }, id: string): RunRow {
-        const row = store.runs.get(id);
+      async get(caller: { id: string; role: string }, id: string): Promise<RunRow> {
+        const row = await store.runs.get(id);
         if (!row || (caller.role !== "admin" && row.user_id !== caller.id)) throw new NotFoundError("run");
         return row;
       },
@@ -235,7 +235,7 @@ describe("port proxy", () => {
     target.closeAllConnections();
     notAllowedTarget.closeAllConnections();
     await Promise.all([server, target, notAllowedTarget].map((s) => new Promise((r) => s.close(r))));
-    store.close?.();
+    await store.close();
   });
 
   test("parsePortList parses lists and ranges and names the setting on errors", () => {
@@ -550,17 +550,17 @@ describe("port proxy", () => {
 
   test("verified credentials are cached briefly: a revoked API key stops working within the cache TTL", async () => {
     const TTL_MS = 300;
-    const runs = { get: () => { throw new NotFoundError("run"); } };
+    const runs = { get: async () => { throw new NotFoundError("run"); } };
     const cached = createProxyRoutes(deps, { runs, settings: { allowed_ports: String(tport), timeout_ms: TIMEOUT_MS }, authCacheMs: TTL_MS });
     const s = http.createServer((req, res) => void cached.handleRequest(req, res));
     const p = await listen(s);
     try {
       const gen = generateApiKey();
-      const row = store.apiKeys.create({ user_id: aliceId, name: "proxy-cache", prefix: gen.prefix, key_hash: gen.hash });
+      const row = await store.apiKeys.create({ user_id: aliceId, name: "proxy-cache", prefix: gen.prefix, key_hash: gen.hash });
       const first = await request(p, `/proxy/${tport}/echo`, { headers: bearer(gen.key) });
       assert.equal(first.status, 200);
       assert.equal(lastSeen().headers.authorization, undefined, "the key never reaches the target");
-      assert.ok(store.apiKeys.revoke(row.id, aliceId));
+      assert.ok(await store.apiKeys.revoke(row.id, aliceId));
       // Within the TTL the cached verification may still answer (by design, documented);
       // once it has passed, the revocation holds.
       await sleep(TTL_MS + 100);
@@ -571,13 +571,13 @@ describe("port proxy", () => {
       assert.equal(wrong.status, 401);
       // With the cache off, revocation is immediate.
       const gen2 = generateApiKey();
-      const row2 = store.apiKeys.create({ user_id: aliceId, name: "proxy-nocache", prefix: gen2.prefix, key_hash: gen2.hash });
+      const row2 = await store.apiKeys.create({ user_id: aliceId, name: "proxy-nocache", prefix: gen2.prefix, key_hash: gen2.hash });
       const off = createProxyRoutes(deps, { runs, settings: { allowed_ports: String(tport), timeout_ms: TIMEOUT_MS }, authCacheMs: 0 });
       const s2 = http.createServer((req, res) => void off.handleRequest(req, res));
       const p2 = await listen(s2);
       try {
         assert.equal((await request(p2, `/proxy/${tport}/echo`, { headers: bearer(gen2.key) })).status, 200);
-        assert.ok(store.apiKeys.revoke(row2.id, aliceId));
+        assert.ok(await store.apiKeys.revoke(row2.id, aliceId));
         assert.equal((await request(p2, `/proxy/${tport}/echo`, { headers: bearer(gen2.key) })).status, 401);
       } finally {
         off.close();

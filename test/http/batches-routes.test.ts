@@ -51,7 +51,7 @@ describe("batch routes", () => {
     const log = createSilentLogger();
     engine = await createEngine({ config, env: { PATH: process.env.PATH, DOCKER_HOST: "unix:///nonexistent/openrunner-test.sock" }, log });
     await ensureFirstAdmin({ store: engine.store, password: ADMIN_PASSWORD, print: () => {} });
-    for (const name of ["bob", "carol"]) engine.store.users.create({ username: name, password_hash: await hashPassword("user-password"), role: "user" });
+    for (const name of ["bob", "carol"]) await engine.store.users.create({ username: name, password_hash: await hashPassword("user-password"), role: "user" });
     const deps = createAppDeps({ config, store: engine.store, bus: engine.bus, log, dataDir: tmp, version: "test", listAgentHealth: async () => [] });
     server = http.createServer(createApp(deps, [createRunRoutes(deps, engine.manager), createBatchRoutes(deps, engine.manager)]).callback());
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

@@ -65,7 +65,7 @@ describe("config routes", () => {
     bus = new Bus();
     bus.on("config.changed", (e) => published.push(e));
     await ensureFirstAdmin({ store, password: ADMIN_PASSWORD, print: () => {} });
-    store.users.create({ username: "bob", password_hash: await hashPassword("user-password"), role: "user" });
+    await store.users.create({ username: "bob", password_hash: await hashPassword("user-password"), role: "user" });
     const log = createSilentLogger();
     const deps = createAppDeps({ config: loaded.config, store, bus, log, dataDir: tmp, version: "test", listAgentHealth: async () => [] });
     request = supertest(createApp(deps, [createConfigRoutes(deps, { live, onChanged: () => changedCalls++ })]).callback());
@@ -73,8 +73,8 @@ describe("config routes", () => {
       tokens[who] = (await request.post("/api/auth/login").send({ username: who, password })).body.token;
     }
   });
-  after(() => {
-    store.close();
+  after(async () => {
+    await store.close();
     rmSync(tmp, { recursive: true, force: true });
   });
 

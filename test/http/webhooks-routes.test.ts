@@ -79,7 +79,7 @@ describe("webhook routes", () => {
     assert.equal(gen.status, 201);
     assert.match(gen.body.secret, /^whsec_/);
     assert.equal(gen.headers["cache-control"], "no-store");
-    assert.equal(store.webhooks.get(gen.body.id)!.secret, gen.body.secret);
+    assert.equal((await store.webhooks.get(gen.body.id))!.secret, gen.body.secret);
     const given = await request.post("/api/webhooks").set(as(admin)).send({ url: "https://hooks.example.com/b", events: ["run.completed"], secret: "my-own-secret-0123456789" });
     assert.equal(given.body.secret, "my-own-secret-0123456789");
     const one = await request.get(`/api/webhooks/${gen.body.id}`).set(as(admin));
@@ -105,7 +105,7 @@ describe("webhook routes", () => {
     for (const body of bad) assert.equal((await request.post("/api/webhooks").set(as(alice)).send(body)).status, 400, JSON.stringify(body));
     assert.equal((await request.get("/api/webhooks")).status, 401);
     assert.equal((await request.get("/api/webhooks/wh_x/deliveries?limit=0").set(as(alice))).status, 400);
-    const have = store.webhooks.listByUser(store.users.getByUsername("alice")!.id).length;
+    const have = (await store.webhooks.listByUser((await store.users.getByUsername("alice"))!.id)).length;
     for (let i = have; i < MAX_WEBHOOKS_PER_USER; i++) {
       assert.equal((await request.post("/api/webhooks").set(as(alice)).send({ url: `https://hooks.example.com/${i}`, events: ["run.completed"] })).status, 201);
     }

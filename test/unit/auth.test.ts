@@ -65,8 +65,8 @@ describe("every bad credential answers the same 401", () => {
 
   before(async () => {
     const password_hash = await hashPassword("password-123");
-    userId = store.users.create({ username: "alice", password_hash, role: "user" }).id;
-    goneId = store.users.create({ username: "gone", password_hash, role: "user" }).id;
+    userId = (await store.users.create({ username: "alice", password_hash, role: "user" })).id;
+    goneId = (await store.users.create({ username: "gone", password_hash, role: "user" })).id;
     const res = await request.get("/api/auth/me");
     assert.equal(res.status, 401);
     expected = res.body;
@@ -132,20 +132,20 @@ describe("every bad credential answers the same 401", () => {
   test("unknown and revoked API keys", async () => {
     await expect401(bearer(generateApiKey().key));
     const k = generateApiKey();
-    const row = store.apiKeys.create({ user_id: userId, name: "ci", prefix: k.prefix, key_hash: k.hash });
+    const row = await store.apiKeys.create({ user_id: userId, name: "ci", prefix: k.prefix, key_hash: k.hash });
     const ok = await request.get("/api/auth/me").set(bearer(k.key));
     assert.equal(ok.status, 200, "an active key works (control)");
-    assert.ok(store.apiKeys.listByUser(userId).find((r) => r.id === row.id)?.last_used_at, "last_used_at touched");
-    assert.equal(store.apiKeys.revoke(row.id, userId), true);
+    assert.ok((await store.apiKeys.listByUser(userId)).find((r) => r.id === row.id)?.last_used_at, "last_used_at touched");
+    assert.equal(await store.apiKeys.revoke(row.id, userId), true);
     await expect401(bearer(k.key));
   });
 
   test("deleted user: both the JWT and the API key stop working", async () => {
     const token = deps.jwt.sign({ id: goneId, username: "gone", role: "user" });
     const k = generateApiKey();
-    store.apiKeys.create({ user_id: goneId, name: "k", prefix: k.prefix, key_hash: k.hash });
+    await store.apiKeys.create({ user_id: goneId, name: "k", prefix: k.prefix, key_hash: k.hash });
     assert.equal((await request.get("/api/auth/me").set(bearer(token))).status, 200);
-    assert.equal(store.users.delete(goneId), true);
+    assert.equal(await store.users.delete(goneId), true);
     await expect401(bearer(token));
     await expect401(bearer(k.key));
   });
@@ -226,7 +226,7 @@ describe("login limiter", () => {
     assert.equal(limited.status, 429);
     assert.equal(limited.body.error.code, "rate_limited");
     assert.match(limited.headers["retry-after"] ?? "", /^[1-9][0-9]*$/);
-    store.close();
+    await store.close();
   });
 });
 
@@ -270,12 +270,28 @@ describe("first admin and credentials", () => {
     assert.equal(printed.length, 1);
     const password = /password: (\S+)/.exec(printed[0]!)?.[1];
     assert.ok(password && password.length >= 16);
-    const admin = store.users.getByUsername("admin");
+    const admin = await store.users.getByUsername("admin");
     assert.equal(admin?.role, "admin");
     assert.equal(await verifyPassword(password, admin?.password_hash), true);
     assert.deepEqual(await ensureFirstAdmin({ store, print: (m) => printed.push(m) }), { created: false });
     assert.equal(printed.length, 1);
-    store.close();
+    await store.close();
+  });
+
+  test("two boots racing on one database (PostgreSQL: both see no users): the second resolves created false", async () => {
+    const store = openSqliteStore({ file: ":memory:" });
+    assert.equal((await ensureFirstAdmin({ store, password: "first-boot-pw", print: () => {} })).created, true);
+    // The other boot counted no users before the first one's insert committed.
+    const blind = <R extends Store["users"]>(users: R): R => Object.assign(Object.create(users) as R, { count: async () => 0 });
+    const racing: Store = Object.assign(Object.create(store) as Store, {
+      users: blind(store.users),
+      transaction: <T>(fn: (tx: Parameters<Parameters<Store["transaction"]>[0]>[0]) => Promise<T>) => store.transaction((tx) => fn(Object.assign(Object.create(tx), { users: blind(tx.users) }))),
+    });
+    const printed: string[] = [];
+    assert.deepEqual(await ensureFirstAdmin({ store: racing, print: (m) => printed.push(m) }), { created: false });
+    assert.deepEqual(printed, [], "no password is shown for an admin that was not created");
+    assert.equal(await verifyPassword("first-boot-pw", (await store.users.getByUsername("admin"))?.password_hash), true);
+    await store.close();
   });
 
   test("configured password: nothing printed", async () => {
@@ -284,8 +300,8 @@ describe("first admin and credentials", () => {
     const outcome = await ensureFirstAdmin({ store, password: "configured-pw", print: (m) => printed.push(m) });
     assert.deepEqual(printed, []);
     assert.equal(outcome.created && outcome.password_generated, false);
-    assert.equal(await verifyPassword("configured-pw", store.users.getByUsername("admin")?.password_hash), true);
-    store.close();
+    assert.equal(await verifyPassword("configured-pw", (await store.users.getByUsername("admin"))?.password_hash), true);
+    await store.close();
   });
 
   test("verifyPassword: wrong, unknown user, malformed hash are all false", async () => {

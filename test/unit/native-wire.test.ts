@@ -207,22 +207,22 @@ describe("sessions", () => {
     assert.deepEqual(repairTranscript(conversation), conversation);
   });
 
-  test("the store keeps a session's conversation; loading an unknown session fails resume_unsupported", () => {
+  test("the store keeps a session's conversation; loading an unknown session fails resume_unsupported", async () => {
     const store = openSqliteStore({ file: ":memory:" });
     try {
-      const user = store.users.create({ username: "u", password_hash: "x", role: "user" });
-      store.runs.insert({ id: "run_1", user_id: user.id, agent: "openrunner", status: "queued", input: { text: "t" }, metadata: {}, cwd: "/tmp", created_at: new Date().toISOString() });
-      store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation });
-      store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation.slice(0, 1) });
-      const row = store.nativeSessions.get("ns_1")!;
+      const user = await store.users.create({ username: "u", password_hash: "x", role: "user" });
+      await store.runs.insert({ id: "run_1", user_id: user.id, agent: "openrunner", status: "queued", input: { text: "t" }, metadata: {}, cwd: "/tmp", created_at: new Date().toISOString() });
+      await store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation });
+      await store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation.slice(0, 1) });
+      const row = (await store.nativeSessions.get("ns_1"))!;
       assert.deepEqual(row.messages, conversation.slice(0, 1));
-      assert.deepEqual(loadConversation(store.nativeSessions, "ns_1"), conversation.slice(0, 1));
-      assert.deepEqual(loadConversation(store.nativeSessions, undefined), []);
-      assert.throws(() => loadConversation(store.nativeSessions, "ns_missing"), (e: unknown) => e instanceof RunFailure && e.code === "resume_unsupported");
-      store.runs.delete("run_1");
-      assert.equal(store.nativeSessions.get("ns_1"), undefined, "a session goes with its run");
+      assert.deepEqual(await loadConversation(store.nativeSessions, "ns_1"), conversation.slice(0, 1));
+      assert.deepEqual(await loadConversation(store.nativeSessions, undefined), []);
+      await assert.rejects(loadConversation(store.nativeSessions, "ns_missing"), (e: unknown) => e instanceof RunFailure && e.code === "resume_unsupported");
+      await store.runs.delete("run_1");
+      assert.equal(await store.nativeSessions.get("ns_1"), undefined, "a session goes with its run");
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });
@@ -246,26 +246,26 @@ describe("conversation saving", () => {
     const errors: unknown[] = [];
     const committed: number[] = [];
     try {
-      const user = store.users.create({ username: "u", password_hash: "x", role: "user" });
-      store.runs.insert({ id: "run_1", user_id: user.id, agent: "openrunner", status: "queued", input: { text: "t" }, metadata: {}, cwd: "/tmp", created_at: new Date().toISOString() });
+      const user = await store.users.create({ username: "u", password_hash: "x", role: "user" });
+      await store.runs.insert({ id: "run_1", user_id: user.id, agent: "openrunner", status: "queued", input: { text: "t" }, metadata: {}, cwd: "/tmp", created_at: new Date().toISOString() });
       const writer = new EventWriter({ store, onError: (e) => errors.push(e) });
       const ev = (id: number) => ({ id, run_id: "run_1", ts: new Date().toISOString(), type: "message", data: { message_id: "m", role: "assistant", text: "x" } }) as RunEvent;
       const listener = { onCommitted: (events: RunEvent[]) => committed.push(...events.map((e) => e.id)) };
       writer.enqueue(ev(1), listener);
-      writer.alongside("ns_1", () => store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation }));
-      writer.alongside("ns_1", () => store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages_json: JSON.stringify(conversation.slice(0, 2)) }));
-      writer.alongside("bad", () => store.nativeSessions.save({ session_id: "ns_2", run_id: "run_missing", parent_id: null, model: "a/m", messages: [] }));
-      await new Promise((r) => setImmediate(r));
+      writer.alongside("ns_1", (tx) => tx.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation }));
+      writer.alongside("ns_1", (tx) => tx.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages_json: JSON.stringify(conversation.slice(0, 2)) }));
+      writer.alongside("bad", (tx) => tx.nativeSessions.save({ session_id: "ns_2", run_id: "run_missing", parent_id: null, model: "a/m", messages: [] }));
+      await writer.flush();
       assert.deepEqual(committed, [1]);
-      assert.deepEqual(store.nativeSessions.get("ns_1")!.messages, conversation.slice(0, 2), "the later write of a key replaces the pending one");
-      assert.equal(store.nativeSessions.get("ns_2"), undefined);
+      assert.deepEqual((await store.nativeSessions.get("ns_1"))!.messages, conversation.slice(0, 2), "the later write of a key replaces the pending one");
+      assert.equal(await store.nativeSessions.get("ns_2"), undefined);
       assert.equal(errors.length, 1, "the failing write is reported");
-      assert.equal(store.events.lastId("run_1"), 1, "the events are stored all the same");
-      writer.alongside("ns_1", () => store.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation }));
-      writer.flush();
-      assert.deepEqual(store.nativeSessions.get("ns_1")!.messages, conversation, "a write without events is made by the next flush");
+      assert.equal(await store.events.lastId("run_1"), 1, "the events are stored all the same");
+      writer.alongside("ns_1", (tx) => tx.nativeSessions.save({ session_id: "ns_1", run_id: "run_1", parent_id: null, model: "a/m", messages: conversation }));
+      await writer.flush();
+      assert.deepEqual((await store.nativeSessions.get("ns_1"))!.messages, conversation, "a write without events is made by the next flush");
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

@@ -166,11 +166,11 @@ describe("permission gate", () => {
 });
 
 describe("storedRequestExists", () => {
-  test("pages through a run's stored events", () => {
+  test("pages through a run's stored events", async () => {
     const stored = Array.from({ length: 2500 }, (_, i) => ({ id: i + 1, run_id: "r", ts: "", type: "log", data: { stream: "stdout", text: "x" } }));
     stored.push({ id: 2501, run_id: "r", ts: "", type: "permission.request", data: { request_id: "perm_x" } as never });
-    const events = { list: (_: string, after: number, limit: number) => stored.filter((e) => e.id > after).slice(0, limit) as never };
-    assert.equal(storedRequestExists(events, "r", "perm_x"), true);
-    assert.equal(storedRequestExists(events, "r", "perm_y"), false);
+    const events = { list: async (_: string, after: number, limit: number) => stored.filter((e) => e.id > after).slice(0, limit) as never };
+    assert.equal(await storedRequestExists(events, "r", "perm_x"), true);
+    assert.equal(await storedRequestExists(events, "r", "perm_y"), false);
   });
 });

@@ -23,6 +23,7 @@ import { TerminalSet } from "../acp/terminal.ts";
 import { provideRunHome } from "../container-home.ts";
 import { teardownRunContainer } from "../container-exec.ts";
 import { chownTree } from "../run-as.ts";
+import type { NativeSessionRepo } from "../../store/types.ts";
 import type { AgentOutcome, ProcessActorEmitted, ProcessActorInput, ProcessActorReceived } from "../types.ts";
 import type { NativeAdapter } from "./adapter.ts";
 import { runLoop } from "./loop.ts";
@@ -48,17 +49,21 @@ export function defaultSystemPrompt(root: string): string {
 /**
  * Saves the conversation off the turn's critical path: `schedule` writes it on the next
  * `setImmediate` (by then the next model request is on its way), several schedules in one tick
- * write once; `flush` writes a pending one at once (the loop ended).
+ * write once; `flush` writes a pending one at once (the loop ended) and resolves once every
+ * write made so far is done. Writes run one after another, in order (a later conversation is
+ * never overwritten by an earlier one); a failed write goes to `onError` and never rejects.
  */
-export function createDeferredSave<T>(save: (v: T) => void): { schedule(v: T): void; flush(): void } {
+export function createDeferredSave<T>(save: (v: T) => Promise<void>, onError: (err: unknown) => void): { schedule(v: T): void; flush(): Promise<void> } {
   let pending: { v: T } | undefined;
   let timer: NodeJS.Immediate | undefined;
+  let writes: Promise<void> = Promise.resolve();
   const flush = () => {
     if (timer) clearImmediate(timer);
     timer = undefined;
     const p = pending;
     pending = undefined;
-    if (p) save(p.v);
+    if (p) writes = writes.then(() => save(p.v)).catch(onError);
+    return writes;
   };
   return {
     schedule(v) {
@@ -85,7 +90,7 @@ export const nativeActor = fromCallback<ProcessActorReceived, ProcessActorInput,
     if ((adapter as Partial<NativeAdapter>).kind !== "native") throw new RunFailure("internal", "the native actor needs the openrunner adapter");
     const o = (adapter as NativeAdapter).native;
     const model = o.providers.resolve(ctx.model);
-    const transcript = loadConversation(o.sessions, ctx.resume_session_id);
+    const transcript = await loadConversation(o.sessions, ctx.resume_session_id);
     if (input.runAs && !container) {
       await chownTree(ctx.home, input.runAs);
       await chownTree(ctx.cwd, input.runAs);
@@ -108,9 +113,11 @@ export const nativeActor = fromCallback<ProcessActorReceived, ProcessActorInput,
     const tools = o.tools;
     // Saved turn by turn: serialized incrementally, and written in the transaction that commits the turn's events (`persist`), else on the next setImmediate.
     const json = transcriptSerializer();
-    const save = (t: readonly TranscriptItem[]) => o.sessions.save({ session_id: sessionId, run_id: ctx.run_id, parent_id: ctx.resume_session_id ?? null, model: model.ref, messages_json: json(t) });
+    const save = (repo: NativeSessionRepo, t: readonly TranscriptItem[]) => repo.save({ session_id: sessionId, run_id: ctx.run_id, parent_id: ctx.resume_session_id ?? null, model: model.ref, messages_json: json(t) });
     const persist = input.persist;
-    const saver = persist ? { schedule: (t: readonly TranscriptItem[]) => persist(sessionId, () => save(t)), flush: () => {} } : createDeferredSave(save);
+    const saver = persist
+      ? { schedule: (t: readonly TranscriptItem[]) => persist(sessionId, (tx) => save(tx.nativeSessions, t)), flush: async () => {} }
+      : createDeferredSave((t: readonly TranscriptItem[]) => save(o.sessions, t), (err) => input.log?.warn("could not save the native agent's conversation", { run_id: ctx.run_id, session_id: sessionId, err: String(err) }));
     return runLoop({
       runId: ctx.run_id,
       model,

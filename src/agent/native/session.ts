@@ -38,12 +38,12 @@ export function repairTranscript(items: readonly TranscriptItem[]): TranscriptIt
 }
 
 /**
- * The conversation of the session a run resumes (repaired), or an empty one.
- * @throws RunFailure `resume_unsupported` when the store has no conversation for the session
+ * Resolves the conversation of the session a run resumes (repaired), or an empty one.
+ * @throws RunFailure `resume_unsupported` (rejects) when the store has no conversation for the session
  */
-export function loadConversation(repo: NativeSessionRepo, resumeSessionId: string | undefined): TranscriptItem[] {
+export async function loadConversation(repo: NativeSessionRepo, resumeSessionId: string | undefined): Promise<TranscriptItem[]> {
   if (!resumeSessionId) return [];
-  const row = repo.get(resumeSessionId);
+  const row = await repo.get(resumeSessionId);
   if (!row || !isTranscript(row.messages)) throw new RunFailure("resume_unsupported", `no stored conversation for session ${resumeSessionId}`);
   return repairTranscript(row.messages);
 }

@@ -31,14 +31,14 @@ export interface UserHome {
 const MAX_RUNS = 10_000;
 
 /**
- * The agent homes of `userId`'s runs of `agent`, newest first, one entry per home.
+ * Resolves the agent homes of `userId`'s runs of `agent`, newest first, one entry per home.
  * @param homesRoot absolute `<data_dir>/homes`
  */
-export function homesOf(runs: Pick<RunRepo, "list">, userId: string, agent: string, homesRoot: string): UserHome[] {
+export async function homesOf(runs: Pick<RunRepo, "list">, userId: string, agent: string, homesRoot: string): Promise<UserHome[]> {
   const byKey = new Map<string, { runId: string; ended: boolean }>();
   let cursor: string | undefined;
   for (let seen = 0; seen < MAX_RUNS; ) {
-    const page = runs.list({ user_id: userId, agent, limit: 200, ...(cursor ? { cursor } : {}) });
+    const page = await runs.list({ user_id: userId, agent, limit: 200, ...(cursor ? { cursor } : {}) });
     for (const r of page.runs) {
       const key = String(r.metadata.home_of ?? r.id);
       if (!/^run_[0-9A-Za-z]+$/.test(key)) continue;

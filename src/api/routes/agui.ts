@@ -45,8 +45,8 @@ export function createAguiRoutes(deps: AppDeps, manager: RunManager): RouteModul
 
   const stream = async (ctx: AppContext, threadId: string | undefined) => {
     const q = validateQuery(AguiQuery, ctx.query);
-    const run = manager.get(ctx.state.user, ctx.params.id!);
-    const channel = manager.channelFor(run);
+    const run = await manager.get(ctx.state.user, ctx.params.id!);
+    const channel = await manager.channelFor(run);
     const after = Math.min(readLastEventId(ctx, q.after), channel.lastAppendedId);
     // The mapper sees every event from the first (it tracks open messages); only those after the cursor are written.
     const mapper = createAguiMapper(threadId !== undefined ? { threadId } : {});

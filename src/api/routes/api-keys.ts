@@ -22,21 +22,21 @@ export function createApiKeyRoutes(deps: Pick<AppDeps, "store" | "auth">): Route
   const { store } = deps;
   const router = new Router<AppState>();
 
-  router.post("/api/api-keys", deps.auth, (ctx) => {
+  router.post("/api/api-keys", deps.auth, async (ctx) => {
     const body = validateBody(CreateApiKeyBody, ctx.request.body);
     const generated = generateApiKey();
-    const row = store.apiKeys.create({ user_id: ctx.state.user.id, name: body.name, prefix: generated.prefix, key_hash: generated.hash });
+    const row = await store.apiKeys.create({ user_id: ctx.state.user.id, name: body.name, prefix: generated.prefix, key_hash: generated.hash });
     ctx.status = 201;
     ctx.set("Cache-Control", "no-store");
     ctx.body = { ...viewKey(row), key: generated.key };
   });
 
-  router.get("/api/api-keys", deps.auth, (ctx) => {
-    ctx.body = { api_keys: store.apiKeys.listByUser(ctx.state.user.id).map(viewKey) };
+  router.get("/api/api-keys", deps.auth, async (ctx) => {
+    ctx.body = { api_keys: (await store.apiKeys.listByUser(ctx.state.user.id)).map(viewKey) };
   });
 
-  router.delete("/api/api-keys/:id", deps.auth, (ctx) => {
-    if (!store.apiKeys.revoke(ctx.params.id!, ctx.state.user.id)) throw new NotFoundError("API key");
+  router.delete("/api/api-keys/:id", deps.auth, async (ctx) => {
+    if (!(await store.apiKeys.revoke(ctx.params.id!, ctx.state.user.id))) throw new NotFoundError("API key");
     ctx.status = 204;
   });
 

@@ -56,11 +56,11 @@ function dispositionOf(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
-/** The artifacts listed in the run's terminal event (`run.completed`), or none (also used by the MCP resources, `src/mcp/`). */
-export function listedArtifacts(store: Store, runId: string): Artifact[] {
-  const last = store.events.lastId(runId);
+/** Resolves the artifacts listed in the run's terminal event (`run.completed`), or none (also used by the MCP resources, `src/mcp/`). */
+export async function listedArtifacts(store: Store, runId: string): Promise<Artifact[]> {
+  const last = await store.events.lastId(runId);
   if (last === 0) return [];
-  const [e] = store.events.list(runId, last - 1, 1);
+  const [e] = await store.events.list(runId, last - 1, 1);
   return e?.type === "run.completed" ? (e.data.artifacts ?? []) : [];
 }
 
@@ -68,16 +68,16 @@ export function listedArtifacts(store: Store, runId: string): Artifact[] {
 export function createArtifactRoutes(deps: AppDeps, manager: RunManager): RouteModule {
   const router = new Router<AppState>();
 
-  router.get("/api/runs/:id/artifacts", deps.auth, (ctx) => {
-    const row = manager.get(ctx.state.user, ctx.params.id!);
-    ctx.body = { run_id: row.id, status: row.status, artifacts: listedArtifacts(deps.store, row.id) };
+  router.get("/api/runs/:id/artifacts", deps.auth, async (ctx) => {
+    const row = await manager.get(ctx.state.user, ctx.params.id!);
+    ctx.body = { run_id: row.id, status: row.status, artifacts: await listedArtifacts(deps.store, row.id) };
   });
 
   router.get("/api/runs/:id/artifacts/*path", deps.auth, async (ctx) => {
-    const row = manager.get(ctx.state.user, ctx.params.id!);
+    const row = await manager.get(ctx.state.user, ctx.params.id!);
     const rel = String(ctx.params.path ?? "");
     if (!artifactSegments(rel)) throw new ValidationError("artifact path must be relative, without empty, '.' or '..' segments, and not an input", { field: "path" }, "invalid_path");
-    if (!listedArtifacts(deps.store, row.id).some((a) => a.path === rel)) throw new NotFoundError("artifact");
+    if (!(await listedArtifacts(deps.store, row.id)).some((a) => a.path === rel)) throw new NotFoundError("artifact");
     const r = await openArtifact(row.cwd, rel);
     if ("failure" in r) throw new NotFoundError("artifact");
     ctx.status = 200;

@@ -22,7 +22,7 @@ export function createAuthRoutes(deps: Pick<AppDeps, "store" | "jwt" | "limiter"
     const body = validateBody(LoginBody, ctx.request.body);
     const attempt = { username: body.username, ip: ctx.ip };
     await limiter.consume(attempt);
-    const user = store.users.getByUsername(body.username);
+    const user = await store.users.getByUsername(body.username);
     const ok = await verifyPassword(body.password, user?.password_hash);
     if (!user || !ok) throw new UnauthorizedError({ cause: new Error(user ? "wrong password" : "unknown username") });
     await limiter.recordSuccess(attempt);

@@ -32,16 +32,16 @@ const EventsQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** The batch if the caller may see it (its creator; admins: any). @throws NotFoundError */
-function visibleBatch(store: Store, caller: Caller, id: string): BatchRow {
-  const b = store.batches.get(id);
+/** Resolves the batch if the caller may see it (its creator; admins: any). @throws NotFoundError */
+async function visibleBatch(store: Store, caller: Caller, id: string): Promise<BatchRow> {
+  const b = await store.batches.get(id);
   if (!b || (caller.role !== "admin" && b.user_id !== caller.id)) throw new NotFoundError("batch");
   return b;
 }
 
-/** The batch's view: counts by status (every status), run ids in request order, whether all are terminal. */
-export function viewBatch(store: Store, b: BatchRow): BatchViewT {
-  const runs = store.batches.runs(b.id);
+/** Resolves the batch's view: counts by status (every status), run ids in request order, whether all are terminal. */
+export async function viewBatch(store: Store, b: BatchRow): Promise<BatchViewT> {
+  const runs = await store.batches.runs(b.id);
   return { batch_id: b.id, user_id: b.user_id, created_at: b.created_at, total: runs.length, counts: countByStatus(runs), run_ids: runs.map((r) => r.id), done: allTerminal(runs) };
 }
 
@@ -67,30 +67,30 @@ export function createBatchRoutes(deps: AppDeps, manager: RunManager): RouteModu
     ctx.body = { batch_id: batch.id, runs: rows.map((r) => ({ run_id: r.id, status: r.status })) };
   });
 
-  router.get("/api/batches/:id", auth, (ctx) => {
-    ctx.body = viewBatch(deps.store, visibleBatch(deps.store, ctx.state.user, ctx.params.id!));
+  router.get("/api/batches/:id", auth, async (ctx) => {
+    ctx.body = await viewBatch(deps.store, await visibleBatch(deps.store, ctx.state.user, ctx.params.id!));
   });
 
-  router.post("/api/batches/:id/cancel", auth, (ctx) => {
-    const b = visibleBatch(deps.store, ctx.state.user, ctx.params.id!);
-    for (const r of deps.store.batches.runs(b.id)) {
-      if (!TERMINAL_STATUSES.includes(r.status)) manager.cancel(ctx.state.user, r.id, "batch cancelled");
+  router.post("/api/batches/:id/cancel", auth, async (ctx) => {
+    const b = await visibleBatch(deps.store, ctx.state.user, ctx.params.id!);
+    for (const r of await deps.store.batches.runs(b.id)) {
+      if (!TERMINAL_STATUSES.includes(r.status)) await manager.cancel(ctx.state.user, r.id, "batch cancelled");
     }
     ctx.status = 202;
-    ctx.body = viewBatch(deps.store, b);
+    ctx.body = await viewBatch(deps.store, b);
   });
 
   router.get("/api/batches/:id/events", deps.authWithQueryToken, async (ctx) => {
     const q = validateQuery(EventsQuery, ctx.query);
-    const b = visibleBatch(deps.store, ctx.state.user, ctx.params.id!);
+    const b = await visibleBatch(deps.store, ctx.state.user, ctx.params.id!);
     const feed = manager.batches;
-    const after = Math.min(readLastEventId(ctx, q.after), feed.lastId(b.id)); // as for runs: an id beyond the last would skip events to come
+    const after = Math.min(readLastEventId(ctx, q.after), await feed.lastId(b.id)); // as for runs: an id beyond the last would skip events to come
     if (ctx.accepts("text/event-stream", "application/json") === "application/json") {
       const limit = q.limit === undefined ? 1000 : Number(q.limit);
       if (limit < 1 || limit > 10000) throw new ValidationError("limit must be from 1 to 10000", { value: q.limit });
-      const events = feed.readStored(b.id, after, limit);
+      const events = await feed.readStored(b.id, after, limit);
       const last = events[events.length - 1];
-      ctx.body = { events, next_after: last?.id ?? after, done: last?.type === BATCH_DONE || (events.length === 0 && feed.isDone(b.id)) };
+      ctx.body = { events, next_after: last?.id ?? after, done: last?.type === BATCH_DONE || (events.length === 0 && (await feed.isDone(b.id))) };
       return;
     }
     ctx.respond = false;

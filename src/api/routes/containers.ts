@@ -77,13 +77,13 @@ export function createContainerRoutes(deps: Pick<AppDeps, "auth" | "store">, c: 
     return all.map((x) => viewOf(x, c.pool)).filter((v) => owner === undefined || v.user_id === owner);
   };
 
-  /** The project's owner: the caller, or for an admin the named user. @throws NotFoundError */
-  const ownerOf = (ctx: AppContext): { userId: string; projectId: string } => {
+  /** Resolves the project's owner: the caller, or for an admin the named user. @throws NotFoundError */
+  const ownerOf = async (ctx: AppContext): Promise<{ userId: string; projectId: string }> => {
     const { project_id } = validateQuery(ProjectParams, { project_id: ctx.params.project_id });
     const q = validateQuery(ProjectQuery, ctx.query);
     const me = ctx.state.user;
     if (q.user_id === undefined || q.user_id === me.id) return { userId: me.id, projectId: project_id };
-    if (me.role !== "admin" || !deps.store.users.getById(q.user_id)) throw new NotFoundError("project container");
+    if (me.role !== "admin" || !(await deps.store.users.getById(q.user_id))) throw new NotFoundError("project container");
     return { userId: q.user_id, projectId: project_id };
   };
 
@@ -112,7 +112,7 @@ export function createContainerRoutes(deps: Pick<AppDeps, "auth" | "store">, c: 
   const path = "/api/projects/:project_id/container";
 
   router.put(path, auth, async (ctx) => {
-    const { userId, projectId } = ownerOf(ctx);
+    const { userId, projectId } = await ownerOf(ctx);
     const body = validateBody(EnsureProjectBody, ctx.request.body ?? {});
     const limits = resolveContainerLimits({ agent_type: body.agent_type ?? "shell", isolation: "docker", ...body }, c.docker, true)!;
     const image = (body.agent_type ? c.agents[body.agent_type]?.image : undefined) ?? c.docker.image;
@@ -122,28 +122,28 @@ export function createContainerRoutes(deps: Pick<AppDeps, "auth" | "store">, c: 
   });
 
   router.get(path, auth, async (ctx) => {
-    const { userId, projectId } = ownerOf(ctx);
+    const { userId, projectId } = await ownerOf(ctx);
     const st = await c.projects.status(userId, projectId);
     if (!st) throw new NotFoundError("project container");
     ctx.body = st;
   });
 
   router.post(`${path}/keepalive`, auth, async (ctx) => {
-    const { userId, projectId } = ownerOf(ctx);
+    const { userId, projectId } = await ownerOf(ctx);
     const st = await c.projects.keepalive(userId, projectId);
     if (!st) throw new NotFoundError("project container");
     ctx.body = st;
   });
 
   router.post(`${path}/restart`, auth, async (ctx) => {
-    const { userId, projectId } = ownerOf(ctx);
+    const { userId, projectId } = await ownerOf(ctx);
     const st = await c.projects.restart(userId, projectId);
     if (!st) throw new NotFoundError("project container");
     ctx.body = st;
   });
 
   router.delete(path, auth, async (ctx) => {
-    const { userId, projectId } = ownerOf(ctx);
+    const { userId, projectId } = await ownerOf(ctx);
     if (!(await c.projects.remove(userId, projectId))) throw new NotFoundError("project container");
     ctx.status = 204;
   });

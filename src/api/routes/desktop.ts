@@ -23,8 +23,8 @@ import { errorResponses, type OperationSpec } from "../openapi.ts";
 
 /** What the desktop routes need. */
 export interface DesktopRouteOptions {
-  /** Runs with the API's visibility rule and their live containers: `manager` (a RunManager) fits. */
-  runs: { get(caller: AuthUser, runId: string): { id: string; metadata: Record<string, unknown> }; liveContainerId(runId: string): string | undefined };
+  /** Runs with the API's visibility rule (`get` resolves the run; rejects NotFoundError) and their live containers: `manager` (a RunManager) fits. */
+  runs: { get(caller: AuthUser, runId: string): Promise<{ id: string; metadata: Record<string, unknown> }>; liveContainerId(runId: string): string | undefined };
   client: () => ContainerClient;
   /** Where containers' launcher directories are (`ProjectContainers.launcherRoot`). */
   launcherRoot: string;
@@ -47,7 +47,7 @@ export function createDesktopRoutes(deps: AppDeps, o: DesktopRouteOptions): Rout
 
   /** The run's desktop container and its report. @throws NotFoundError (another user's run), ConflictError `desktop_unavailable` */
   const desktopOf = async (caller: AuthUser, runId: string): Promise<{ runId: string; containerId: string; socketDir: string; status: DesktopStatus }> => {
-    const run = o.runs.get(caller, runId);
+    const run = await o.runs.get(caller, runId);
     if (run.metadata.desktop !== true) throw new ConflictError("this run has no desktop (create it with metadata.desktop: true and docker isolation)", "desktop_unavailable");
     const containerId = o.runs.liveContainerId(run.id);
     const st = containerId ? await o.client().get(containerId).inspect().catch(() => undefined) : undefined;

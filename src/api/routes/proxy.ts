@@ -40,8 +40,8 @@ export interface ProxyRouteSettings {
 
 /** Options of {@link createProxyRoutes}. */
 export interface ProxyRouteOptions {
-  /** Run lookup with the API's visibility rule: `manager` (a RunManager) fits. */
-  runs: { get(caller: AuthUser, runId: string): ProxyRunView };
+  /** Run lookup with the API's visibility rule (resolves the run; rejects NotFoundError): `manager` (a RunManager) fits. */
+  runs: { get(caller: AuthUser, runId: string): Promise<ProxyRunView> };
   /** Default: `deps.config.proxy` (once merged into the config). */
   settings?: ProxyRouteSettings;
   /** Preview links are signed with a key derived from this (e.g. the JWT secret); absent: a random key per process. */
@@ -101,8 +101,8 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
     log: deps.log,
     getRun: (caller, runId) => opts.runs.get(caller, runId),
     ...(opts.containerAddress ? { containerAddress: opts.containerAddress } : {}),
-    findUser: (id) => {
-      const u = deps.store.users.getById(id);
+    findUser: async (id) => {
+      const u = await deps.store.users.getById(id);
       return u ? { id: u.id, username: u.username, role: u.role } : undefined;
     },
     authenticate: (req, query) => authenticateCached(deps, authCache, req, query),
@@ -112,7 +112,7 @@ export function createProxyRoutes(deps: AppDeps, opts: ProxyRouteOptions): Proxy
 
   router.post("/api/runs/:id/preview-links", deps.auth, async (ctx) => {
     const body = validateBody(PreviewLinkBody, ctx.request.body);
-    const run = opts.runs.get(ctx.state.user, ctx.params.id!);
+    const run = await opts.runs.get(ctx.state.user, ctx.params.id!);
     if (run.metadata.isolation === "docker") {
       // Any port of the run's own container; it must be reachable now.
       if (!opts.containerAddress) throw new ProxyUnavailableError("docker is not available on this server, so a container's ports cannot be proxied");

@@ -62,9 +62,9 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
     ctx.body = { run_id: run.id, status: run.status };
   });
 
-  router.get("/api/runs", auth, (ctx) => {
+  router.get("/api/runs", auth, async (ctx) => {
     const q = validateQuery(ListQuery, ctx.query);
-    ctx.body = manager.list(
+    ctx.body = await manager.list(
       ctx.state.user,
       {
         limit: boundedLimit(q.limit, 50, 200),
@@ -77,12 +77,12 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
     );
   });
 
-  router.get("/api/runs/:id", auth, (ctx) => {
-    ctx.body = manager.get(ctx.state.user, ctx.params.id!);
+  router.get("/api/runs/:id", auth, async (ctx) => {
+    ctx.body = await manager.get(ctx.state.user, ctx.params.id!);
   });
 
-  router.post("/api/runs/:id/cancel", auth, (ctx) => {
-    const run = manager.cancel(ctx.state.user, ctx.params.id!);
+  router.post("/api/runs/:id/cancel", auth, async (ctx) => {
+    const run = await manager.cancel(ctx.state.user, ctx.params.id!);
     ctx.status = 202;
     ctx.body = { run_id: run.id, status: run.status };
   });
@@ -94,13 +94,13 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
 
   router.get("/api/runs/:id/events", deps.authWithQueryToken, async (ctx) => {
     const q = validateQuery(EventsQuery, ctx.query);
-    const run = manager.get(ctx.state.user, ctx.params.id!);
-    const channel = manager.channelFor(run);
+    const run = await manager.get(ctx.state.user, ctx.params.id!);
+    const channel = await manager.channelFor(run);
     // An id beyond the last event would skip events still to come: clamp it.
     const after = Math.min(readLastEventId(ctx, q.after), channel.lastAppendedId);
     if (ctx.accepts("text/event-stream", "application/json") === "application/json") {
       const limit = boundedLimit(q.limit, 1000, 10000);
-      const events = capByBytes(channel.readStored(after, limit), MAX_PAGE_BYTES);
+      const events = capByBytes(await channel.readStored(after, limit), MAX_PAGE_BYTES);
       const last = events[events.length - 1];
       const done = (last !== undefined && isTerminalType(last.type)) || (events.length === 0 && channel.terminalId !== null && after >= channel.terminalId);
       ctx.body = { events, next_after: last?.id ?? after, done };
@@ -110,13 +110,13 @@ export function createRunRoutes(deps: AppDeps, manager: RunManager): RouteModule
     await streamRunEvents(ctx.req, ctx.res, channel, after, { heartbeatMs: deps.config.sse_heartbeat_ms });
   });
 
-  router.get("/api/runs/:id/permissions", auth, (ctx) => {
-    ctx.body = { permissions: manager.listPermissions(ctx.state.user, ctx.params.id!) };
+  router.get("/api/runs/:id/permissions", auth, async (ctx) => {
+    ctx.body = { permissions: await manager.listPermissions(ctx.state.user, ctx.params.id!) };
   });
 
-  router.post("/api/runs/:id/permissions/:request_id", auth, (ctx) => {
+  router.post("/api/runs/:id/permissions/:request_id", auth, async (ctx) => {
     const body = validateBody(AnswerPermissionBody, ctx.request.body);
-    ctx.body = manager.answerPermission(ctx.state.user, ctx.params.id!, ctx.params.request_id!, body.option_id);
+    ctx.body = await manager.answerPermission(ctx.state.user, ctx.params.id!, ctx.params.request_id!, body.option_id);
   });
 
   router.post("/api/chat", auth, async (ctx) => {

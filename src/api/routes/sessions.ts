@@ -21,14 +21,14 @@ export function createSessionRoutes(deps: AppDeps, o: { homesRoot: string }): Ro
   const router = new Router<AppState>();
   router.get("/api/sessions", deps.auth, async (ctx) => {
     const q = validateQuery(SessionListQuery, ctx.query);
-    ctx.body = { sessions: await listSessions(q.agent, homesOf(deps.store.runs, ctx.state.user.id, q.agent, o.homesRoot)) };
+    ctx.body = { sessions: await listSessions(q.agent, await homesOf(deps.store.runs, ctx.state.user.id, q.agent, o.homesRoot)) };
   });
   router.get("/api/sessions/:agent/:session_id", deps.auth, async (ctx) => {
     const agent = ctx.params.agent!;
     if (!isSessionAgent(agent)) throw new ValidationError(`stored sessions of ${agent} cannot be read`, { field: "agent" }, "sessions_unsupported");
     const id = ctx.params.session_id!;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) throw new NotFoundError("session");
-    const found = await readSession(agent, id, homesOf(deps.store.runs, ctx.state.user.id, agent, o.homesRoot));
+    const found = await readSession(agent, id, await homesOf(deps.store.runs, ctx.state.user.id, agent, o.homesRoot));
     if (!found) throw new NotFoundError("session");
     ctx.body = found;
   });

@@ -31,25 +31,25 @@ export function createUserRoutes(deps: Pick<AppDeps, "store" | "auth" | "beforeU
     if (isPasswordTooLong(body.password)) {
       throw new ValidationError("invalid request body", [{ path: "/password", message: "must not exceed 72 bytes in UTF-8" }]);
     }
-    if (store.users.getByUsername(body.username)) throw new ConflictError(`username ${body.username} is taken`, "username_taken");
+    if (await store.users.getByUsername(body.username)) throw new ConflictError(`username ${body.username} is taken`, "username_taken");
     const password_hash = await hashPassword(body.password);
     // The store answers ConflictError(username_taken) too, when a concurrent request won the race.
-    const user = store.users.create({ username: body.username, password_hash, role: body.role ?? "user" });
+    const user = await store.users.create({ username: body.username, password_hash, role: body.role ?? "user" });
     ctx.status = 201;
     ctx.set("Location", `/api/users/${user.id}`);
     ctx.body = viewUser(user);
   });
 
-  router.get("/api/users", ...admin, (ctx) => {
-    ctx.body = { users: store.users.list().map(viewUser) };
+  router.get("/api/users", ...admin, async (ctx) => {
+    ctx.body = { users: (await store.users.list()).map(viewUser) };
   });
 
   router.delete("/api/users/:id", ...admin, async (ctx) => {
     const id = ctx.params.id!;
     if (id === ctx.state.user.id) throw new ConflictError("an administrator cannot delete their own account", "cannot_delete_self");
-    if (!store.users.getById(id)) throw new NotFoundError("user");
+    if (!(await store.users.getById(id))) throw new NotFoundError("user");
     await deps.beforeUserDelete?.(id);
-    if (!store.users.delete(id)) throw new NotFoundError("user");
+    if (!(await store.users.delete(id))) throw new NotFoundError("user");
     ctx.status = 204;
   });
 

@@ -25,44 +25,45 @@ function viewHook(h: WebhookRow) {
 export function createWebhookRoutes(deps: Pick<AppDeps, "store" | "auth" | "config">, opts: { lookup?: LookupAll } = {}): RouteModule {
   const { store } = deps;
   const router = new Router<AppState>();
-  const own = (id: string, userId: string): WebhookRow => {
-    const h = store.webhooks.get(id);
+  /** Resolves the caller's webhook. @throws NotFoundError */
+  const own = async (id: string, userId: string): Promise<WebhookRow> => {
+    const h = await store.webhooks.get(id);
     if (!h || h.user_id !== userId) throw new NotFoundError("webhook");
     return h;
   };
 
   router.post("/api/webhooks", deps.auth, async (ctx) => {
     const body = validateBody(CreateWebhookBody, ctx.request.body);
-    if (store.webhooks.listByUser(ctx.state.user.id).length >= MAX_WEBHOOKS_PER_USER) throw new ConflictError(`at most ${MAX_WEBHOOKS_PER_USER} webhooks per user`, "webhook_limit_reached");
+    if ((await store.webhooks.listByUser(ctx.state.user.id)).length >= MAX_WEBHOOKS_PER_USER) throw new ConflictError(`at most ${MAX_WEBHOOKS_PER_USER} webhooks per user`, "webhook_limit_reached");
     await resolveWebhookTarget(body.url, deps.config.webhooks, opts.lookup);
     const secret = body.secret ?? generateWebhookSecret();
-    const row = store.webhooks.create({ user_id: ctx.state.user.id, url: body.url, events: body.events, secret });
+    const row = await store.webhooks.create({ user_id: ctx.state.user.id, url: body.url, events: body.events, secret });
     ctx.status = 201;
     ctx.set("Location", `/api/webhooks/${row.id}`);
     ctx.set("Cache-Control", "no-store");
     ctx.body = { ...viewHook(row), secret };
   });
 
-  router.get("/api/webhooks", deps.auth, (ctx) => {
-    ctx.body = { webhooks: store.webhooks.listByUser(ctx.state.user.id).map(viewHook) };
+  router.get("/api/webhooks", deps.auth, async (ctx) => {
+    ctx.body = { webhooks: (await store.webhooks.listByUser(ctx.state.user.id)).map(viewHook) };
   });
 
-  router.get("/api/webhooks/:id", deps.auth, (ctx) => {
-    ctx.body = viewHook(own(ctx.params.id!, ctx.state.user.id));
+  router.get("/api/webhooks/:id", deps.auth, async (ctx) => {
+    ctx.body = viewHook(await own(ctx.params.id!, ctx.state.user.id));
   });
 
-  router.delete("/api/webhooks/:id", deps.auth, (ctx) => {
-    if (!store.webhooks.delete(ctx.params.id!, ctx.state.user.id)) throw new NotFoundError("webhook");
+  router.delete("/api/webhooks/:id", deps.auth, async (ctx) => {
+    if (!(await store.webhooks.delete(ctx.params.id!, ctx.state.user.id))) throw new NotFoundError("webhook");
     ctx.status = 204;
   });
 
-  router.get("/api/webhooks/:id/deliveries", deps.auth, (ctx) => {
+  router.get("/api/webhooks/:id/deliveries", deps.auth, async (ctx) => {
     const q = validateQuery(DeliveriesQuery, ctx.query);
     const limit = q.limit === undefined ? 50 : Number(q.limit);
     if (limit < 1 || limit > 500) throw new ValidationError("limit must be from 1 to 500", { value: q.limit });
-    const hook = own(ctx.params.id!, ctx.state.user.id);
+    const hook = await own(ctx.params.id!, ctx.state.user.id);
     ctx.body = {
-      deliveries: store.webhooks.listDeliveries(hook.id, limit).map((d) => ({
+      deliveries: (await store.webhooks.listDeliveries(hook.id, limit)).map((d) => ({
         id: d.id,
         run_id: d.run_id,
         event_type: d.event_type,
