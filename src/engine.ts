@@ -254,7 +254,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   // Webhooks hear committed run events on the bus and deliver off the run's path.
   const metricsRegistry = new Registry();
   const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: metricsRegistry, version: VERSION });
-  webhooks.start();
+  await webhooks.start();
   const telemetry = await startTelemetry({ config: config.telemetry, bus, store, log, version: VERSION }); // undefined (nothing loaded) when off
 
   let stopping: Promise<void> | null = null;

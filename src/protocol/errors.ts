@@ -96,6 +96,8 @@ export const API_ERROR_CODES = {
   limit_exceeded: 400,
   /** `metadata.cwd` is not a directory inside the workspaces root. */
   cwd_outside_workspace: 400,
+  /** A request the distributed mode cannot serve (a project run: its container lives on one machine). */
+  cluster_unsupported: 400,
   /** `metadata.cwd` names (or goes through) a file. */
   cwd_not_directory: 400,
   /** `metadata.cwd` inside `projects/` on a run that is not a project run. */

@@ -97,9 +97,12 @@ export class AdmissionQueue {
     return Math.min(TOP, levelOf(e.priority) + raised);
   }
 
-  /** Appends a run; returns its position in the current admission order (0 = next). */
-  enqueue(id: string, userId: string, priority: RunPriority = "normal"): number {
-    const e: Entry = { id, userId, priority, enqueuedAt: this.#now(), seq: this.#seq++, level: levelOf(priority) };
+  /**
+   * Appends a run; returns its position in the current admission order (0 = next).
+   * @param enqueuedAt when it was queued, epoch ms (a queue rebuilt from the store gives the row's `created_at`); default now
+   */
+  enqueue(id: string, userId: string, priority: RunPriority = "normal", enqueuedAt = this.#now()): number {
+    const e: Entry = { id, userId, priority, enqueuedAt, seq: this.#seq++, level: levelOf(priority) };
     this.#queue.push(e);
     inc(this.#queuedByUser, userId, 1);
     return this.#ordered().indexOf(e);
@@ -151,6 +154,12 @@ export class AdmissionQueue {
       this.#queue.push(...rest);
     }
     return out;
+  }
+
+  /** Counts a run of `userId` admitted elsewhere (a queue rebuilt from the store: the runs already running). */
+  occupy(userId: string): void {
+    this.#running++;
+    inc(this.#runningByUser, userId, 1);
   }
 
   /** An admitted run of `userId` ended: its slot is free. */

@@ -299,6 +299,42 @@ export class RunChannel {
     return this.opts.events.list(this.runId, after, limit);
   }
 
+  /**
+   * For a run executing in another process (distributed mode, `remote.ts`): reads the events
+   * stored after what this channel has delivered and delivers them as a commit would. Called on
+   * every wake-up notification; calls while a read is out coalesce into one more read. Resolves
+   * when caught up; never rejects (a store error waits for the next wake-up).
+   */
+  wake(): Promise<void> {
+    if (this.#following) {
+      this.#wakeAgain = true;
+      return this.#following;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#wakeAgain = false;
+        for (;;) {
+          const page = await this.opts.events.list(this.runId, this.committedId, REPLAY_PAGE);
+          const fresh = page.filter((e) => e.id > this.committedId);
+          if (fresh.length === 0) break;
+          this.#nextId = Math.max(this.#nextId, fresh[fresh.length - 1]!.id + 1);
+          this.onCommitted(fresh);
+          if (page.length < REPLAY_PAGE) break;
+        }
+      } while (this.#wakeAgain && this.terminalId === null);
+    };
+    this.#following = run()
+      .catch(() => {})
+      .finally(() => {
+        this.#following = null;
+        if (this.#wakeAgain && this.terminalId === null) void this.wake();
+      });
+    return this.#following;
+  }
+
+  #following: Promise<void> | null = null;
+  #wakeAgain = false;
+
   /** Resolves once the terminal event is committed. */
   whenTerminal(): Promise<void> {
     if (this.terminalId !== null) return Promise.resolve();

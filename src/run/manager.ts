@@ -27,6 +27,12 @@
  * the project at `create()` (409 `project_busy` in reject mode), waits for it
  * in `prepare` and runs in the project's long-lived container
  * (`src/container/projects.ts`); the turn is given back at its terminal event.
+ *
+ * Distributed mode (`deps.cluster`, docs/architecture.md#scale-out): with the `api` role, `create()`
+ * plans and checks the run as always, then stores it with its `run.queued` and wakes the workers;
+ * reads, cancel and permissions go through {@link RemoteRuns}. With the `worker` role, the worker loop
+ * (`worker.ts`) claims stored runs and hands each to {@link RunManager.executeClaimed}, which plans it
+ * again from its row and launches it here exactly as a local run (machine, gate, channel, writer).
  */
 import { ulid } from "ulid";
 import { createActor, fromPromise, type Actor } from "xstate";
@@ -41,7 +47,10 @@ import type { Config } from "../config/schema.ts";
 import type { WarmPool } from "../container/pool.ts";
 import type { ProjectContainers } from "../container/projects.ts";
 import type { ContainerClient } from "../container/types.ts";
-import { AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
+import path from "node:path";
+import { AgentUnavailableError, AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
+import type { Cluster, WorkerRow } from "../store/cluster.ts";
+import { RemoteRuns } from "./remote.ts";
 import type { Log } from "../log.ts";
 import type { BatchRow, Repos, RunListQuery, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
@@ -83,6 +92,8 @@ export interface RunManagerDeps {
   runAs?: RunAs;
   /** The admission clock (priority aging), epoch ms; default `Date.now`. */
   now?: () => number;
+  /** Distributed mode: the cluster and this process's role (see the module comment); absent: one process does everything. */
+  cluster?: { cluster: Cluster; role: "api" } | { cluster: Cluster; role: "worker"; onRunEnded: () => void };
 }
 
 
@@ -124,6 +135,10 @@ export class RunManager {
   readonly #permissions = new PermissionRegistry();
   /** The event streams of batches (`GET /api/batches/:id/events`). */
   readonly batches: BatchFeed;
+  /** Runs executing on workers (the `api` role only). */
+  readonly #remote: RemoteRuns | undefined;
+  /** The live workers as last read (the `api` role: which agents can run), and when, epoch ms. */
+  #workers: { at: number; list: WorkerRow[] } | null = null;
 
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
@@ -134,6 +149,23 @@ export class RunManager {
       deps.now,
     );
     this.batches = new BatchFeed({ store: deps.store, onError: (err) => this.#log.error("batch event not stored", { err: String(err) }) });
+    this.#remote =
+      deps.cluster?.role === "api"
+        ? new RemoteRuns({
+            store: deps.store,
+            cluster: deps.cluster.cluster,
+            writer: deps.writer,
+            bufferLimit: deps.config.sse_buffer_events,
+            onSubscribers: (delta) => deps.bus.publish("sse.subscribers", { delta }),
+            permissionTimeoutMs: (row) => ((row.metadata.permission_timeout_secs as number | undefined) ?? deps.config.permissions?.timeout_secs ?? 300) * 1000,
+            log: this.#log,
+          })
+        : undefined;
+  }
+
+  /** The `api` role: starts listening for the workers' stored events (before serving). */
+  async startCluster(): Promise<void> {
+    await this.#remote?.start();
   }
 
   /** The configuration changed (`PATCH /api/config`): admits the queued runs that raised limits now allow. */
@@ -172,6 +204,13 @@ export class RunManager {
    *   TooManyRequestsError (429), AgentUnavailableError (503), ShuttingDownError (503), ContainerError (503 `engine_unavailable`)
    */
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
+    if (this.#remote) {
+      await this.#checkRemoteQueueRoom(caller, 1);
+      const l = await this.#prepareLaunch(caller, body, 0);
+      if (!this.#admitting) throw new ShuttingDownError();
+      const [row] = await this.#queueRemote([l]);
+      return row!;
+    }
     const l = await this.#prepareLaunch(caller, body, 0);
     this.#place([l], false); // counted as live from here (#placing) until #start
     let row: RunRow;
@@ -198,7 +237,8 @@ export class RunManager {
     const max = this.#d.config.batch_max_runs ?? 100;
     if (bodies.length > max) throw new ValidationError(`a batch holds at most ${max} runs (batch_max_runs), got ${bodies.length}`, { max, count: bodies.length }, "batch_too_large");
     if (!this.#admitting) throw new ShuttingDownError();
-    this.#checkQueueRoom(caller, bodies.length);
+    if (this.#remote) await this.#checkRemoteQueueRoom(caller, bodies.length);
+    else this.#checkQueueRoom(caller, bodies.length);
     const launches: Launch[] = [];
     for (const [i, body] of bodies.entries()) {
       try {
@@ -207,9 +247,14 @@ export class RunManager {
         throw err instanceof AppError ? new BatchItemError(i, err) : err;
       }
     }
+    const batch: BatchRow = { id: `bat_${ulid()}`, user_id: caller.id, created_at: new Date().toISOString() };
+    if (this.#remote) {
+      await this.#checkRemoteQueueRoom(caller, launches.length);
+      const rows = await this.#queueRemote(launches, batch);
+      return { batch, runs: rows };
+    }
     this.#checkQueueRoom(caller, launches.length); // again: other requests may have queued runs meanwhile
     this.#place(launches, true); // counted as live from here (#placing) until #start
-    const batch: BatchRow = { id: `bat_${ulid()}`, user_id: caller.id, created_at: new Date().toISOString() };
     let rows: RunRow[];
     try {
       rows = await this.#d.store.transaction(async (tx) => {
@@ -234,13 +279,43 @@ export class RunManager {
     if (n > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
   }
 
-  /** Plans a run and does the I/O its plan needs (agent, engine, ACP binding, working directory); `queuedAhead`: the caller's runs of the same request queued before it. */
-  async #prepareLaunch(caller: Caller, body: CreateRunBody, queuedAhead: number): Promise<Launch> {
+  /** The `api` role: the caller's queue cap counted against the runs queued in the store. @throws BatchItemError (429) naming the first item past it */
+  async #checkRemoteQueueRoom(caller: Caller, n: number): Promise<void> {
+    const room = this.#d.config.max_queued_runs_per_user - (await this.#d.cluster!.cluster.queuedCount(caller.id));
+    if (n > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
+  }
+
+  /** The `api` role: stores planned runs with their `run.queued` events in one transaction (with their batch), then wakes the workers. */
+  async #queueRemote(launches: Launch[], batch?: BatchRow): Promise<RunRow[]> {
+    const cluster = this.#d.cluster!.cluster;
+    const ahead = await cluster.queuedCount();
+    const rows = await this.#d.store.transaction(async (tx) => {
+      if (batch) await tx.batches.insert(batch);
+      const out: RunRow[] = [];
+      for (const [i, l] of launches.entries()) {
+        const row = await this.#insertRow(l, tx, batch?.id);
+        const [queued] = await tx.events.append(row.id, [{ ts: new Date().toISOString(), type: "run.queued", data: { agent: l.adapter.name, input: { text: l.body.input.text }, position: ahead + i } }]);
+        out.push({ ...row, last_event_id: queued!.id });
+      }
+      return out;
+    });
+    for (const row of rows) this.#d.bus.publish("run.status", { run_id: row.id, user_id: row.user_id, agent: row.agent, status: "queued", prev: null });
+    await cluster.notifyQueued();
+    return rows;
+  }
+
+  /**
+   * Plans a run and does the I/O its plan needs (agent, engine, ACP binding, working directory); `queuedAhead`: the caller's
+   * runs of the same request queued before it; `runId`: the id of a stored run (a worker launching a claimed run).
+   * With the `api` role, the I/O that belongs to the machine that will run it is left to the worker: the agent must be
+   * offered by a live worker, and the working directory is checked, not created.
+   */
+  async #prepareLaunch(caller: Caller, body: CreateRunBody, queuedAhead: number, runId = `run_${ulid()}`): Promise<Launch> {
     if (body.metadata.resume_session !== undefined) body = await this.#bindSession(caller, body);
     const config = this.#d.config;
     const plan = planRun(body, {
       caller,
-      runId: `run_${ulid()}`,
+      runId,
       config,
       workspacesRoot: this.#d.dirs.workspaces,
       ...(this.#d.docker ? { engine: { projects: this.#d.docker.projects !== undefined } } : {}),
@@ -249,18 +324,79 @@ export class RunManager {
       queued: this.#admission.queuedFor(caller.id) + queuedAhead,
       resumed: body.metadata.resume === undefined ? undefined : ((await this.#visible(caller, body.metadata.resume)) ?? null),
     });
-    const adapter = await this.#d.registry.require(plan.agentType);
+    const adapter = this.#remote ? await this.#requireWorkerAgent(plan.agentType, plan.limits !== null) : await this.#d.registry.require(plan.agentType);
     const agent = planAgent(plan, body, adapter.name, caller, config);
     // The adapter's own checks of the request (openrunner: an unknown provider is a 400 here, not a run that fails).
     adapter.checkRun?.(plan.metadata);
-    if (plan.limits) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
+    if (plan.limits && !this.#remote) await this.#d.docker!.client().ping({ timeoutMs: 3000 });
     // ACP: bind the adapter to `metadata.acp_agent` (unknown agent, resume without session/load: 400 here, not at run time).
     const runAdapter = isAcpAdapter(adapter)
       ? await adapter.forRun(plan.metadata.acp_agent, { resume: plan.resumed !== undefined, resumedAgent: plan.resumed?.metadata.acp_agent, docker: plan.limits !== null })
       : adapter;
     const container = planContainer(plan, agent, adapter.name, isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined, config);
-    const cwd = await this.#resolveCwd(plan);
+    const cwd = this.#remote ? plannedCwd(plan) : await this.#resolveCwd(plan);
     return { plan, agent, container, cwd, body, adapter, runAdapter };
+  }
+
+  /**
+   * The `api` role: the adapter of an agent some live worker offers (with docker isolation when `docker`).
+   * @throws ValidationError `unknown_agent` (400), AgentUnavailableError (503: no live worker runs it)
+   */
+  async #requireWorkerAgent(name: string, docker: boolean): Promise<NonNullable<ReturnType<AgentRegistry["get"]>>> {
+    const adapter = this.#d.registry.get(name);
+    if (!adapter) return this.#d.registry.require(name); // its unknown_agent error
+    const now = Date.now();
+    if (!this.#workers || now - this.#workers.at > 1000) this.#workers = { at: now, list: await this.#d.cluster!.cluster.listWorkers() };
+    const able = this.#workers.list.filter((w) => w.agents.some((a) => a.agent === adapter.name));
+    if (able.length === 0) throw new AgentUnavailableError(name, "no live worker runs it");
+    if (docker && !able.some((w) => w.isolations.includes("docker"))) throw new AgentUnavailableError(name, "no live worker runs it with docker isolation");
+    return adapter;
+  }
+
+  /**
+   * The `worker` role: launches a run this worker claimed (`worker.ts`): plans it again from its row (as its
+   * owner), then starts it here as a local run, after its stored events. A run that cannot be launched here
+   * ends `failed` with the refusal's code. Resolves once it is started (or ended).
+   */
+  async executeClaimed(row: RunRow): Promise<void> {
+    let l: Launch;
+    try {
+      const user = await this.#d.store.users.getById(row.user_id);
+      if (!user) throw new NotFoundError("user");
+      const caller: Caller = { id: user.id, username: user.username, role: user.role };
+      l = await this.#prepareLaunch(caller, bodyOfRow(row), 0, row.id);
+      this.#place([l], false);
+    } catch (err) {
+      const channel = this.#newChannel(row.id, row.last_event_id);
+      const code = err instanceof AppError ? err.code : "internal";
+      channel.append({ type: "run.failed", data: { error: { code, message: err instanceof Error ? err.message : String(err) }, duration_ms: 0 } });
+      this.#log.warn("a claimed run could not be launched", { run_id: row.id, code });
+      await channel.whenTerminal();
+      this.#d.cluster?.role === "worker" && this.#d.cluster.onRunEnded();
+      return;
+    }
+    if (l.cwd !== row.cwd) this.#d.writer.patchRun(row.id, { cwd: l.cwd });
+    this.#start(l, undefined, { lastStoredId: row.last_event_id, queued: false });
+    this.#pump();
+  }
+
+  /** The `worker` role: a cancel for a run of this worker (a `cancel` command); nothing when it is not here. */
+  cancelLocal(runId: string, reason: string, by: string): void {
+    this.#cancelActive(runId, reason, by);
+  }
+
+  /** The `worker` role: an answer checked by an API server (a `permission` command); a late one is ignored. */
+  answerLocal(runId: string, requestId: string, optionId: string, by: string): void {
+    try {
+      this.#permissions.answer(runId, requestId, optionId, by);
+    } catch (err) {
+      this.#log.info("permission answer not applied", { run_id: runId, request_id: requestId, err: String(err) });
+    }
+  }
+
+  /** Runs live in this process (from launch to the terminal event). */
+  get liveCount(): number {
+    return this.#active.size;
   }
 
   /**
@@ -344,11 +480,11 @@ export class RunManager {
    * The launch of a stored run: creates its channel, permission gate and machine, appends `run.queued` and puts
    * it in the admission queue (the caller pumps). No await: placement checked by the caller still holds.
    */
-  #start(l: Launch, batchId?: string): void {
+  #start(l: Launch, batchId?: string, stored: { lastStoredId: number; queued: boolean } = { lastStoredId: 0, queued: true }): void {
     const { plan, cwd, body, adapter, slot } = l;
     const id = plan.runId;
     this.#placing.delete(id);
-    const channel = this.#newChannel(id, 0);
+    const channel = this.#newChannel(id, stored.lastStoredId);
     // The stall watchdog (stall.ts; off unless stall_secs) hears every event of the run through `emit`.
     const baseUrl = this.#d.config.agents?.[adapter.name]?.base_url;
     const stall = createStallWatchdog(this.#d.config, { runId: id, emit: (e) => channel.append(e), openRequests: () => this.#permissions.listOpen(id).map((p) => p.request_id), fail: (message) => actor.send({ type: "FAIL", code: "stalled", message }), modelBaseUrls: baseUrl ? [baseUrl] : [], log: this.#log });
@@ -400,8 +536,10 @@ export class RunManager {
     });
     actor.start();
     const position = this.#admission.enqueue(id, plan.userId, plan.metadata.priority ?? "normal");
-    channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
-    this.#publish(active, "queued");
+    if (stored.queued) {
+      channel.append({ type: "run.queued", data: { agent: adapter.name, input: { text: body.input.text }, position } });
+      this.#publish(active, "queued");
+    } else active.status = "queued"; // a claimed run: queued (and published) by the API server
     void channel.whenTerminal().then(() => {
       stall?.stop();
       slot?.release();
@@ -442,7 +580,8 @@ export class RunManager {
    *   `permission_already_decided`: decided already, or the run has ended), ValidationError (400 `unknown_option`)
    */
   async answerPermission(caller: Caller, runId: string, requestId: string, optionId: string): Promise<PermissionDecision> {
-    await this.get(caller, runId);
+    const row = await this.get(caller, runId);
+    if (this.#remote) return this.#remote.answer(row, requestId, optionId, `user:${caller.username}`);
     if (!this.#permissions.knows(runId, requestId) && (await storedRequestExists(this.#d.store.events, runId, requestId)))
       throw new ConflictError("the permission request was already decided", "permission_already_decided");
     return this.#permissions.answer(runId, requestId, optionId, `user:${caller.username}`);
@@ -450,20 +589,28 @@ export class RunManager {
 
   /** The open permission requests of a run the caller may see, oldest first. @throws NotFoundError */
   async listPermissions(caller: Caller, runId: string): Promise<PendingPermission[]> {
-    await this.get(caller, runId);
+    const row = await this.get(caller, runId);
+    if (this.#remote) return this.#remote.listOpen(row);
     return this.#permissions.listOpen(runId);
   }
 
   /** Requests cancellation; idempotent (a finished run is returned as it is). @throws NotFoundError */
   async cancel(caller: Caller, runId: string, reason = "cancelled by user"): Promise<RunRow> {
     const row = await this.get(caller, runId);
-    this.#cancelActive(runId, reason, `user:${caller.username}`);
+    if (this.#remote) await this.#remote.cancel(row, reason, `user:${caller.username}`);
+    else this.#cancelActive(runId, reason, `user:${caller.username}`);
     return row;
   }
 
   /** Cancels if needed, waits for the terminal event, then deletes the run and its events. @throws NotFoundError */
   async delete(caller: Caller, runId: string): Promise<void> {
-    await this.get(caller, runId);
+    const row = await this.get(caller, runId);
+    if (this.#remote) {
+      await this.#remote.cancel(row, "run deleted", `user:${caller.username}`);
+      await this.#remote.waitForTerminal(row);
+      await this.#d.store.runs.delete(runId);
+      return;
+    }
     const active = this.#active.get(runId);
     if (active) {
       this.#cancelActive(runId, "run deleted", `user:${caller.username}`);
@@ -475,14 +622,28 @@ export class RunManager {
   /** Cancels every live run of a user and waits for their terminal events (before the user is deleted). */
   async cancelUserRuns(userId: string, by: string): Promise<void> {
     this.#blockedUsers.add(userId); // no new runs while (and after) the user is deleted
+    if (this.#remote) return this.#cancelRemoteUserRuns(userId, by);
     const mine = [...this.#active.values()].filter((a) => a.userId === userId);
     for (const a of mine) this.#cancelActive(a.id, "user deleted", by);
     await Promise.all(mine.map((a) => a.channel.whenTerminal()));
     await this.#d.writer.flush();
   }
 
-  /** The channel to read a run's events from: the live one, or a finished one replaying the store. */
+  /** The `api` role: cancels every live run of a user (queued or on a worker) and waits for their terminal events. */
+  async #cancelRemoteUserRuns(userId: string, by: string): Promise<void> {
+    const live: RunRow[] = [];
+    for (let cursor: string | undefined; ; ) {
+      const page = await this.#d.store.runs.list({ user_id: userId, limit: 500, ...(cursor !== undefined ? { cursor } : {}) });
+      live.push(...page.runs.filter((r) => !isTerminalStatus(r.status)));
+      if (page.next_cursor === null) break;
+      cursor = page.next_cursor;
+    }
+    await Promise.all(live.map(async (r) => (await this.#remote!.cancel(r, "user deleted", by), this.#remote!.waitForTerminal(r))));
+  }
+
+  /** Resolves the channel to read a run's events from: the live one, or a finished one replaying the store (a follower of a worker's run with the `api` role). */
   async channelFor(row: RunRow): Promise<RunChannel> {
+    if (this.#remote) return this.#remote.channelFor(row);
     const active = this.#active.get(row.id);
     if (active) return active.channel;
     const lastId = await this.#d.store.events.lastId(row.id);
@@ -493,6 +654,10 @@ export class RunManager {
 
   /** Resolves with the final row once the run's terminal event is stored. */
   async waitForTerminal(runId: string): Promise<RunRow | undefined> {
+    if (this.#remote) {
+      const row = await this.#d.store.runs.get(runId);
+      return row && this.#remote.waitForTerminal(row);
+    }
     const active = this.#active.get(runId);
     if (active) await active.channel.whenTerminal();
     return this.#d.store.runs.get(runId);
@@ -503,6 +668,7 @@ export class RunManager {
    * Returns the run ids.
    */
   async recover(): Promise<string[]> {
+    if (this.#d.cluster) return []; // distributed mode: a run of a lost process is ended when its lease expires (worker.ts)
     const ids = await recoverInterruptedRuns({ store: this.#d.store, writer: this.#d.writer, log: this.#log, channelOf: (id, last) => this.#newChannel(id, last) });
     await this.batches.recordRecovered(ids);
     return ids;
@@ -520,6 +686,11 @@ export class RunManager {
 
   async #close(): Promise<void> {
     this.#admitting = false;
+    if (this.#remote) {
+      await this.#remote.close(); // runs on workers go on; readers reconnect to another API server
+      this.batches.closeAll();
+      return;
+    }
     for (const id of this.#admission.drain()) this.#cancelActive(id, "server shutdown", "server");
     const all = () => Promise.all([...this.#active.values()].map((a) => a.channel.whenTerminal()));
     if (this.#d.config.shutdown_runs === "wait") await withTimeout(all(), this.#d.config.shutdown_grace_ms);
@@ -579,6 +750,7 @@ export class RunManager {
     active.admitted = false;
     this.#admission.release(active.userId);
     queueMicrotask(() => this.#pump());
+    if (this.#d.cluster?.role === "worker") void active.channel.whenTerminal().then(this.#d.cluster.onRunEnded);
   }
 
   #publish(active: ActiveRun, status: RunStatus): void {
@@ -595,4 +767,28 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
+}
+
+/**
+ * The `api` role's working directory of a planned run: where the worker will create it, checked
+ * lexically (the worker resolves links when it creates it, with the same refusals).
+ * @throws ValidationError `cwd_outside_workspace`; `cluster_unsupported` for a project run (project containers live on one machine)
+ */
+function plannedCwd(plan: RunPlan): string {
+  const w = plan.workspace;
+  if (w.kind === "resumed") return w.cwd;
+  if (w.kind === "project") throw new ValidationError("project runs (metadata.project_id) are not available in distributed mode", { field: "metadata.project_id" }, "cluster_unsupported");
+  if (w.cwd?.includes("\0")) throw new ValidationError("cwd contains a NUL byte", { field: "metadata.cwd" }, "cwd_outside_workspace");
+  const cwd = path.resolve(w.root, w.cwd ?? plan.runId);
+  const rel = path.relative(w.root, cwd);
+  if (rel === "" || rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    throw new ValidationError("metadata.cwd must be a directory inside the workspaces root", { field: "metadata.cwd", value: w.cwd }, "cwd_outside_workspace");
+  }
+  return cwd;
+}
+
+/** The request a stored run was created from: its prompt and its metadata as accepted (without what planning added: `home_of`). */
+function bodyOfRow(row: RunRow): CreateRunBody {
+  const { home_of: _home, ...metadata } = row.metadata;
+  return { input: { text: row.input.text }, metadata: metadata as CreateRunBody["metadata"] };
 }

@@ -153,6 +153,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX native_sessions_by_run ON native_sessions (run_id);
     `,
   },
+  {
+    // The distributed mode's columns and table (store/cluster.ts; used on PostgreSQL, kept here so both schemas carry the same versions).
+    id: 5,
+    name: "cluster",
+    sql: `
+      ALTER TABLE runs ADD COLUMN worker_id TEXT;
+      ALTER TABLE runs ADD COLUMN lease_expires_at TEXT;
+      CREATE TABLE workers (
+        id             TEXT PRIMARY KEY,
+        host           TEXT NOT NULL,
+        pid            INTEGER NOT NULL,
+        agents         TEXT NOT NULL,
+        isolations     TEXT NOT NULL,
+        capacity       INTEGER NOT NULL,
+        started_at     TEXT NOT NULL,
+        last_heartbeat TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

@@ -1,0 +1,164 @@
+/**
+ * The API server's side of runs that execute on workers (distributed mode, `cluster.ts`). The
+ * RunManager hands these calls here when it has a cluster and the `api` role:
+ *
+ * - reading: a run's channel is a follower ({@link RunChannel.wake}) fed from the store on every
+ *   `events` notification, so SSE, replay, Last-Event-ID and `whenTerminal` work unchanged; one
+ *   follower per run per process, dropped once the run is over and nobody reads it;
+ * - cancel: a queued run nobody holds is ended here, atomically in the store; a claimed one is
+ *   cancelled by its worker (a `cancel` command);
+ * - permissions: the open requests are read from the stored events; an answer is checked against
+ *   them here (404, 409, 400 as on one process) and carried out by the worker's permission gate.
+ */
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import type { Log } from "../log.ts";
+import { TERMINAL_STATUSES, type RunEvent } from "../protocol/events.ts";
+import type { PermissionOption } from "../agent/permissions.ts";
+import type { RunRow, Store } from "../store/types.ts";
+import { RunChannel } from "./channel.ts";
+import type { Cluster } from "../store/cluster.ts";
+import type { EventWriter } from "./event-writer.ts";
+import type { PendingPermission, PermissionDecision } from "./permissions.ts";
+
+/** Dependencies of {@link RemoteRuns}. */
+export interface RemoteRunsDeps {
+  store: Store;
+  cluster: Cluster;
+  /** Followers never append; the writer is the channel's formal dependency. */
+  writer: EventWriter;
+  /** Per-subscriber live buffer, events. */
+  bufferLimit: number;
+  onSubscribers?: (delta: 1 | -1) => void;
+  /** A run's permission timeout, ms (its `permission_timeout_secs`, else the configured one): the deadline listed for an open request. */
+  permissionTimeoutMs: (row: RunRow) => number;
+  log: Log;
+}
+
+const PAGE = 1000;
+
+type RequestEvent = Extract<RunEvent, { type: "permission.request" }>;
+
+/** See the module comment. */
+export class RemoteRuns {
+  readonly #d: RemoteRunsDeps;
+  readonly #followers = new Map<string, { channel: RunChannel; readers: number }>();
+  #stopListening: (() => Promise<void>) | null = null;
+
+  constructor(d: RemoteRunsDeps) {
+    this.#d = d;
+  }
+
+  /** Starts listening for stored-event notifications. */
+  async start(): Promise<void> {
+    this.#stopListening = await this.#d.cluster.listen({
+      events: (runId) => void this.#followers.get(runId)?.channel.wake(),
+      // Notifications were missed while the connection was down: every follower reads the store again.
+      reconnected: () => {
+        for (const f of this.#followers.values()) void f.channel.wake();
+      },
+    });
+  }
+
+  /** The follower channel of a run (created on first use, caught up with the store before it is returned). */
+  async channelFor(row: RunRow): Promise<RunChannel> {
+    let f = this.#followers.get(row.id);
+    if (!f) {
+      const lastId = await this.#d.store.events.lastId(row.id);
+      f = this.#followers.get(row.id); // another reader may have made it meanwhile
+      if (!f) {
+        const terminal = TERMINAL_STATUSES.includes(row.status) ? lastId : null;
+        const entry = { channel: null as unknown as RunChannel, readers: 0 };
+        entry.channel = new RunChannel({
+          runId: row.id,
+          lastStoredId: lastId,
+          terminalId: terminal,
+          writer: this.#d.writer,
+          events: this.#d.store.events,
+          bufferLimit: this.#d.bufferLimit,
+          onSubscribers: (delta) => {
+            entry.readers += delta;
+            this.#d.onSubscribers?.(delta);
+            if (entry.readers === 0 && entry.channel.terminalId !== null) this.#drop(row.id, entry);
+          },
+        });
+        f = entry;
+        this.#followers.set(row.id, f);
+        if (terminal === null) void entry.channel.whenTerminal().then(() => entry.readers === 0 && this.#drop(row.id, entry));
+      }
+    }
+    await f.channel.wake(); // events stored between lastId and the notification subscription
+    return f.channel;
+  }
+
+  #drop(runId: string, entry: { channel: RunChannel }): void {
+    if (this.#followers.get(runId)?.channel === entry.channel) this.#followers.delete(runId);
+  }
+
+  /** Resolves the final row once the run's terminal event is stored (whoever writes it). */
+  async waitForTerminal(row: RunRow): Promise<RunRow | undefined> {
+    if (!TERMINAL_STATUSES.includes(row.status)) await (await this.channelFor(row)).whenTerminal();
+    return this.#d.store.runs.get(row.id);
+  }
+
+  /**
+   * Cancels a run: a queued one nobody claimed is ended here; otherwise its worker is told. Idempotent;
+   * nothing happens for a run that is over.
+   */
+  async cancel(row: RunRow, reason: string, by: string): Promise<void> {
+    if (TERMINAL_STATUSES.includes(row.status)) return;
+    const ended = await this.#d.cluster.cancelQueued(row.id, { reason, by });
+    if (!ended) await this.#d.cluster.publishControl({ type: "cancel", run_id: row.id, reason, by });
+  }
+
+  /** The open permission requests of a live run, oldest first, from its stored events. */
+  async listOpen(row: RunRow): Promise<PendingPermission[]> {
+    if (TERMINAL_STATUSES.includes(row.status)) return [];
+    const open = new Map<string, PendingPermission>();
+    await this.#scan(row.id, (e) => {
+      if (e.type === "permission.request") {
+        const d = e.data;
+        open.set(d.request_id, { request_id: d.request_id, ...(d.call_id !== undefined ? { call_id: d.call_id } : {}), name: d.name, input: d.input, options: d.options as PermissionOption[], requested_at: e.ts, deadline: new Date(Date.parse(e.ts) + this.#d.permissionTimeoutMs(row)).toISOString() });
+      } else if (e.type === "permission.decision") open.delete(e.data.request_id);
+    });
+    return [...open.values()];
+  }
+
+  /**
+   * Checks an answer against the stored request and sends it to the run's worker.
+   * @throws NotFoundError (no such request), ConflictError (`permission_already_decided`: decided, or the run is over), ValidationError (`unknown_option`)
+   */
+  async answer(row: RunRow, requestId: string, optionId: string, by: string): Promise<PermissionDecision> {
+    let request: RequestEvent | undefined;
+    let decided = false;
+    await this.#scan(row.id, (e) => {
+      if (e.type === "permission.request" && e.data.request_id === requestId) request = e as RequestEvent;
+      else if (e.type === "permission.decision" && e.data.request_id === requestId) decided = true;
+    });
+    if (!request) throw new NotFoundError("permission request");
+    if (decided || TERMINAL_STATUSES.includes(row.status)) throw new ConflictError("the permission request was already decided", "permission_already_decided");
+    const options = request.data.options as PermissionOption[];
+    const opt = options.find((o) => o.option_id === optionId);
+    if (!opt) throw new ValidationError("option_id is not one of the request's options", { field: "option_id", value: optionId, allowed: options.map((o) => o.option_id) }, "unknown_option");
+    await this.#d.cluster.publishControl({ type: "permission", run_id: row.id, request_id: requestId, option_id: optionId, by });
+    return { request_id: requestId, decision: opt.option_id, by, option_name: opt.name, kind: opt.kind };
+  }
+
+  async #scan(runId: string, visit: (e: RunEvent) => void): Promise<void> {
+    for (let after = 0; ; ) {
+      const page = await this.#d.store.events.list(runId, after, PAGE);
+      for (const e of page) visit(e);
+      if (page.length < PAGE) return;
+      after = page[page.length - 1]!.id;
+    }
+  }
+
+  /** Stops listening and ends every follower's subscriptions; safe to call twice. */
+  async close(): Promise<void> {
+    const stop = this.#stopListening;
+    this.#stopListening = null;
+    await stop?.();
+    for (const f of this.#followers.values()) f.channel.closeAll();
+    this.#followers.clear();
+  }
+}
+
