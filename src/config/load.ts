@@ -72,7 +72,7 @@ type SchemaNode = Record<string, unknown>;
 type Source = { kind: "file"; label: string } | { kind: "env" } | { kind: "flag" };
 
 const PROPERTIES = ConfigSchema.properties as unknown as Record<string, SchemaNode>;
-const SECRET_KEYS = new Set(["admin_password", "jwt_secret", "api_key", "env"]);
+const SECRET_KEYS = new Set(["admin_password", "jwt_secret", "api_key", "env", "database_url"]);
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 let compiled: ValidateFunction | undefined;
 

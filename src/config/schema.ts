@@ -27,6 +27,17 @@ export const ConfigSchema = Type.Object(
     jwt_secret: Type.Optional(Type.String({ minLength: 32, ...SECRET })),
     /** JWT lifetime in seconds. */
     jwt_expires_in_secs: Type.Integer({ minimum: 60, maximum: 2592000, default: 86400 }),
+    /**
+     * Distributed mode (docs/architecture.md#scale-out): the PostgreSQL store shared by API servers and workers, e.g.
+     * `postgresql://openrunner:…@db.internal:5432/openrunner`; unset: the embedded SQLite store in the data folder.
+     */
+    database_url: Type.Optional(Type.String({ pattern: "^postgres(ql)?://", description: "postgres:// or postgresql:// URL", ...SECRET })),
+    /** Distributed mode: a worker that has not renewed its runs' leases for this long loses them (`worker_lost`), ms. */
+    cluster_lease_ms: Type.Integer({ minimum: 1000, maximum: 3600000, default: 15000 }),
+    /** Distributed mode: how often a worker renews its leases and looks for runs, ms (well under the lease). */
+    cluster_heartbeat_ms: Type.Integer({ minimum: 100, maximum: 600000, default: 3000 }),
+    /** `openrunner worker`: most runs this worker executes at once. */
+    worker_capacity: Type.Integer({ minimum: 1, maximum: 10000, default: 4 }),
     max_concurrent_runs: Type.Integer({ minimum: 1, maximum: 10000, default: 8 }),
     max_concurrent_runs_per_user: Type.Integer({ minimum: 1, maximum: 10000, default: 4 }),
     /**

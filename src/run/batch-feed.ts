@@ -52,6 +52,8 @@ export class BatchFeed {
   readonly #open = new Map<string, Set<string>>();
   /** The feed's tasks, one after another (see the module comment). */
   #queue: Promise<void> = Promise.resolve();
+  /** Set by {@link closeAll}: a subscription whose replay runs later is ended, not attached. */
+  #closed = false;
 
   /**
    * @param opts.now the clock of the events' `ts`; default the system's
@@ -158,7 +160,7 @@ export class BatchFeed {
         cursor = page[page.length - 1]!.id;
       }
       if (detached) return;
-      if (await this.isDone(batchId)) return sink.end();
+      if (this.#closed || (await this.isDone(batchId)) || this.#closed) return sink.end();
       set = this.#subs.get(batchId);
       if (!set) this.#subs.set(batchId, (set = new Set()));
       set.add(sink);
@@ -173,8 +175,9 @@ export class BatchFeed {
     };
   }
 
-  /** Ends every subscription (shutdown). */
+  /** Ends every subscription, and those still replaying once they have (shutdown). */
   closeAll(): void {
+    this.#closed = true;
     for (const set of this.#subs.values()) for (const s of [...set]) s.end();
     this.#subs.clear();
   }
