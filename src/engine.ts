@@ -38,8 +38,9 @@ import { RunManager } from "./run/manager.ts";
 import { WebhookDispatcher } from "./webhooks/dispatcher.ts";
 import { startTelemetry, type Telemetry } from "./telemetry/index.ts";
 import { acquireDataDirLock } from "./store/data-lock.ts";
-import { openSqliteStore } from "./store/sqlite.ts";
 import type { Store } from "./store/types.ts";
+import type { Cluster } from "./store/cluster.ts";
+import { newWorkerId, openConfiguredStore, startRole, type NodeRole, type RoleHandle } from "./cluster-node.ts";
 
 /** The product version, reported by `/health`, the OpenAPI document and webhooks' User-Agent. */
 export const VERSION = "0.1.0";
@@ -54,6 +55,8 @@ export interface EngineOptions {
   adapters?: AgentAdapter[];
   /** Working directory for relative paths in `config`; default process.cwd(). */
   cwd?: string;
+  /** With `database_url` (distributed mode): `api` (default) serves the API, `worker` executes claimed runs. */
+  role?: "api" | "worker";
 }
 
 /**
@@ -82,6 +85,12 @@ export interface Engine {
   runAs: RunAs | undefined;
   /** OpenTelemetry traces of runs (`src/telemetry/`), when `telemetry.otlp_endpoint` is set. */
   telemetry: Telemetry | undefined;
+  /** `single` (SQLite, one process), or the distributed mode's `api` / `worker` (`cluster-node.ts`). */
+  role: NodeRole;
+  /** The distributed mode's cluster (PostgreSQL); undefined in the single-process mode. */
+  cluster: Cluster | undefined;
+  /** What the role started: the worker loop of a `worker`. */
+  node: RoleHandle;
   stopRuns(): Promise<void>;
   close(): Promise<void>;
 }
@@ -167,7 +176,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   // No engine call until used; a bad DOCKER_HOST fails the boot here.
   const dockerClient = () => (docker ??= createDockerClient({ ...(opts.env.DOCKER_HOST ? { dockerHost: opts.env.DOCKER_HOST } : {}) }));
   dockerClient();
-  const store = openSqliteStore({ file: path.join(paths.data_dir, "openrunner.db") });
+  const { store, cluster } = await openConfiguredStore(config, paths.data_dir, log);
+  const role: NodeRole = cluster ? (opts.role ?? "api") : "single";
+  let node: RoleHandle | undefined;
   const bus = new Bus((err, topic) => log.error("bus handler failed", { topic, err: String(err) }));
 
   const baseEnv: Record<string, string> = {};
@@ -228,6 +239,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     serverEnv: opts.env,
     docker: { client: dockerClient, instance, projects, ...(pool ? { pool } : {}) },
     ...(runAs ? { runAs } : {}),
+    ...(cluster && role === "api" ? { cluster: { cluster, role: "api" as const } } : {}),
+    ...(cluster && role === "worker" ? { cluster: { cluster, role: "worker" as const, onRunEnded: () => node?.worker?.kick() } } : {}),
   });
   const runs = manager;
   const interrupted = await runs.recover();
@@ -257,14 +270,20 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   await webhooks.start();
   const telemetry = await startTelemetry({ config: config.telemetry, bus, store, log, version: VERSION }); // undefined (nothing loaded) when off
 
+  node = await startRole(role, { ...(cluster ? { cluster } : {}), config, manager: runs, registry, dockerClient, log, workerId: newWorkerId() });
+  const roleHandle = node;
+  await roleHandle.worker?.start();
+
   let stopping: Promise<void> | null = null;
   const stopRuns = () =>
     (stopping ??= (async () => {
+      await roleHandle.stopClaiming(); // a worker takes no more runs
       await runs.close(); // stop admitting, end runs (their containers are removed), flush events, end subscribers
       await telemetry?.close(); // the last runs' spans exported
       await webhooks.close(); // attempts in flight finish (bounded by webhooks.timeout_ms); the rest is marked abandoned
       await pool?.close(); // warm containers not handed out; project containers stay (adopted at the next start)
       await sweeper.close();
+      await roleHandle.close(); // the reaper stopped; a worker removed once its runs ended
     })());
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -275,5 +294,5 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       lock.release();
     })());
 
-  return { config, paths, store, bus, registry, manager: runs, writer, projects, pool, dockerClient, instance, metricsRegistry, runAs, telemetry, stopRuns, close };
+  return { config, paths, store, bus, registry, manager: runs, writer, projects, pool, dockerClient, instance, metricsRegistry, runAs, telemetry, role, cluster, node: roleHandle, stopRuns, close };
 }

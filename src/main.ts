@@ -46,6 +46,15 @@ interface ServeFlags {
   tunnelSecretFile?: string;
 }
 
+/** Flags of `worker`. */
+interface WorkerFlags {
+  config?: string;
+  databaseUrl?: string;
+  dataDir?: string;
+  capacity?: number;
+  logLevel?: string;
+}
+
 /** Parses a positive integer option value, or fails as a usage error (exit 2). */
 function parsePositiveInt(value: string): number {
   if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
@@ -84,6 +93,16 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .option("--tunnel-client-id <id>", "tunnel client id (default: stable id of this machine)")
     .option("--tunnel-secret-file <file>", "file holding the tunnel secret (or set OPENRUNNER_TUNNEL_SECRET)")
     .action(act((flags: ServeFlags) => serve(ctx, flags)));
+
+  program
+    .command("worker")
+    .description("run agents for the API servers of a distributed set-up (claims queued runs from the shared PostgreSQL store)")
+    .option("--config <file>", "configuration file (YAML)")
+    .option("--database-url <url>", "PostgreSQL store shared with the API servers (or set OPENRUNNER_DATABASE_URL)")
+    .option("--data-dir <dir>", "data folder of this worker (workspaces, agent homes)")
+    .option("--capacity <n>", "most runs at once on this worker", parsePositiveInt)
+    .option("--log-level <level>", `log level (${Object.keys(LOG_LEVELS).join(", ")})`)
+    .action(act((flags: WorkerFlags) => worker(ctx, flags)));
 
   program
     .command("login")
@@ -253,6 +272,39 @@ async function serve(ctx: CliContext, flags: ServeFlags): Promise<Outcome> {
   }
   const server = handle;
   installShutdownHandlers({ close: async () => (await tunnel.close(), await server.close()) }, log, ctx);
+  return "serving";
+}
+
+/**
+ * `worker`: loads the configuration (it must name the PostgreSQL store), starts the engine in the
+ * `worker` role (it registers, then claims and runs queued runs), installs the signal handlers.
+ */
+async function worker(ctx: CliContext, flags: WorkerFlags): Promise<Outcome> {
+  let engine: { close(): Promise<void> };
+  let log: Log;
+  try {
+    const [{ loadConfigWithSources }, { createEngine }, { createRootLogger }] = await Promise.all([import("./config/load.ts"), import("./engine.ts"), import("./log.ts")]);
+    const { config } = loadConfigWithSources({
+      env: { ...ctx.env },
+      flags: { data_dir: flags.dataDir, log_level: flags.logLevel, database_url: flags.databaseUrl, worker_capacity: flags.capacity },
+      ...(flags.config !== undefined ? { configPath: flags.config } : {}),
+    });
+    if (!config.database_url) throw new ConfigError("OPENRUNNER_DATABASE_URL", "the PostgreSQL URL of the API servers' store (or --database-url)", "");
+    const level = (config.log_level in LOG_LEVELS ? config.log_level : "info") as LogLevelName;
+    log = createRootLogger({ level, ...(config.log_json !== undefined ? { json: config.log_json } : {}) });
+    const e = await createEngine({ config, env: { ...ctx.env }, log, role: "worker" });
+    engine = e;
+    const w = e.node.worker!;
+    ctx.stdout.write(`OpenRunner worker ${w.id} ready: ${w.agents.map((a) => a.agent).join(", ") || "no agents"}; isolations ${w.isolations.join(", ")}; capacity ${config.worker_capacity}\n`);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      ctx.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    ctx.stderr.write(`error: cannot start the worker: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  installShutdownHandlers(engine, log, ctx);
   return "serving";
 }
 

@@ -27,6 +27,8 @@ import type { Bus, BusEvents } from "./bus/bus.ts";
 import type { Config } from "./config/schema.ts";
 import { createContainerRoutes } from "./api/routes/containers.ts";
 import { createDesktopRoutes } from "./api/routes/desktop.ts";
+import { createWorkerRoutes } from "./api/routes/workers.ts";
+import { ConfigError } from "./errors.ts";
 import { createEngine, VERSION } from "./engine.ts";
 import type { Log } from "./log.ts";
 import type { RunManager } from "./run/manager.ts";
@@ -73,6 +75,8 @@ export function parseAddr(addr: string): { host: string; port: number } {
  */
 export async function startServer(opts: StartServerOptions): Promise<ServerHandle> {
   const { config, log, print } = opts;
+  // API servers of one cluster accept each other's tokens: the secret must be the same everywhere, so it is given, never generated.
+  if (config.database_url && !config.jwt_secret) throw new ConfigError("OPENRUNNER_JWT_SECRET", "a secret of 32 or more characters, the same on every API server (distributed mode: database_url is set)", "");
   const engine = await createEngine({ config, env: opts.env, log, ...(opts.adapters ? { adapters: opts.adapters } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   const { store, bus, registry, manager, projects, pool, dockerClient, instance, paths } = engine;
 
@@ -104,7 +108,7 @@ export async function startServer(opts: StartServerOptions): Promise<ServerHandl
   const containerRoutes = createContainerRoutes(deps, { client: dockerClient, instance, projects, ...(pool ? { pool } : {}), docker: config.docker, agents: config.agents });
   const live = new LiveConfig({ config, sources: opts.configSources?.sources ?? new Map(), file: opts.configSources?.file });
   const configRoutes = createConfigRoutes(deps, { live, onChanged: () => manager.reconfigure() });
-  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createDesktopRoutes(deps, { runs: manager, client: dockerClient, launcherRoot: projects.launcherRoot, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), ...(config.docker.network ? { network: config.docker.network } : {}) }), createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createSessionRoutes(deps, { homesRoot: `${paths.data_dir}/homes` }), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager)]);
+  const app = createApp(deps, [createRunRoutes(deps, manager), createBatchRoutes(deps, manager), createArtifactRoutes(deps, manager), containerRoutes, proxy, createDesktopRoutes(deps, { runs: manager, client: dockerClient, launcherRoot: projects.launcherRoot, previewSecret: loadOrCreateJwtSecret(paths.data_dir, config.jwt_secret), ...(config.docker.network ? { network: config.docker.network } : {}) }), createWebhookRoutes(deps), configRoutes, createToolRoutes(deps), createSessionRoutes(deps, { homesRoot: `${paths.data_dir}/homes` }), createMcpRoutes(deps, manager), createAguiRoutes(deps, manager), createWorkerRoutes(deps, engine.cluster)]);
   const koa = app.callback();
   const server = http.createServer((req, res) => {
     engine.telemetry?.traceRequest(req, res); // POST /api/runs: a server span, parent of the run's (src/telemetry/)

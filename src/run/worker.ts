@@ -51,6 +51,21 @@ export class WorkerLoop {
     this.#o = opts;
   }
 
+  /** This worker's id (`wrk_<ulid>`). */
+  get id(): string {
+    return this.#o.id;
+  }
+
+  /** The agents it offers. */
+  get agents(): readonly WorkerAgent[] {
+    return this.#o.agents;
+  }
+
+  /** The isolations it offers. */
+  get isolations(): readonly string[] {
+    return this.#o.isolations;
+  }
+
   /** Registers, listens, heartbeats and makes the first claim. */
   async start(): Promise<void> {
     const o = this.#o;
