@@ -11,7 +11,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { applyPostgresMigrations, openPostgresStore, PG_MIGRATIONS, type PostgresStore } from "../../src/store/postgres/index.ts";
+import { applyPostgresMigrations, openPostgresCluster, openPostgresStore, PG_MIGRATIONS, type PostgresStore } from "../../src/store/postgres/index.ts";
 import type { RunEvent } from "../../src/protocol/events.ts";
 import { MIGRATIONS } from "../../src/store/migrations.ts";
 import { isConstraintViolation, type Store } from "../../src/store/types.ts";
@@ -227,9 +227,8 @@ describe("PostgreSQL store", { skip }, () => {
     });
 
     test("the schema carries what the cluster queries need (workers, claims, leases, reaping)", async (t) => {
-      const store = await openPostgresStore({ url: await server.createDatabase() }); // a database of its own: counts start at 0
+      const { store, cluster } = await openPostgresCluster({ url: await server.createDatabase() }); // a database of its own: counts start at 0
       t.after(() => store.close());
-      const cluster = store.cluster();
       const u = await store.users.create({ username: "cluster", password_hash: "h", role: "user" });
       await insertRun(store, "run_claim", u.id, { created_at: "2030-01-01T00:00:00.000Z" });
       await cluster.registerWorker({ id: "wrk_1", host: "h1", pid: 42, agents: [{ agent: "shell" }], isolations: ["none"], capacity: 2 });
@@ -252,6 +251,18 @@ describe("PostgreSQL store", { skip }, () => {
       await assert.rejects(store.events.append("run_claim", [draft("log")]), isConstraintViolation, "the lost worker's later events are refused");
       await cluster.removeWorker("wrk_1");
       assert.deepEqual(await cluster.listWorkers(), []);
+
+      // The trigger's notifications, as the cluster's listener parses them.
+      await insertRun(store, "run:with:colons", u.id);
+      let heard: (v: [string, number]) => void = () => {};
+      const announced = new Promise<[string, number]>((resolve) => (heard = resolve));
+      const stop = await cluster.listen({ events: (runId, lastId) => heard([runId, lastId]) });
+      try {
+        await store.events.append("run:with:colons", [draft("log"), draft("log")]);
+        assert.deepEqual(await announced, ["run:with:colons", 2]);
+      } finally {
+        await stop();
+      }
     });
   });
 

@@ -126,3 +126,17 @@ function createRepos(exec: Exec, ulid: () => string): Repos {
     transaction: (fn) => exec.atomic((inner) => fn(createRepos(inner, ulid))),
   };
 }
+
+/**
+ * Opens the PostgreSQL store ({@link openPostgresStore}) and its {@link Cluster} (the distributed
+ * mode's workers, claims, leases and notifications, over the store's pool). The LISTEN
+ * connection's failures go to `onListenError`, else to `onConnectionError`.
+ * @throws as {@link openPostgresStore}
+ * @example
+ * const { store, cluster } = await openPostgresCluster({ url: config.database_url });
+ */
+export async function openPostgresCluster(opts: PostgresStoreOptions & { onListenError?: (err: Error) => void }): Promise<{ store: PostgresStore; cluster: Cluster }> {
+  const store = await openPostgresStore(opts);
+  const onListenError = opts.onListenError ?? opts.onConnectionError;
+  return { store, cluster: store.cluster(onListenError ? { onListenError } : {}) };
+}
