@@ -139,6 +139,29 @@ describe("PostgreSQL store", { skip }, () => {
       assert.equal((await store.runs.get("run_abort"))!.status, "running");
     });
 
+    test("connections read committed whatever the server's default, and a NUL in a text column is stored as U+FFFD instead of failing the write", async () => {
+      const strict = await server.createDatabase();
+      const dbName = new URL(strict).pathname.slice(1);
+      await query(strict, `ALTER DATABASE "${dbName}" SET default_transaction_isolation = 'serializable'`);
+      const other = await openPostgresStore({ url: strict, poolSize: 1 });
+      try {
+        const seen = await (other as PostgresStore).pool.query<{ default_transaction_isolation: string }>("SHOW default_transaction_isolation");
+        assert.equal(seen.rows[0]!.default_transaction_isolation, "read committed");
+      } finally {
+        await other.close();
+      }
+      const u = await store.users.create({ username: "tx_nul", password_hash: "h", role: "user" });
+      await insertRun(store, "run_nul", u.id);
+      await store.runs.update("run_nul", { result: "a\u0000b", status: "completed" });
+      assert.equal((await store.runs.get("run_nul"))!.result, "a\ufffdb");
+      const level = await store.transaction(async (tx) => {
+        const [e] = await tx.events.append("run_nul", [{ ts: new Date().toISOString(), type: "log", data: { stream: "stdout", text: "nul \u0000 in data" } }]);
+        return e!.id;
+      });
+      assert.equal(level, 1);
+      assert.equal(((await store.events.list("run_nul", 0, 10))[0]!.data as { text: string }).text, "nul \u0000 in data", "JSON text escapes NUL: kept as it was");
+    });
+
     test("the repositories of a finished transaction refuse to run", async () => {
       let leaked: Store["runs"] | undefined;
       await store.transaction(async (tx) => {

@@ -89,6 +89,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     connectionTimeoutMillis: Math.max(0, Math.floor(opts.connectTimeoutMs ?? 10_000)),
     idleTimeoutMillis: Math.max(0, Math.floor(opts.idleTimeoutMs ?? 30_000)),
     application_name: opts.applicationName ?? "openrunner",
+    // events.append numbers under a row lock and relies on READ COMMITTED (a stricter server default would fail concurrent appends with 40001).
+    options: "-c default_transaction_isolation=read\\ committed",
     types: TYPES,
   });
   // Without a listener an idle connection's error (server restart, network) would crash the process.

@@ -111,7 +111,8 @@ export function createRunRepo(exec: Exec): RunRepo {
       const params: unknown[] = [id];
       const sets = keys.map((k) => {
         const v = (patch as Record<string, unknown>)[k];
-        params.push(JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v);
+        // PostgreSQL's text refuses U+0000 (SQLSTATE 22021), which an agent's output can hold: it becomes U+FFFD (JSON columns escape it).
+        params.push(JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : typeof v === "string" ? v.replaceAll("\u0000", "\ufffd") : v);
         return `${k} = $${params.length}`;
       });
       await exec.query(`UPDATE runs SET ${sets.join(", ")} WHERE id = $1`, params);
