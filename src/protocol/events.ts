@@ -67,6 +67,8 @@ export type RunErrorInfo = Static<typeof RunError>;
  * The `openrunner` agent's run limits: `max_turns` (model requests), `max_tokens`
  * (also its per-run token budget), `max_cost` (USD from the configured prices).
  * Stall watchdog (`src/run/stall.ts`): `stalled` (no event for `stall_fail_secs`).
+ * Distributed mode (`src/run/worker.ts`): `worker_lost` (the worker running it stopped renewing its
+ * lease), `launch_refused` (the worker that claimed it refused to launch it, e.g. its folder is busy there).
  */
 export const RUN_FAILURE_CODES = [
   "interrupted",
@@ -101,6 +103,8 @@ export const RUN_FAILURE_CODES = [
   "max_turns",
   "max_cost",
   "stalled",
+  "worker_lost",
+  "launch_refused",
 ] as const;
 
 /** One of {@link RUN_FAILURE_CODES}. */

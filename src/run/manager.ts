@@ -57,7 +57,7 @@ import { RunChannel } from "./channel.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { AdmissionQueue } from "./admission.ts";
 import { BatchFeed } from "./batch-feed.ts";
-import { TERMINAL_STATUSES, type RunEvent, type RunEventInput, type RunStatus } from "../protocol/events.ts";
+import { failureCode, TERMINAL_STATUSES, type RunEvent, type RunEventInput, type RunStatus } from "../protocol/events.ts";
 import { NOTIFY_TYPES, projectEvent, type ProjectionState } from "./projection.ts";
 import { createPermissionGate, PermissionRegistry, storedRequestExists, type PendingPermission, type PermissionDecision } from "./permissions.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
@@ -368,7 +368,7 @@ export class RunManager {
       this.#place([l], false);
     } catch (err) {
       const channel = this.#newChannel(row.id, row.last_event_id);
-      const code = err instanceof AppError ? err.code : "internal";
+      const code = failureCode(err, "launch_refused");
       channel.append({ type: "run.failed", data: { error: { code, message: err instanceof Error ? err.message : String(err) }, duration_ms: 0 } });
       this.#log.warn("a claimed run could not be launched", { run_id: row.id, code });
       await channel.whenTerminal();

@@ -37,6 +37,7 @@ const RANK: Record<string, number> = {
   tunnel: 7,
   webhooks: 7,
   telemetry: 7, // OpenTelemetry spans of runs: subscribes to the bus and reads the store (as webhooks do); mounted by engine.ts and server.ts
+  "cluster-node": 7, // which store a process opens (SQLite or PostgreSQL) and what its distributed role runs (reaper, worker loop); used by engine.ts
   proxy: 8, // uses auth (bearer/API key) and container addresses
   engine: 8, // composition of store, bus, agents, run manager, containers and webhooks, without HTTP
   api: 9,
