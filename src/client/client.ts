@@ -53,6 +53,7 @@ import { BATCH_DONE, type BatchEvent, type BatchView, type CreateBatchBody, type
 import type { ConfigView, PatchConfigResponse, ToolListResponse } from "../protocol/config-api.ts";
 import type { SessionAgent, SessionDetailResponse, SessionListResponse } from "../protocol/sessions.ts";
 import type { CreatedWebhookResponse, CreateWebhookBody, DeliveryListResponse, WebhookView } from "../protocol/webhooks.ts";
+import type { WorkerListResponse } from "../protocol/workers.ts";
 import type { OpenRunnerError, OpenRunnerNetworkError } from "./errors.ts";
 import { followEventStream, type EventStreamOptions } from "./events.ts";
 import { Transport, type CallOptions, type OpenRunnerClientOptions } from "./transport.ts";
@@ -425,6 +426,16 @@ export class OpenRunnerClient {
   async listWebhookDeliveries(id: string, opts: CallOptions & { limit?: number } = {}): Promise<DeliveryListResponse["deliveries"]> {
     const res = await this.#t.json<DeliveryListResponse>({ method: "GET", path: `/api/webhooks/${enc(id)}/deliveries`, query: { limit: opts.limit }, signal: opts.signal });
     return res.deliveries;
+  }
+
+  // ------------------------------------------------------------ workers (admin)
+
+  /**
+   * `GET /api/workers` (admin): the distributed mode's workers, oldest first, with their agents, isolations, live runs
+   * and last heartbeat; `{mode: "single", workers: []}` on a single-process server. @throws {OpenRunnerError} 403 `forbidden`
+   */
+  listWorkers(opts: CallOptions = {}): Promise<WorkerListResponse> {
+    return this.#t.json({ method: "GET", path: "/api/workers", signal: opts.signal });
   }
 
   // ------------------------------------------------------------ configuration (admin) and tools

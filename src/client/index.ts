@@ -14,3 +14,4 @@ export type * from "../protocol/batches.ts";
 export type * from "../protocol/config-api.ts";
 export type * from "../protocol/sessions.ts";
 export type * from "../protocol/webhooks.ts";
+export type * from "../protocol/workers.ts";

@@ -76,7 +76,7 @@ export interface RunManagerDeps {
   config: Pick<
     Config,
     "max_concurrent_runs" | "max_concurrent_runs_per_user" | "max_queued_runs_per_user" | "allow_shell_for_users" | "default_timeout_secs" | "max_timeout_secs" | "kill_grace_ms" | "sse_buffer_events" | "shutdown_runs" | "shutdown_grace_ms"
-  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"]; mcp?: Config["mcp"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs" | "stall_secs" | "stall_fail_secs">>;
+  > & { docker?: Config["docker"]; agents?: Config["agents"]; permissions?: Config["permissions"]; mcp?: Config["mcp"] } & Partial<Pick<Config, "batch_max_runs" | "priority_aging_secs" | "stall_secs" | "stall_fail_secs" | "cluster_lease_ms">>;
   store: Store;
   bus: Bus;
   log: Log;
@@ -347,7 +347,9 @@ export class RunManager {
     if (!adapter) return this.#d.registry.require(name); // its unknown_agent error
     const now = Date.now();
     if (!this.#workers || now - this.#workers.at > 1000) this.#workers = { at: now, list: await this.#d.cluster!.cluster.listWorkers() };
-    const able = this.#workers.list.filter((w) => w.agents.some((a) => a.agent === adapter.name));
+    // A worker silent for longer than a lease is as good as gone (the reaper removes it later).
+    const alive = now - (this.#d.config.cluster_lease_ms ?? 15000);
+    const able = this.#workers.list.filter((w) => Date.parse(w.last_heartbeat) >= alive && w.agents.some((a) => a.agent === adapter.name));
     if (able.length === 0) throw new AgentUnavailableError(name, "no live worker runs it");
     if (docker && !able.some((w) => w.isolations.includes("docker"))) throw new AgentUnavailableError(name, "no live worker runs it with docker isolation");
     return adapter;

@@ -130,6 +130,9 @@ describe("the typed client against the real server", () => {
     const asUser = new OpenRunnerClient({ baseUrl: s.url });
     await asUser.login({ username: name, password: "a-long-password" });
     await assert.rejects(asUser.listUsers(), (e: unknown) => e instanceof OpenRunnerError && e.status === 403 && e.code === "forbidden");
+    // One process on SQLite: no workers (the distributed mode's are in test/e2e/distributed.test.ts).
+    assert.deepEqual(await client.listWorkers(), { mode: "single", workers: [] });
+    await assert.rejects(asUser.listWorkers(), (e: unknown) => e instanceof OpenRunnerError && e.status === 403 && e.code === "forbidden");
     await client.deleteUser(user.id);
     assert.ok(!(await client.listUsers()).some((u) => u.id === user.id));
   });
