@@ -12,6 +12,12 @@
  *
  * The RunManager calls {@link BatchFeed.onRunStatus} from its status
  * publication, for runs created in a batch.
+ *
+ * Distributed mode (`storeWritten`): the database writes the stream in the
+ * transaction that changes a batch run's status (PostgreSQL migration 6,
+ * `batch_stream`), whichever process that is; the feed then only reads it:
+ * {@link BatchFeed.wake} (on each `openrunner_batches` notification) delivers
+ * what was stored after each subscriber's cursor.
  */
 import { BATCH_DONE, BATCH_RUN_STATUS, type BatchCounts, type BatchEvent } from "../protocol/batches.ts";
 import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from "../protocol/events.ts";
@@ -54,13 +60,18 @@ export class BatchFeed {
   #queue: Promise<void> = Promise.resolve();
   /** Set by {@link closeAll}: a subscription whose replay runs later is ended, not attached. */
   #closed = false;
+  /** The database writes the stream (distributed mode); this feed only reads and delivers it. */
+  readonly #storeWritten: boolean;
+  /** Last id delivered to each live sink (read by {@link wake}). */
+  readonly #cursors = new WeakMap<BatchSink, number>();
 
   /**
    * @param opts.now the clock of the events' `ts`; default the system's
    * @param opts.onError told of a store error in a background task (the event is not stored, the feed goes on)
    */
-  constructor(opts: { store: Store; now?: () => Date; onError?: (err: unknown) => void }) {
+  constructor(opts: { store: Store; now?: () => Date; onError?: (err: unknown) => void; storeWritten?: boolean }) {
     this.#store = opts.store;
+    this.#storeWritten = opts.storeWritten ?? false;
     this.#now = opts.now ?? (() => new Date());
     this.#onError = opts.onError ?? (() => {});
   }
@@ -85,6 +96,7 @@ export class BatchFeed {
    * the same as `prev`), then `batch.done` when every run of the batch is terminal. Queued; returns at once.
    */
   onRunStatus(batchId: string, runId: string, status: RunStatus, prev: RunStatus | null): void {
+    if (this.#storeWritten) return; // the database records it (see the module comment)
     void this.#serial(async () => {
       if (!(await this.#record(batchId, runId, status, prev)) || !TERMINAL_STATUSES.includes(status)) return;
       const open = this.#open.get(batchId);
@@ -106,6 +118,7 @@ export class BatchFeed {
    * final status, with the last status its batch's stream holds for it as `prev`. Resolves once stored.
    */
   recordRecovered(runIds: readonly string[]): Promise<void> {
+    if (this.#storeWritten) return Promise.resolve();
     return this.#serial(async () => {
       const byBatch = new Map<string, Array<{ id: string; status: RunStatus }>>();
       for (const id of runIds) {
@@ -153,13 +166,15 @@ export class BatchFeed {
     let detached = false;
     let set: Set<BatchSink> | undefined;
     this.#serial(async () => {
-      for (let cursor = after; !detached; ) {
+      let cursor = after;
+      for (; !detached; ) {
         const page = await this.readStored(batchId, cursor, REPLAY_PAGE);
         for (const e of page) if (!detached) sink.event(e);
+        if (page.length > 0) cursor = page[page.length - 1]!.id;
         if (page.length < REPLAY_PAGE) break;
-        cursor = page[page.length - 1]!.id;
       }
       if (detached) return;
+      this.#cursors.set(sink, cursor);
       if (this.#closed || (await this.isDone(batchId)) || this.#closed) return sink.end();
       set = this.#subs.get(batchId);
       if (!set) this.#subs.set(batchId, (set = new Set()));
@@ -173,6 +188,43 @@ export class BatchFeed {
       set.delete(sink);
       if (set.size === 0 && this.#subs.get(batchId) === set) this.#subs.delete(batchId);
     };
+  }
+
+  /**
+   * Distributed mode: batch events up to `lastId` of `batchId` were stored by another process (a
+   * notification): delivers to each subscriber what was stored after its cursor, and ends it after
+   * `batch.done`. Queued after the subscriptions' replays, so nothing is missed or repeated.
+   */
+  wake(batchId: string): void {
+    if (!this.#subs.has(batchId)) return;
+    void this.#serial(async () => {
+      const set = this.#subs.get(batchId);
+      if (!set || set.size === 0) return;
+      let from = Infinity;
+      for (const s of set) from = Math.min(from, this.#cursors.get(s) ?? 0);
+      for (let cursor = from; ; ) {
+        const page = await this.readStored(batchId, cursor, REPLAY_PAGE);
+        for (const e of page) {
+          for (const s of [...set]) {
+            if ((this.#cursors.get(s) ?? 0) >= e.id) continue;
+            this.#cursors.set(s, e.id);
+            s.event(e);
+            if (e.type === BATCH_DONE) {
+              set.delete(s);
+              s.end();
+            }
+          }
+        }
+        if (page.length < REPLAY_PAGE) break;
+        cursor = page[page.length - 1]!.id;
+      }
+      if (set.size === 0 && this.#subs.get(batchId) === set) this.#subs.delete(batchId);
+    }).catch(() => {}); // told to onError by #serial
+  }
+
+  /** {@link wake} for every batch with subscribers (notifications may have been missed: a listener reconnected). */
+  wakeAll(): void {
+    for (const id of [...this.#subs.keys()]) this.wake(id);
   }
 
   /** Ends every subscription, and those still replaying once they have (shutdown). */

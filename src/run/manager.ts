@@ -148,7 +148,7 @@ export class RunManager {
       () => ({ maxRunning: c.max_concurrent_runs, maxRunningPerUser: c.max_concurrent_runs_per_user, agingMs: (c.priority_aging_secs ?? 60) * 1000 }),
       deps.now,
     );
-    this.batches = new BatchFeed({ store: deps.store, onError: (err) => this.#log.error("batch event not stored", { err: String(err) }) });
+    this.batches = new BatchFeed({ store: deps.store, onError: (err) => this.#log.error("batch event not stored", { err: String(err) }), storeWritten: deps.cluster !== undefined });
     this.#remote =
       deps.cluster?.role === "api"
         ? new RemoteRuns({
@@ -157,6 +157,7 @@ export class RunManager {
             writer: deps.writer,
             bufferLimit: deps.config.sse_buffer_events,
             onSubscribers: (delta) => deps.bus.publish("sse.subscribers", { delta }),
+            onBatchEvents: (batchId) => (batchId === undefined ? this.batches.wakeAll() : this.batches.wake(batchId)),
             permissionTimeoutMs: (row) => ((row.metadata.permission_timeout_secs as number | undefined) ?? deps.config.permissions?.timeout_secs ?? 300) * 1000,
             log: this.#log,
           })

@@ -29,6 +29,8 @@ export interface RemoteRunsDeps {
   /** Per-subscriber live buffer, events. */
   bufferLimit: number;
   onSubscribers?: (delta: 1 | -1) => void;
+  /** Batch events of `batchId` were stored (the database writes them in the distributed mode); with no id: maybe any batch's (notifications were missed). */
+  onBatchEvents?: (batchId?: string) => void;
   /** A run's permission timeout, ms (its `permission_timeout_secs`, else the configured one): the deadline listed for an open request. */
   permissionTimeoutMs: (row: RunRow) => number;
   log: Log;
@@ -52,9 +54,11 @@ export class RemoteRuns {
   async start(): Promise<void> {
     this.#stopListening = await this.#d.cluster.listen({
       events: (runId) => void this.#followers.get(runId)?.channel.wake(),
+      batches: (batchId) => this.#d.onBatchEvents?.(batchId),
       // Notifications were missed while the connection was down: every follower reads the store again.
       reconnected: () => {
         for (const f of this.#followers.values()) void f.channel.wake();
+        this.#d.onBatchEvents?.();
       },
     });
   }

@@ -77,6 +77,8 @@ export interface ClaimRequest {
 export interface ClusterListeners {
   /** Events up to `lastId` of `runId` are stored (a wake-up: read the store after your cursor). */
   events?: (runId: string, lastId: number) => void;
+  /** Batch events up to `lastId` of `batchId` are stored (written by the database: migration 6, `batch_stream`). */
+  batches?: (batchId: string, lastId: number) => void;
   /** A run was queued or a slot freed: try to claim. */
   queue?: () => void;
   /** A command for a run (the worker that holds it acts). */

@@ -172,6 +172,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    // PostgreSQL only (the distributed mode's batch stream trigger); here it records the version, so both schemas stay numbered alike.
+    id: 6,
+    name: "batch_stream",
+    sql: `SELECT 1;`,
+  },
 ];
 
 /**

@@ -5,6 +5,8 @@
  * - `openrunner_events`: sent by the database itself, at commit, by the statement trigger on
  *   `events` (payload `<run_id>:<last id>`), whoever wrote them. The same trigger refuses events
  *   of a run that is already over (SQLSTATE 23514), which fences off a worker that lost its lease.
+ * - `openrunner_batches`: batch events written by the database (migration 6) in the transaction
+ *   that changed a batch run's status (payload `<batch_id>:<id>`).
  * - `openrunner_queue`: a run was queued, or a slot freed (payload empty).
  * - `openrunner_control`: a command for the worker that holds a run (JSON {@link ControlMessage}).
  *
@@ -20,6 +22,7 @@ import type { Repos, RunRow } from "../types.ts";
 import type { Exec } from "./exec.ts";
 
 const EVENTS = "openrunner_events";
+const BATCHES = "openrunner_batches";
 const QUEUE = "openrunner_queue";
 const CONTROL = "openrunner_control";
 /** Key of the advisory lock that serializes claims (any constant; "OpenRun" in ASCII). */
@@ -178,13 +181,21 @@ async function listen(d: PostgresClusterDeps, h: ClusterListeners): Promise<() =
   let stopped = false;
   let delay = 100;
   let timer: NodeJS.Timeout | null = null;
-  const channels = [h.events && EVENTS, h.queue && QUEUE, h.control && CONTROL].filter((c): c is string => Boolean(c));
+  const channels = [h.events && EVENTS, h.batches && BATCHES, h.queue && QUEUE, h.control && CONTROL].filter((c): c is string => Boolean(c));
+  /** `<id>:<n>` payloads of the events and batches channels. */
+  const split = (payload: string | undefined): [string, number] | null => {
+    const at = (payload ?? "").lastIndexOf(":");
+    return at > 0 ? [payload!.slice(0, at), Number(payload!.slice(at + 1))] : null;
+  };
 
   const onNotification = (n: pg.Notification) => {
     try {
       if (n.channel === EVENTS && h.events) {
-        const at = (n.payload ?? "").lastIndexOf(":");
-        if (at > 0) h.events(n.payload!.slice(0, at), Number(n.payload!.slice(at + 1)));
+        const p = split(n.payload);
+        if (p) h.events(p[0], p[1]);
+      } else if (n.channel === BATCHES && h.batches) {
+        const p = split(n.payload);
+        if (p) h.batches(p[0], p[1]);
       } else if (n.channel === QUEUE) h.queue?.();
       else if (n.channel === CONTROL && h.control) h.control(JSON.parse(n.payload ?? "null") as ControlMessage);
     } catch (err) {

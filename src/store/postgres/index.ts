@@ -29,6 +29,8 @@ export { applyPostgresMigrations, PG_MIGRATIONS } from "./migrations.ts";
 
 /** Options of {@link openPostgresStore}. */
 export interface PostgresStoreOptions {
+  /** The distributed mode: the database writes the batch event stream (migration 6, `batch_stream`). Default false. */
+  batchStream?: boolean;
   /** Connection URL, e.g. `postgresql://openrunner:secret@db.internal:5432/openrunner` (libpq URL form, `?sslmode=` etc. as the `pg` driver reads them). */
   url: string;
   /** Most connections the pool opens. Default 10. */
@@ -90,7 +92,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     idleTimeoutMillis: Math.max(0, Math.floor(opts.idleTimeoutMs ?? 30_000)),
     application_name: opts.applicationName ?? "openrunner",
     // events.append numbers under a row lock and relies on READ COMMITTED (a stricter server default would fail concurrent appends with 40001).
-    options: "-c default_transaction_isolation=read\\ committed",
+    options: `-c default_transaction_isolation=read\\ committed${opts.batchStream ? " -c openrunner.batch_stream=on" : ""}`,
     types: TYPES,
   });
   // Without a listener an idle connection's error (server restart, network) would crash the process.
@@ -138,7 +140,7 @@ function createRepos(exec: Exec, ulid: () => string): Repos {
  * const { store, cluster } = await openPostgresCluster({ url: config.database_url });
  */
 export async function openPostgresCluster(opts: PostgresStoreOptions & { onListenError?: (err: Error) => void }): Promise<{ store: PostgresStore; cluster: Cluster }> {
-  const store = await openPostgresStore(opts);
+  const store = await openPostgresStore({ ...opts, batchStream: true });
   const onListenError = opts.onListenError ?? opts.onConnectionError;
   return { store, cluster: store.cluster(onListenError ? { onListenError } : {}) };
 }

@@ -211,6 +211,54 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION openrunner_events_inserted();
     `,
   },
+  {
+    id: 6,
+    name: "batch_stream",
+    sql: `
+      -- The batch event stream of the distributed mode, written by the database in the transaction
+      -- that changes a batch run's status, whichever process it is (API server: queued, a queued run
+      -- cancelled; worker: preparing … terminal; reaper: worker_lost): a run.status event, then
+      -- batch.done with the counts once every run of the batch is terminal, numbered under the
+      -- batch's row lock (so exactly once), announced on openrunner_batches ('<batch_id>:<id>').
+      -- Only for connections that set openrunner.batch_stream = on (the cluster's); the single
+      -- process numbers its batch events itself (run/batch-feed.ts).
+      CREATE FUNCTION openrunner_batch_status() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      DECLARE
+        next_id bigint;
+        ts text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
+        prev text := CASE WHEN TG_OP = 'UPDATE' THEN OLD.status ELSE NULL END;
+        counts jsonb;
+      BEGIN
+        IF NEW.batch_id IS NULL OR NEW.status IS NOT DISTINCT FROM prev
+           OR current_setting('openrunner.batch_stream', true) IS DISTINCT FROM 'on' THEN
+          RETURN NULL;
+        END IF;
+        PERFORM 1 FROM batches WHERE id = NEW.batch_id FOR UPDATE;
+        IF EXISTS (SELECT 1 FROM batch_events WHERE batch_id = NEW.batch_id AND type = 'batch.done') THEN
+          RETURN NULL;
+        END IF;
+        SELECT COALESCE(MAX(id), 0) + 1 INTO next_id FROM batch_events WHERE batch_id = NEW.batch_id;
+        INSERT INTO batch_events (batch_id, id, ts, type, data)
+        VALUES (NEW.batch_id, next_id, ts, 'run.status', jsonb_build_object('run_id', NEW.id, 'status', NEW.status, 'prev', prev)::text);
+        PERFORM pg_notify('openrunner_batches', NEW.batch_id || ':' || next_id);
+        IF NEW.status IN ('completed', 'failed', 'cancelled', 'timed_out') AND NOT EXISTS (
+          SELECT 1 FROM runs WHERE batch_id = NEW.batch_id AND status NOT IN ('completed', 'failed', 'cancelled', 'timed_out')
+        ) THEN
+          SELECT jsonb_build_object('queued', 0, 'preparing', 0, 'running', 0, 'waiting', 0, 'completed', 0, 'failed', 0, 'cancelled', 0, 'timed_out', 0)
+                 || COALESCE(jsonb_object_agg(c.status, c.n), '{}'::jsonb)
+            INTO counts
+            FROM (SELECT status, COUNT(*) AS n FROM runs WHERE batch_id = NEW.batch_id GROUP BY status) c;
+          INSERT INTO batch_events (batch_id, id, ts, type, data)
+          VALUES (NEW.batch_id, next_id + 1, ts, 'batch.done', jsonb_build_object('counts', counts)::text);
+          PERFORM pg_notify('openrunner_batches', NEW.batch_id || ':' || (next_id + 1));
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER runs_batch_status AFTER INSERT OR UPDATE OF status ON runs
+        FOR EACH ROW EXECUTE FUNCTION openrunner_batch_status();
+    `,
+  },
 ];
 
 /**
