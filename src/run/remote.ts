@@ -12,7 +12,7 @@
  */
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Log } from "../log.ts";
-import { TERMINAL_STATUSES, type RunEvent } from "../protocol/events.ts";
+import { isTerminalType, TERMINAL_STATUSES, type RunEvent } from "../protocol/events.ts";
 import type { PermissionOption } from "../agent/permissions.ts";
 import type { RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
@@ -68,9 +68,11 @@ export class RemoteRuns {
     let f = this.#followers.get(row.id);
     if (!f) {
       const lastId = await this.#d.store.events.lastId(row.id);
+      // Whether it is over comes from the store, not from `row` (read earlier: the terminal event may have been stored since).
+      const last = lastId > 0 ? (await this.#d.store.events.list(row.id, lastId - 1, 1))[0] : undefined;
       f = this.#followers.get(row.id); // another reader may have made it meanwhile
       if (!f) {
-        const terminal = TERMINAL_STATUSES.includes(row.status) ? lastId : null;
+        const terminal = last && isTerminalType(last.type) ? lastId : null;
         const entry = { channel: null as unknown as RunChannel, readers: 0 };
         entry.channel = new RunChannel({
           runId: row.id,
