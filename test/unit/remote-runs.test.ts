@@ -36,7 +36,7 @@ function sink() {
   return { ids, done, s: { write: (c: { events: RunEvent[] }) => (ids.push(...c.events.map((e) => e.id)), true), lagged: () => {}, end: () => ended() } };
 }
 
-test("a follower made from a stale row (the run still `running`) ends: the terminal event is found in the store", async () => {
+test("a follower made from a stale row (the run still `running`) ends: the terminal event is found in the store", { timeout: 10_000 }, async () => {
   const { remote } = setup([ev(1, "run.queued"), ev(2, "run.started"), ev(3, "run.completed")]);
   await remote.start();
   const channel = await remote.channelFor({ id: "run_x", status: "running" } as never);
@@ -48,7 +48,7 @@ test("a follower made from a stale row (the run still `running`) ends: the termi
   await remote.close();
 });
 
-test("a wake-up delivers the events stored after what the follower delivered, once, and the terminal one ends the stream", async () => {
+test("a wake-up delivers the events stored after what the follower delivered, once, and the terminal one ends the stream", { timeout: 10_000 }, async () => {
   const stored = [ev(1, "run.queued"), ev(2, "run.started")];
   const { remote, notify } = setup(stored);
   await remote.start();
