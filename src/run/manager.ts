@@ -47,9 +47,9 @@ import type { Config } from "../config/schema.ts";
 import type { WarmPool } from "../container/pool.ts";
 import type { ProjectContainers } from "../container/projects.ts";
 import type { ContainerClient } from "../container/types.ts";
-import path from "node:path";
-import { AgentUnavailableError, AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
-import type { Cluster, WorkerRow } from "../store/cluster.ts";
+import { AppError, BatchItemError, ConflictError, NotFoundError, ShuttingDownError, TooManyRequestsError, ValidationError } from "../errors.ts";
+import type { Cluster } from "../store/cluster.ts";
+import { bodyOfRow, plannedCwd, queuedOf, rowOfLaunch } from "./cluster-plan.ts";
 import { RemoteRuns } from "./remote.ts";
 import type { Log } from "../log.ts";
 import type { BatchRow, Repos, RunListQuery, RunRow, Store } from "../store/types.ts";
@@ -137,8 +137,6 @@ export class RunManager {
   readonly batches: BatchFeed;
   /** Runs executing on workers (the `api` role only). */
   readonly #remote: RemoteRuns | undefined;
-  /** The live workers as last read (the `api` role: which agents can run), and when, epoch ms. */
-  #workers: { at: number; list: WorkerRow[] } | null = null;
 
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
@@ -157,6 +155,9 @@ export class RunManager {
             writer: deps.writer,
             bufferLimit: deps.config.sse_buffer_events,
             onSubscribers: (delta) => deps.bus.publish("sse.subscribers", { delta }),
+            bus: deps.bus,
+            maxQueuedPerUser: () => deps.config.max_queued_runs_per_user,
+            leaseMs: deps.config.cluster_lease_ms ?? 15000,
             onBatchEvents: (batchId) => (batchId === undefined ? this.batches.wakeAll() : this.batches.wake(batchId)),
             permissionTimeoutMs: (row) => ((row.metadata.permission_timeout_secs as number | undefined) ?? deps.config.permissions?.timeout_secs ?? 300) * 1000,
             log: this.#log,
@@ -206,10 +207,10 @@ export class RunManager {
    */
   async create(caller: Caller, body: CreateRunBody): Promise<RunRow> {
     if (this.#remote) {
-      await this.#checkRemoteQueueRoom(caller, 1);
+      await this.#remote.checkQueueRoom(caller.id, 1);
       const l = await this.#prepareLaunch(caller, body, 0);
       if (!this.#admitting) throw new ShuttingDownError();
-      const [row] = await this.#queueRemote([l]);
+      const [row] = await this.#remote.queue([queuedOf(l)]);
       return row!;
     }
     const l = await this.#prepareLaunch(caller, body, 0);
@@ -238,7 +239,7 @@ export class RunManager {
     const max = this.#d.config.batch_max_runs ?? 100;
     if (bodies.length > max) throw new ValidationError(`a batch holds at most ${max} runs (batch_max_runs), got ${bodies.length}`, { max, count: bodies.length }, "batch_too_large");
     if (!this.#admitting) throw new ShuttingDownError();
-    if (this.#remote) await this.#checkRemoteQueueRoom(caller, bodies.length);
+    if (this.#remote) await this.#remote.checkQueueRoom(caller.id, bodies.length);
     else this.#checkQueueRoom(caller, bodies.length);
     const launches: Launch[] = [];
     for (const [i, body] of bodies.entries()) {
@@ -250,8 +251,8 @@ export class RunManager {
     }
     const batch: BatchRow = { id: `bat_${ulid()}`, user_id: caller.id, created_at: new Date().toISOString() };
     if (this.#remote) {
-      await this.#checkRemoteQueueRoom(caller, launches.length);
-      const rows = await this.#queueRemote(launches, batch);
+      await this.#remote.checkQueueRoom(caller.id, launches.length);
+      const rows = await this.#remote.queue(launches.map((l) => queuedOf(l, batch.id)), batch);
       return { batch, runs: rows };
     }
     this.#checkQueueRoom(caller, launches.length); // again: other requests may have queued runs meanwhile
@@ -278,31 +279,6 @@ export class RunManager {
   #checkQueueRoom(caller: Caller, n: number): void {
     const room = this.#d.config.max_queued_runs_per_user - this.#admission.queuedFor(caller.id);
     if (n > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
-  }
-
-  /** The `api` role: the caller's queue cap counted against the runs queued in the store. @throws BatchItemError (429) naming the first item past it */
-  async #checkRemoteQueueRoom(caller: Caller, n: number): Promise<void> {
-    const room = this.#d.config.max_queued_runs_per_user - (await this.#d.cluster!.cluster.queuedCount(caller.id));
-    if (n > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
-  }
-
-  /** The `api` role: stores planned runs with their `run.queued` events in one transaction (with their batch), then wakes the workers. */
-  async #queueRemote(launches: Launch[], batch?: BatchRow): Promise<RunRow[]> {
-    const cluster = this.#d.cluster!.cluster;
-    const ahead = await cluster.queuedCount();
-    const rows = await this.#d.store.transaction(async (tx) => {
-      if (batch) await tx.batches.insert(batch);
-      const out: RunRow[] = [];
-      for (const [i, l] of launches.entries()) {
-        const row = await this.#insertRow(l, tx, batch?.id);
-        const [queued] = await tx.events.append(row.id, [{ ts: new Date().toISOString(), type: "run.queued", data: { agent: l.adapter.name, input: { text: l.body.input.text }, position: ahead + i } }]);
-        out.push({ ...row, last_event_id: queued!.id });
-      }
-      return out;
-    });
-    for (const row of rows) this.#d.bus.publish("run.status", { run_id: row.id, user_id: row.user_id, agent: row.agent, status: "queued", prev: null });
-    await cluster.notifyQueued();
-    return rows;
   }
 
   /**
@@ -337,23 +313,6 @@ export class RunManager {
     const container = planContainer(plan, agent, adapter.name, isAcpRunAdapter(runAdapter) ? runAdapter.acp.image : undefined, config);
     const cwd = this.#remote ? plannedCwd(plan) : await this.#resolveCwd(plan);
     return { plan, agent, container, cwd, body, adapter, runAdapter };
-  }
-
-  /**
-   * The `api` role: the adapter of an agent some live worker offers (with docker isolation when `docker`).
-   * @throws ValidationError `unknown_agent` (400), AgentUnavailableError (503: no live worker runs it)
-   */
-  async #requireWorkerAgent(name: string, docker: boolean): Promise<NonNullable<ReturnType<AgentRegistry["get"]>>> {
-    const adapter = this.#d.registry.get(name);
-    if (!adapter) return this.#d.registry.require(name); // its unknown_agent error
-    const now = Date.now();
-    if (!this.#workers || now - this.#workers.at > 1000) this.#workers = { at: now, list: await this.#d.cluster!.cluster.listWorkers() };
-    // A worker silent for longer than a lease is as good as gone (the reaper removes it later).
-    const alive = now - (this.#d.config.cluster_lease_ms ?? 15000);
-    const able = this.#workers.list.filter((w) => Date.parse(w.last_heartbeat) >= alive && w.agents.some((a) => a.agent === adapter.name));
-    if (able.length === 0) throw new AgentUnavailableError(name, "no live worker runs it");
-    if (docker && !able.some((w) => w.isolations.includes("docker"))) throw new AgentUnavailableError(name, "no live worker runs it with docker isolation");
-    return adapter;
   }
 
   /**
@@ -464,19 +423,17 @@ export class RunManager {
     return cwd;
   }
 
-  /** Stores the row of a planned, placed run (`metadata.priority` defaulted to `normal`), through `repos` (the store or a transaction). */
+  /** Stores the row of a planned, placed run, through `repos` (the store or a transaction). */
   #insertRow(l: Launch, repos: Pick<Repos, "runs">, batchId?: string): Promise<RunRow> {
-    return repos.runs.insert({
-      id: l.plan.runId,
-      user_id: l.plan.userId,
-      agent: l.adapter.name,
-      status: "queued",
-      input: { text: l.body.input.text },
-      metadata: { ...l.plan.rowMetadata, priority: l.plan.metadata.priority ?? "normal" },
-      cwd: l.cwd,
-      created_at: new Date().toISOString(),
-      ...(batchId !== undefined ? { batch_id: batchId } : {}),
-    });
+    return repos.runs.insert(rowOfLaunch(l, batchId));
+  }
+
+  /** The `api` role: the adapter of an agent some live worker offers. @throws what {@link RemoteRuns.requireWorker} and the registry throw */
+  async #requireWorkerAgent(name: string, docker: boolean): Promise<NonNullable<ReturnType<AgentRegistry["get"]>>> {
+    const adapter = this.#d.registry.get(name);
+    if (!adapter) return this.#d.registry.require(name); // its unknown_agent error
+    await this.#remote!.requireWorker(adapter.name, docker);
+    return adapter;
   }
 
   /**
@@ -625,23 +582,11 @@ export class RunManager {
   /** Cancels every live run of a user and waits for their terminal events (before the user is deleted). */
   async cancelUserRuns(userId: string, by: string): Promise<void> {
     this.#blockedUsers.add(userId); // no new runs while (and after) the user is deleted
-    if (this.#remote) return this.#cancelRemoteUserRuns(userId, by);
+    if (this.#remote) return this.#remote.cancelUserRuns(userId, by);
     const mine = [...this.#active.values()].filter((a) => a.userId === userId);
     for (const a of mine) this.#cancelActive(a.id, "user deleted", by);
     await Promise.all(mine.map((a) => a.channel.whenTerminal()));
     await this.#d.writer.flush();
-  }
-
-  /** The `api` role: cancels every live run of a user (queued or on a worker) and waits for their terminal events. */
-  async #cancelRemoteUserRuns(userId: string, by: string): Promise<void> {
-    const live: RunRow[] = [];
-    for (let cursor: string | undefined; ; ) {
-      const page = await this.#d.store.runs.list({ user_id: userId, limit: 500, ...(cursor !== undefined ? { cursor } : {}) });
-      live.push(...page.runs.filter((r) => !isTerminalStatus(r.status)));
-      if (page.next_cursor === null) break;
-      cursor = page.next_cursor;
-    }
-    await Promise.all(live.map(async (r) => (await this.#remote!.cancel(r, "user deleted", by), this.#remote!.waitForTerminal(r))));
   }
 
   /** Resolves the channel to read a run's events from: the live one, or a finished one replaying the store (a follower of a worker's run with the `api` role). */
@@ -772,26 +717,3 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/**
- * The `api` role's working directory of a planned run: where the worker will create it, checked
- * lexically (the worker resolves links when it creates it, with the same refusals).
- * @throws ValidationError `cwd_outside_workspace`; `cluster_unsupported` for a project run (project containers live on one machine)
- */
-function plannedCwd(plan: RunPlan): string {
-  const w = plan.workspace;
-  if (w.kind === "resumed") return w.cwd;
-  if (w.kind === "project") throw new ValidationError("project runs (metadata.project_id) are not available in distributed mode", { field: "metadata.project_id" }, "cluster_unsupported");
-  if (w.cwd?.includes("\0")) throw new ValidationError("cwd contains a NUL byte", { field: "metadata.cwd" }, "cwd_outside_workspace");
-  const cwd = path.resolve(w.root, w.cwd ?? plan.runId);
-  const rel = path.relative(w.root, cwd);
-  if (rel === "" || rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
-    throw new ValidationError("metadata.cwd must be a directory inside the workspaces root", { field: "metadata.cwd", value: w.cwd }, "cwd_outside_workspace");
-  }
-  return cwd;
-}
-
-/** The request a stored run was created from: its prompt and its metadata as accepted (without what planning added: `home_of`). */
-function bodyOfRow(row: RunRow): CreateRunBody {
-  const { home_of: _home, ...metadata } = row.metadata;
-  return { input: { text: row.input.text }, metadata: metadata as CreateRunBody["metadata"] };
-}

@@ -10,13 +10,15 @@
  * - permissions: the open requests are read from the stored events; an answer is checked against
  *   them here (404, 409, 400 as on one process) and carried out by the worker's permission gate.
  */
-import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import { AgentUnavailableError, BatchItemError, ConflictError, NotFoundError, TooManyRequestsError, ValidationError } from "../errors.ts";
+import type { Bus } from "../bus/bus.ts";
 import type { Log } from "../log.ts";
 import { isTerminalType, TERMINAL_STATUSES, type RunEvent } from "../protocol/events.ts";
 import type { PermissionOption } from "../agent/permissions.ts";
-import type { RunRow, Store } from "../store/types.ts";
+import type { BatchRow, RunRow, Store } from "../store/types.ts";
 import { RunChannel } from "./channel.ts";
-import type { Cluster } from "../store/cluster.ts";
+import type { Cluster, WorkerRow } from "../store/cluster.ts";
+import type { QueuedRun } from "./cluster-plan.ts";
 import type { EventWriter } from "./event-writer.ts";
 import type { PendingPermission, PermissionDecision } from "./permissions.ts";
 
@@ -29,6 +31,11 @@ export interface RemoteRunsDeps {
   /** Per-subscriber live buffer, events. */
   bufferLimit: number;
   onSubscribers?: (delta: 1 | -1) => void;
+  bus: Pick<Bus, "publish">;
+  /** `max_queued_runs_per_user`, read at every check (a live setting). */
+  maxQueuedPerUser: () => number;
+  /** A run's lease, ms: a worker not heard from for this long cannot take new runs. */
+  leaseMs: number;
   /** Batch events of `batchId` were stored (the database writes them in the distributed mode); with no id: maybe any batch's (notifications were missed). */
   onBatchEvents?: (batchId?: string) => void;
   /** A run's permission timeout, ms (its `permission_timeout_secs`, else the configured one): the deadline listed for an open request. */
@@ -45,6 +52,8 @@ export class RemoteRuns {
   readonly #d: RemoteRunsDeps;
   readonly #followers = new Map<string, { channel: RunChannel; readers: number }>();
   #stopListening: (() => Promise<void>) | null = null;
+  /** The workers as last read (which agents can run), and when, epoch ms. */
+  #workers: { at: number; list: WorkerRow[] } | null = null;
 
   constructor(d: RemoteRunsDeps) {
     this.#d = d;
@@ -61,6 +70,55 @@ export class RemoteRuns {
         this.#d.onBatchEvents?.();
       },
     });
+  }
+
+  /** The caller's queue cap (`max_queued_runs_per_user`) counted against the runs queued in the store for `n` more. @throws BatchItemError (429) naming the first item past it */
+  async checkQueueRoom(userId: string, n: number): Promise<void> {
+    const room = this.#d.maxQueuedPerUser() - (await this.#d.cluster.queuedCount(userId));
+    if (n > room) throw new BatchItemError(Math.max(0, room), new TooManyRequestsError(5));
+  }
+
+  /** Stores planned runs with their `run.queued` events in one transaction (with their batch), then wakes the workers. Resolves the rows. */
+  async queue(runs: readonly QueuedRun[], batch?: BatchRow): Promise<RunRow[]> {
+    const ahead = await this.#d.cluster.queuedCount();
+    const rows = await this.#d.store.transaction(async (tx) => {
+      if (batch) await tx.batches.insert(batch);
+      const out: RunRow[] = [];
+      for (const [i, q] of runs.entries()) {
+        const row = await tx.runs.insert(q.row);
+        const [queued] = await tx.events.append(row.id, [{ ts: new Date().toISOString(), type: "run.queued", data: { agent: q.agent, input: { text: q.row.input.text }, position: ahead + i } }]);
+        out.push({ ...row, last_event_id: queued!.id });
+      }
+      return out;
+    });
+    for (const row of rows) this.#d.bus.publish("run.status", { run_id: row.id, user_id: row.user_id, agent: row.agent, status: "queued", prev: null });
+    await this.#d.cluster.notifyQueued();
+    return rows;
+  }
+
+  /**
+   * Some worker heard from within a lease offers `agent` (with docker isolation when `docker`); the list is read at most once a second.
+   * @throws AgentUnavailableError (503) otherwise
+   */
+  async requireWorker(agent: string, docker: boolean): Promise<void> {
+    const now = Date.now();
+    if (!this.#workers || now - this.#workers.at > 1000) this.#workers = { at: now, list: await this.#d.cluster.listWorkers() };
+    const alive = now - this.#d.leaseMs; // silent longer than a lease: as good as gone (the reaper removes it later)
+    const able = this.#workers.list.filter((w) => Date.parse(w.last_heartbeat) >= alive && w.agents.some((a) => a.agent === agent));
+    if (able.length === 0) throw new AgentUnavailableError(agent, "no live worker runs it");
+    if (docker && !able.some((w) => w.isolations.includes("docker"))) throw new AgentUnavailableError(agent, "no live worker runs it with docker isolation");
+  }
+
+  /** Cancels every live run of a user (queued, or on a worker) and waits for their terminal events. */
+  async cancelUserRuns(userId: string, by: string): Promise<void> {
+    const live: RunRow[] = [];
+    for (let cursor: string | undefined; ; ) {
+      const page = await this.#d.store.runs.list({ user_id: userId, limit: 500, ...(cursor !== undefined ? { cursor } : {}) });
+      live.push(...page.runs.filter((r) => !TERMINAL_STATUSES.includes(r.status)));
+      if (page.next_cursor === null) break;
+      cursor = page.next_cursor;
+    }
+    await Promise.all(live.map(async (r) => (await this.cancel(r, "user deleted", by), this.waitForTerminal(r))));
   }
 
   /** The follower channel of a run (created on first use, caught up with the store before it is returned). */

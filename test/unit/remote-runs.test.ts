@@ -24,6 +24,9 @@ function setup(stored: RunEvent[]) {
     writer: {} as never,
     bufferLimit: 8192,
     permissionTimeoutMs: () => 0,
+    bus: { publish: () => {} },
+    maxQueuedPerUser: () => 100,
+    leaseMs: 15_000,
     log: console as never,
   });
   return { remote, notify: (runId: string, id: number) => listeners.events?.(runId, id) };
