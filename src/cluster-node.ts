@@ -10,6 +10,7 @@
 import { hostname } from "node:os";
 import path from "node:path";
 import { ulid } from "ulid";
+import { findTaggedRunIds, killRunOrphans } from "./agent/orphans.ts";
 import type { AgentRegistry } from "./agent/registry.ts";
 import type { Config } from "./config/schema.ts";
 import type { ContainerClient } from "./container/types.ts";
@@ -80,6 +81,11 @@ export async function startRole(role: NodeRole, d: { cluster?: Cluster; config: 
     limits: () => ({ maxRunning: config.max_concurrent_runs, maxRunningPerUser: config.max_concurrent_runs_per_user, agingMs: (config.priority_aging_secs ?? 60) * 1000 }),
     leaseMs: config.cluster_lease_ms,
     heartbeatMs: config.cluster_heartbeat_ms,
+    // Processes a killed worker on this machine left behind: their runs were ended worker_lost (or are over); only run ids of this store count.
+    sweepOrphans: async () => {
+      const sweepLog = log.getSubLogger({ name: "cluster.orphans" });
+      for (const id of await cluster.orphaned(findTaggedRunIds())) killRunOrphans(id, sweepLog);
+    },
     log: log.getSubLogger({ name: "cluster.worker" }),
   });
   return { worker, stopClaiming: () => worker.stopClaiming(), close: () => worker.close() };

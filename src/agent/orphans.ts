@@ -49,6 +49,27 @@ export function signalRunProcesses(runId: string, signal: NodeJS.Signals): numbe
   return n;
 }
 
+/** The distinct run ids that live processes carry in `OPENRUNNER_RUN_ID` (any server's: check them against your store). */
+export function findTaggedRunIds(): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const ids = new Set<string>();
+  for (const name of entries) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const m = /(?:^|\0)OPENRUNNER_RUN_ID=([A-Za-z0-9_-]{1,100})(?:\0|$)/.exec(readFileSync(`/proc/${name}/environ`, "latin1"));
+      if (m) ids.add(m[1]!);
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return [...ids];
+}
+
 /** SIGKILLs every process of `runId`; returns how many were signalled. */
 export function killRunOrphans(runId: string, log: Log): number {
   const pids = findRunProcesses(runId);

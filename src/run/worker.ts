@@ -33,6 +33,8 @@ export interface WorkerLoopOptions {
   leaseMs: number;
   /** Heartbeat interval, ms (well under `leaseMs`). */
   heartbeatMs: number;
+  /** Kills processes of runs that are over or lost their worker (a worker killed on this machine left them); run at start and every 10 heartbeats. */
+  sweepOrphans?: () => Promise<void>;
   log: Log;
 }
 
@@ -46,6 +48,7 @@ export class WorkerLoop {
   #stopped = false;
   /** Runs claimed and not yet handed to the manager (counted against the capacity). */
   #launching = 0;
+  #beats = 0;
 
   constructor(opts: WorkerLoopOptions) {
     this.#o = opts;
@@ -80,7 +83,16 @@ export class WorkerLoop {
     });
     this.#timer = setInterval(() => void this.#beat(), o.heartbeatMs);
     this.#timer.unref();
+    await this.#sweep();
     this.kick();
+  }
+
+  async #sweep(): Promise<void> {
+    try {
+      await this.#o.sweepOrphans?.();
+    } catch (err) {
+      this.#o.log.warn("orphan sweep failed", { err: String(err) });
+    }
   }
 
   /** Claims runs now if there is room (calls while a claim is out coalesce into one more). */
@@ -133,6 +145,7 @@ export class WorkerLoop {
     } catch (err) {
       this.#o.log.warn("heartbeat failed", { err: String(err) });
     }
+    if (++this.#beats % 10 === 0) await this.#sweep();
     this.kick();
   }
 

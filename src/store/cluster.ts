@@ -103,6 +103,8 @@ export interface Cluster {
   cancelQueued(runId: string, data: Omit<RunEventData<"run.cancelled">, "duration_ms">): Promise<RunEvent | null>;
   /** Ends every live run whose lease expired (`run.failed`, `worker_lost`) and removes workers silent for over `staleMs`. Resolves the runs ended. */
   reapExpired(staleMs: number): Promise<string[]>;
+  /** Of `runIds`, those in this store that are over or held by no registered worker: processes still carrying them are orphans. */
+  orphaned(runIds: readonly string[]): Promise<string[]>;
   /** Runs queued and not claimed: all of them, or `userId`'s. */
   queuedCount(userId?: string): Promise<number>;
   /** Wakes workers: runs are queued. */

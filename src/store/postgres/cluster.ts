@@ -152,6 +152,17 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
       return ended;
     },
 
+    async orphaned(runIds) {
+      if (runIds.length === 0) return [];
+      const { rows } = await pool.query<{ id: string }>(
+        `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[])
+           AND (r.status IN ${TERMINAL} OR r.worker_id IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = r.worker_id))
+           AND r.status <> 'queued'`,
+        [runIds],
+      );
+      return rows.map((r) => r.id);
+    },
+
     async queuedCount(userId) {
       const { rows } = await pool.query<{ n: number }>(
         `SELECT COUNT(*) AS n FROM runs WHERE status = 'queued' AND worker_id IS NULL${userId === undefined ? "" : " AND user_id = $1"}`,
