@@ -19,6 +19,7 @@ import { benchAgents } from "./agents.ts";
 import { benchAcp } from "./acp.ts";
 import { benchNative } from "./native.ts";
 import { benchDocker } from "./docker.ts";
+import { benchDistributed } from "./distributed.ts";
 import { benchTunnel } from "./tunnel.ts";
 import { benchProxy } from "./proxy.ts";
 import { benchFanout } from "./fanout.ts";
@@ -28,7 +29,7 @@ import { benchWeb } from "./web.ts";
 import { killAllTracked } from "./lib/procs.ts";
 import { formatTable, writeResult, type BenchResult } from "./lib/result.ts";
 
-const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker", "web", "native"] as const;
+const NAMES = ["pipeline", "latency", "admission", "fanout", "agents", "acp", "tunnel", "proxy", "docker", "web", "native", "distributed"] as const;
 type Name = (typeof NAMES)[number];
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -81,6 +82,8 @@ async function runOne(name: Name, o: ReturnType<typeof parseOptions>): Promise<B
       return benchWeb({ ...base, runs: o.quick ? 10 : 30, streamSecs: o.quick ? 2 : 5, bigEvents: 100_000 });
     case "native":
       return benchNative({ turns: o.quick ? 10 : 40, repeats: o.quick ? 2 : 8, toolCalls: o.quick ? 30 : 200, quick: o.quick, ...(base.cpuProfDir ? { cpuProfDir: base.cpuProfDir } : {}) });
+    case "distributed":
+      return benchDistributed({ ...base, singleLines: o.quick ? 50_000 : 200_000, runs: 50, linesPerRun: o.quick ? 2_000 : 10_000, latencyRuns: o.quick ? 30 : 100, warmup: o.quick ? 3 : 5, scaling: [1, 2, 4] });
   }
 }
 
