@@ -53,7 +53,7 @@ export async function startRole(role: NodeRole, d: { cluster?: Cluster; config: 
     await d.manager.startCluster();
     const reapLog = log.getSubLogger({ name: "cluster.reaper" });
     const timer = setInterval(() => {
-      cluster.reapExpired(config.cluster_lease_ms * 2).then(
+      cluster.reapExpired(config.cluster_lease_ms).then(
         (ended) => ended.length > 0 && reapLog.warn("runs of a lost worker ended as worker_lost", { count: ended.length, run_ids: ended }),
         (err: unknown) => reapLog.warn("reaping expired leases failed", { err: String(err) }),
       );
@@ -79,7 +79,6 @@ export async function startRole(role: NodeRole, d: { cluster?: Cluster; config: 
     isolations,
     capacity: config.worker_capacity,
     limits: () => ({ maxRunning: config.max_concurrent_runs, maxRunningPerUser: config.max_concurrent_runs_per_user, agingMs: (config.priority_aging_secs ?? 60) * 1000 }),
-    leaseMs: config.cluster_lease_ms,
     heartbeatMs: config.cluster_heartbeat_ms,
     // Processes a killed worker on this machine left behind: their runs were ended worker_lost (or are over); only run ids of this store count.
     sweepOrphans: async () => {

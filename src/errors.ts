@@ -122,6 +122,17 @@ export class ShuttingDownError extends AppError {
   }
 }
 
+/** 503: distributed mode: the worker holding a run did not act on a command in time. */
+export class WorkerUnreachableError extends AppError {
+  readonly status = API_ERROR_CODES.worker_unreachable;
+  override get expose(): boolean {
+    return true;
+  }
+  constructor(what: string) {
+    super("worker_unreachable", `the run's worker did not ${what} in time; it may be lost (its runs then end worker_lost)`);
+  }
+}
+
 /**
  * One item of a batch request (`POST /api/runs/batch`) was refused: answers the item's own error (its status,
  * code and `Retry-After`) with `details: {index, details?}` naming the item (0-based) and carrying its details.

@@ -178,6 +178,8 @@ export const API_ERROR_CODES = {
   agent_unavailable: 503,
   /** The server is shutting down and admits no new work. */
   shutting_down: 503,
+  /** Distributed mode: the worker holding the run did not act on a command in time (it may be lost: its runs end `worker_lost`). */
+  worker_unreachable: 503,
   /** The port proxy is shutting down. */
   proxy_closed: 503,
   /** The dashboard is not built on this machine (`web/dist` missing): run `npm run build:web`. */

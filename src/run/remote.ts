@@ -8,9 +8,11 @@
  * - cancel: a queued run nobody holds is ended here, atomically in the store; a claimed one is
  *   cancelled by its worker (a `cancel` command);
  * - permissions: the open requests are read from the stored events; an answer is checked against
- *   them here (404, 409, 400 as on one process) and carried out by the worker's permission gate.
+ *   them here (404, 409, 400 as on one process), carried out by the worker's permission gate, and
+ *   answered once the decision is stored: 200 when it is this answer, 409 when another answer (or
+ *   the policy's deadline) was applied first, so concurrent answers get one 200 as on one process.
  */
-import { AgentUnavailableError, BatchItemError, ConflictError, NotFoundError, TooManyRequestsError, ValidationError } from "../errors.ts";
+import { AgentUnavailableError, BatchItemError, ConflictError, NotFoundError, TooManyRequestsError, ValidationError, WorkerUnreachableError } from "../errors.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Log } from "../log.ts";
 import { isTerminalType, TERMINAL_STATUSES, type RunEvent } from "../protocol/events.ts";
@@ -44,6 +46,8 @@ export interface RemoteRunsDeps {
 }
 
 const PAGE = 1000;
+/** How long an answer waits for the worker's stored decision, ms. */
+const ANSWER_WAIT_MS = 15_000;
 
 type RequestEvent = Extract<RunEvent, { type: "permission.request" }>;
 
@@ -194,7 +198,9 @@ export class RemoteRuns {
   async answer(row: RunRow, requestId: string, optionId: string, by: string): Promise<PermissionDecision> {
     let request: RequestEvent | undefined;
     let decided = false;
+    let scanned = 0;
     await this.#scan(row.id, (e) => {
+      scanned = e.id;
       if (e.type === "permission.request" && e.data.request_id === requestId) request = e as RequestEvent;
       else if (e.type === "permission.decision" && e.data.request_id === requestId) decided = true;
     });
@@ -203,8 +209,38 @@ export class RemoteRuns {
     const options = request.data.options as PermissionOption[];
     const opt = options.find((o) => o.option_id === optionId);
     if (!opt) throw new ValidationError("option_id is not one of the request's options", { field: "option_id", value: optionId, allowed: options.map((o) => o.option_id) }, "unknown_option");
+    const stored = this.#decisionAfter(await this.channelFor(row), scanned, requestId);
     await this.#d.cluster.publishControl({ type: "permission", run_id: row.id, request_id: requestId, option_id: optionId, by });
+    const d = await stored;
+    if (d === "timeout") throw new WorkerUnreachableError("apply the answer");
+    if (d === null || d.decision !== opt.option_id || d.by !== by) throw new ConflictError("the permission request was already decided", "permission_already_decided");
     return { request_id: requestId, decision: opt.option_id, by, option_name: opt.name, kind: opt.kind };
+  }
+
+  /**
+   * Resolves the stored `permission.decision` of `requestId` after event `after`; null when the run ended
+   * without one (or its stream was cut), `timeout` after {@link ANSWER_WAIT_MS}.
+   */
+  #decisionAfter(channel: RunChannel, after: number, requestId: string): Promise<{ decision: string; by: string } | null | "timeout"> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v: { decision: string; by: string } | null | "timeout") => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        sub.close();
+        resolve(v);
+      };
+      const timer = setTimeout(() => finish("timeout"), ANSWER_WAIT_MS);
+      const sub = channel.subscribe(after, {
+        write: (chunk) => {
+          for (const e of chunk.events) if (e.type === "permission.decision" && e.data.request_id === requestId) finish({ decision: e.data.decision, by: e.data.by });
+          return true;
+        },
+        lagged: () => finish(null),
+        end: () => finish(null),
+      });
+    });
   }
 
   async #scan(runId: string, visit: (e: RunEvent) => void): Promise<void> {

@@ -29,9 +29,7 @@ export interface WorkerLoopOptions {
   capacity: number;
   /** Cluster-wide admission limits (read at every claim: a live configuration). */
   limits: () => AdmissionLimits;
-  /** A run's lease, ms: a worker silent this long loses its runs. */
-  leaseMs: number;
-  /** Heartbeat interval, ms (well under `leaseMs`). */
+  /** Heartbeat interval, ms (well under the lease, `cluster_lease_ms`). */
   heartbeatMs: number;
   /** Kills processes of runs that are over or lost their worker (a worker killed on this machine left them); run at start and every 10 heartbeats. */
   sweepOrphans?: () => Promise<void>;
@@ -120,7 +118,7 @@ export class WorkerLoop {
       const free = o.capacity - o.manager.liveCount - this.#launching;
       if (free <= 0 || this.#stopped) return;
       const limits = o.limits();
-      const rows = await o.cluster.claim({ workerId: o.id, agents: o.agents.map((a) => a.agent), isolations: o.isolations, leaseMs: o.leaseMs, choose: (queued, running) => chooseRuns(queued, running, limits, free) });
+      const rows = await o.cluster.claim({ workerId: o.id, agents: o.agents.map((a) => a.agent), isolations: o.isolations, choose: (queued, running) => chooseRuns(queued, running, limits, free) });
       if (rows.length === 0 && !this.#again) return;
       this.#launching += rows.length;
       await Promise.all(
@@ -136,7 +134,7 @@ export class WorkerLoop {
 
   async #beat(): Promise<void> {
     try {
-      const known = await this.#o.cluster.heartbeat(this.#o.id, this.#o.leaseMs);
+      const known = await this.#o.cluster.heartbeat(this.#o.id);
       if (!known && !this.#stopped) {
         // Reaped (a pause longer than the stale limit): register again; runs it lost were already ended by the reaper.
         this.#o.log.warn("worker was removed by a reaper; registering again", { worker_id: this.#o.id });

@@ -10,8 +10,8 @@
  *   claimed, asks the caller's `choose` (the run layer's admission rules: global and per-user
  *   limits, priority with aging, FIFO — `run/worker.ts`) which to take, and marks those claimed.
  *   A claimed run is never claimed again.
- * - Leases: a worker renews the leases of its runs with every heartbeat; a run whose lease
- *   expired is ended `failed` with code `worker_lost` by whichever process reaps first (in the
+ * - Leases: a run's lease is its worker's heartbeat; a run whose worker was not heard from for a
+ *   lease is ended `failed` with code `worker_lost` by whichever process reaps first (in the
  *   transaction that checks the lease), its stored events kept.
  * - Control: cancel and permission decisions for a run on a worker travel as notifications; the
  *   worker's run machine and permission gate act on them exactly as on a local call.
@@ -63,8 +63,6 @@ export interface ClaimRequest {
   agents: readonly string[];
   /** Isolations it can run (`none`, `docker`). */
   isolations: readonly string[];
-  /** Lease length, ms. */
-  leaseMs: number;
   /**
    * Picks the runs to claim, in admission order: `queued` are the unclaimed queued runs this worker
    * can run, oldest first; `running` the owners of every claimed live run (all workers). Called
@@ -91,8 +89,8 @@ export interface ClusterListeners {
 export interface Cluster {
   /** Registers (or re-registers) a worker and sets its heartbeat to now. */
   registerWorker(w: Pick<WorkerRow, "id" | "host" | "pid" | "agents" | "isolations" | "capacity">): Promise<void>;
-  /** Heartbeat: the worker's `last_heartbeat` and the leases of its live runs set to now + `leaseMs`. Resolves false when the worker is no longer registered. */
-  heartbeat(workerId: string, leaseMs: number): Promise<boolean>;
+  /** Heartbeat: the worker's `last_heartbeat` set to now (the lease of all its runs). Resolves false when the worker is no longer registered. */
+  heartbeat(workerId: string): Promise<boolean>;
   /** Removes a worker (clean stop, after its runs ended). */
   removeWorker(workerId: string): Promise<void>;
   /** Registered workers, oldest first, with their live run counts. */
@@ -101,8 +99,8 @@ export interface Cluster {
   claim(req: ClaimRequest): Promise<RunRow[]>;
   /** Ends a queued run that no worker holds: `run.cancelled` appended and the row ended, atomically. Resolves the event, or null when a worker holds it (or it is over). */
   cancelQueued(runId: string, data: Omit<RunEventData<"run.cancelled">, "duration_ms">): Promise<RunEvent | null>;
-  /** Ends every live run whose lease expired (`run.failed`, `worker_lost`) and removes workers silent for over `staleMs`. Resolves the runs ended. */
-  reapExpired(staleMs: number): Promise<string[]>;
+  /** Ends every live run whose worker was not heard from for `leaseMs` or is gone (`run.failed`, `worker_lost`), and removes workers silent for twice that. Resolves the runs ended. */
+  reapExpired(leaseMs: number): Promise<string[]>;
   /** Of `runIds`, those in this store that are over or held by no registered worker: processes still carrying them are orphans. */
   orphaned(runIds: readonly string[]): Promise<string[]>;
   /** Runs queued and not claimed: all of them, or `userId`'s. */

@@ -159,7 +159,6 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "cluster",
     sql: `
       ALTER TABLE runs ADD COLUMN worker_id TEXT;
-      ALTER TABLE runs ADD COLUMN lease_expires_at TEXT;
       CREATE TABLE workers (
         id             TEXT PRIMARY KEY,
         host           TEXT NOT NULL,

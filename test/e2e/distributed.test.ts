@@ -396,7 +396,7 @@ describe("distributed: load, 500 runs through two workers under a global limit o
     assert.deepEqual(unended, [], `${unended.length} streams delivered their terminal event but did not end`);
   });
 
-  test("no deadlock in the database during the load (heartbeats' lease renewals vs. event appends)", { todo: "heartbeat's UPDATE runs … WHERE worker_id = $1 and events.append's UPDATE runs … FROM unnest lock run rows in no set order; see the report" }, async () => {
+  test("no deadlock in the database during the load (heartbeats' lease renewals vs. event appends)", async () => {
     const [row] = await query<{ deadlocks: string }>(db, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
     const logged = [...workers.map((w) => w.output()), s.output()].join("\n").split("\n").filter((l) => /deadlock/.test(l));
     assert.equal(Number(row!.deadlocks), 0, logged.join("\n"));
@@ -655,7 +655,7 @@ describe("distributed: permission requests across processes (ACP fixture agent)"
     assert.equal((await runRow(s, token, runId)).status, "completed");
   });
 
-  test("two answers at once: one is applied (200), the other refused 409 as on one process, never told it was applied", { ...T, todo: "src/run/remote.ts answer(): checks the stored events only; until the worker stored the decision another answer gets 200 with its own option though the worker ignores it; see the report" }, async () => {
+  test("two answers at once: one is applied (200), the other refused 409 as on one process, never told it was applied", T, async () => {
     // Five requests in one run, each answered twice at once (a narrow race each time: five chances).
     const ROUNDS = 5;
     const steps = Array.from({ length: ROUNDS }, (_, i) => ({ permission: { id: `call-${i}`, title: `Step ${i}` } }));

@@ -255,17 +255,19 @@ describe("PostgreSQL store", { skip }, () => {
       const u = await store.users.create({ username: "cluster", password_hash: "h", role: "user" });
       await insertRun(store, "run_claim", u.id, { created_at: "2030-01-01T00:00:00.000Z" });
       await cluster.registerWorker({ id: "wrk_1", host: "h1", pid: 42, agents: [{ agent: "shell" }], isolations: ["none"], capacity: 2 });
-      assert.equal(await cluster.heartbeat("wrk_1", 60_000), true);
-      assert.equal(await cluster.heartbeat("wrk_none", 60_000), false);
+      assert.equal(await cluster.heartbeat("wrk_1"), true);
+      assert.equal(await cluster.heartbeat("wrk_none"), false);
       assert.equal(await cluster.queuedCount(), 1);
-      const claimed = await cluster.claim({ workerId: "wrk_1", agents: ["shell"], isolations: ["none"], leaseMs: 1, choose: (queued) => queued.map((q) => q.id) });
+      const claimed = await cluster.claim({ workerId: "wrk_1", agents: ["shell"], isolations: ["none"], choose: (queued) => queued.map((q) => q.id) });
       assert.deepEqual(claimed.map((r) => r.id), ["run_claim"]);
       assert.equal(await cluster.queuedCount(u.id), 0);
       const [worker] = await cluster.listWorkers();
       assert.deepEqual([worker!.id, worker!.running, worker!.capacity, worker!.agents], ["wrk_1", 1, 2, [{ agent: "shell" }]]);
       assert.ok(!Number.isNaN(Date.parse(worker!.last_heartbeat)));
-      await new Promise((r) => setTimeout(r, 20)); // the 1 ms lease expires
-      assert.deepEqual(await cluster.reapExpired(3_600_000), ["run_claim"]);
+      assert.deepEqual(await cluster.reapExpired(3_600_000), [], "its worker was heard from within the lease");
+      await cluster.heartbeat("wrk_1");
+      await new Promise((r) => setTimeout(r, 20)); // silent for longer than a 10 ms lease
+      assert.deepEqual(await cluster.reapExpired(10), ["run_claim"]);
       const row = (await store.runs.get("run_claim"))!;
       assert.equal(row.status, "failed");
       assert.equal(row.error?.code, "worker_lost");

@@ -1,6 +1,8 @@
 /**
  * The {@link Cluster} on PostgreSQL (migration 5, `cluster`): workers in the `workers` table, claims
- * and leases in `runs.worker_id` / `runs.lease_expires_at`, wake-ups by LISTEN/NOTIFY.
+ * in `runs.worker_id`, wake-ups by LISTEN/NOTIFY. A run's lease is its worker's heartbeat (one row
+ * per worker, never the run rows: a heartbeat that locked its runs' rows deadlocked with the event
+ * writer's commits, which lock the same rows in another order).
  *
  * - `openrunner_events`: sent by the database itself, at commit, by the statement trigger on
  *   `events` (payload `<run_id>:<last id>`), whoever wrote them. The same trigger refuses events
@@ -57,9 +59,8 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
       );
     },
 
-    async heartbeat(workerId, leaseMs) {
+    async heartbeat(workerId) {
       const { rowCount } = await pool.query("UPDATE workers SET last_heartbeat = now() WHERE id = $1", [workerId]);
-      await pool.query(`UPDATE runs SET lease_expires_at = now() + $2 * interval '1 millisecond' WHERE worker_id = $1 AND status NOT IN ${TERMINAL}`, [workerId, leaseMs]);
       return (rowCount ?? 0) > 0;
     },
 
@@ -98,9 +99,8 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
         const chosen = req.choose(candidates, running.rows);
         if (chosen.length === 0) return [];
         const { rows } = await tx.query<{ id: string }>(
-          `UPDATE runs SET worker_id = $1, lease_expires_at = now() + $2 * interval '1 millisecond'
-           WHERE id = ANY($3::text[]) AND status = 'queued' AND worker_id IS NULL RETURNING id`,
-          [req.workerId, req.leaseMs, chosen],
+          `UPDATE runs SET worker_id = $1 WHERE id = ANY($2::text[]) AND status = 'queued' AND worker_id IS NULL RETURNING id`,
+          [req.workerId, chosen],
         );
         const taken = new Set(rows.map((r) => r.id));
         return chosen.filter((id) => taken.has(id)); // in admission order
@@ -126,14 +126,17 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
       });
     },
 
-    async reapExpired(staleMs) {
+    async reapExpired(leaseMs) {
       const ended: string[] = [];
       for (;;) {
         const one = await exec.atomic(async (tx) => {
+          // The lease is re-checked under the run's row lock: a worker heard from meanwhile keeps its run.
           const { rows } = await tx.query<{ id: string; worker_id: string; created_at: string; started_at: string | null }>(
-            `SELECT id, worker_id, created_at, started_at FROM runs
-             WHERE worker_id IS NOT NULL AND status NOT IN ${TERMINAL} AND lease_expires_at < now()
-             ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+            `SELECT r.id, r.worker_id, r.created_at, r.started_at FROM runs r LEFT JOIN workers w ON w.id = r.worker_id
+             WHERE r.worker_id IS NOT NULL AND r.status NOT IN ${TERMINAL}
+               AND (w.id IS NULL OR w.last_heartbeat < now() - $1 * interval '1 millisecond')
+             ORDER BY r.created_at, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED`,
+            [leaseMs],
           );
           const row = rows[0];
           if (!row) return null;
@@ -147,7 +150,7 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
         if (one === null) break;
         ended.push(one);
       }
-      await pool.query("DELETE FROM workers WHERE last_heartbeat < now() - $1 * interval '1 millisecond'", [staleMs]);
+      await pool.query("DELETE FROM workers WHERE last_heartbeat < now() - $1 * interval '1 millisecond'", [2 * leaseMs]);
       if (ended.length > 0) await pool.query("SELECT pg_notify($1, '')", [QUEUE]); // their slots are free
       return ended;
     },

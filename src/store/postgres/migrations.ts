@@ -166,8 +166,7 @@ export const PG_MIGRATIONS: readonly Migration[] = [
     name: "cluster",
     sql: `
       ALTER TABLE runs ADD COLUMN worker_id TEXT COLLATE "C";
-      ALTER TABLE runs ADD COLUMN lease_expires_at TIMESTAMPTZ;
-      CREATE INDEX runs_by_worker ON runs (worker_id, lease_expires_at) WHERE worker_id IS NOT NULL;
+      CREATE INDEX runs_by_worker ON runs (worker_id) WHERE worker_id IS NOT NULL;
       CREATE INDEX runs_queued ON runs (created_at, id) WHERE status = 'queued' AND worker_id IS NULL;
 
       CREATE TABLE workers (
@@ -218,8 +217,10 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       -- The batch event stream of the distributed mode, written by the database in the transaction
       -- that changes a batch run's status, whichever process it is (API server: queued, a queued run
       -- cancelled; worker: preparing … terminal; reaper: worker_lost): a run.status event, then
-      -- batch.done with the counts once every run of the batch is terminal, numbered under the
-      -- batch's row lock (so exactly once), announced on openrunner_batches ('<batch_id>:<id>').
+      -- batch.done with the counts once every run of the batch is terminal (so exactly once),
+      -- announced on openrunner_batches ('<batch_id>:<id>'). Numbered under ONE transaction-scoped
+      -- advisory lock for all batches, not a lock per batch: a worker's commit changes runs of
+      -- several batches in no set order, and per-batch locks taken in event order deadlocked.
       -- Only for connections that set openrunner.batch_stream = on (the cluster's); the single
       -- process numbers its batch events itself (run/batch-feed.ts).
       CREATE FUNCTION openrunner_batch_status() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -233,7 +234,7 @@ export const PG_MIGRATIONS: readonly Migration[] = [
            OR current_setting('openrunner.batch_stream', true) IS DISTINCT FROM 'on' THEN
           RETURN NULL;
         END IF;
-        PERFORM 1 FROM batches WHERE id = NEW.batch_id FOR UPDATE;
+        PERFORM pg_advisory_xact_lock(5139087742011470401);
         IF EXISTS (SELECT 1 FROM batch_events WHERE batch_id = NEW.batch_id AND type = 'batch.done') THEN
           RETURN NULL;
         END IF;
