@@ -116,7 +116,10 @@ export interface EventRepo {
    * @throws NotFoundError (code `not_found`) when the run does not exist.
    */
   append(run_id: string, drafts: ReadonlyArray<Pick<RunEvent, "ts" | "type" | "data">>): Promise<RunEvent[]>;
-  /** Events of a run with `id > after`, ascending, at most `limit`. */
+  /**
+   * Events of a run with `id > after`, ascending, at most `limit`. A run's ids have no gaps (every writer
+   * numbers right after the last stored id); the PostgreSQL store's page query relies on it.
+   */
   list(run_id: string, after: number, limit: number): Promise<RunEvent[]>;
   /** Highest stored id of a run, 0 if none. */
   lastId(run_id: string): Promise<number>;

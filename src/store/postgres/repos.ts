@@ -125,16 +125,20 @@ export function createRunRepo(exec: Exec): RunRepo {
 }
 
 /**
- * Inserts caller-numbered events (one statement: the rows from arrays, then each run's
- * `last_event_id` raised to its highest id with GREATEST).
+ * Inserts caller-numbered events (one statement: the rows from one JSON array of
+ * `[run_id, id, ts, type, data]`, then each run's `last_event_id` raised to its highest id with
+ * GREATEST). One JSON text rather than five text arrays: V8's JSON.stringify escapes the event
+ * data natively, where the driver's array encoding escapes element by element in JavaScript (the
+ * hottest code of a busy worker).
  */
 const INSERT_BATCH = `
-  WITH inserted AS (
-    INSERT INTO events (run_id, id, ts, type, data)
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+  WITH rows AS (
+    SELECT r->>0 AS run_id, (r->>1)::bigint AS id, r->>2 AS ts, r->>3 AS type, r->>4 AS data FROM json_array_elements($1::json) AS r
+  ), inserted AS (
+    INSERT INTO events (run_id, id, ts, type, data) SELECT run_id, id, ts, type, data FROM rows
   )
   UPDATE runs SET last_event_id = GREATEST(runs.last_event_id, highest.id)
-  FROM unnest($6::text[], $7::bigint[]) AS highest(run_id, id)
+  FROM (SELECT run_id, MAX(id) AS id FROM rows GROUP BY run_id) AS highest
   WHERE runs.id = highest.run_id`;
 
 /**
@@ -155,17 +159,9 @@ export function createEventRepo(exec: Exec): EventRepo {
   return {
     async insertBatch(events) {
       if (events.length === 0) return;
-      const runIds: string[] = [], ids: number[] = [], ts: string[] = [], types: string[] = [], data: string[] = [];
-      const highest = new Map<string, number>();
-      for (const e of events) {
-        runIds.push(e.run_id);
-        ids.push(e.id);
-        ts.push(e.ts);
-        types.push(e.type);
-        data.push(dataJsonOf(e));
-        highest.set(e.run_id, Math.max(highest.get(e.run_id) ?? 0, e.id));
-      }
-      await exec.query(INSERT_BATCH, [runIds, ids, ts, types, data, [...highest.keys()], [...highest.values()]]);
+      // PostgreSQL's text refuses U+0000: JSON escapes it inside data, and ids, run ids, ts and types never hold one.
+      const rows = events.map((e) => [e.run_id, e.id, e.ts, e.type, dataJsonOf(e)]);
+      await exec.query(INSERT_BATCH, [JSON.stringify(rows)]);
     },
     async append(runId, drafts) {
       if (drafts.length === 0) return []; // as on SQLite: nothing to number, the run is not looked up
@@ -176,9 +172,14 @@ export function createEventRepo(exec: Exec): EventRepo {
       return drafts.map((d, i) => setDataJson({ id: first + i, run_id: runId, ts: d.ts, type: d.type, data: d.data } as RunEvent, json[i]!));
     },
     async list(runId, after, limit) {
+      // A run's ids have no gaps: the page is the id range after `after`. Bounding it keeps the plan an index range scan even
+      // before the table has statistics (a fresh database, a long new run), where `id > $2 … LIMIT` alone scanned and sorted the rest of the run.
+      const n = sqlLimit(limit);
       const { rows } = await exec.query<EventRecord>(
-        "SELECT id, run_id, ts, type, data FROM events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        [runId, after, sqlLimit(limit)],
+        n === null
+          ? "SELECT id, run_id, ts, type, data FROM events WHERE run_id = $1 AND id > $2 ORDER BY id"
+          : "SELECT id, run_id, ts, type, data FROM events WHERE run_id = $1 AND id > $2 AND id <= $2::bigint + $3::bigint ORDER BY id LIMIT $3",
+        n === null ? [runId, after] : [runId, after, n],
       );
       return rows.map((r) => setDataJson({ id: r.id, run_id: r.run_id, ts: r.ts, type: r.type, data: JSON.parse(r.data) } as RunEvent, r.data));
     },
