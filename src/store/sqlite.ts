@@ -10,7 +10,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
 import { monotonicFactory } from "ulid";
-import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import type { RunEvent, RunEventType } from "../protocol/events.ts";
 import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../protocol/events.ts";
 import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
@@ -20,6 +20,7 @@ import { createNativeSessionRepo } from "./native-session-repo.ts";
 import { createBatchRepo } from "./batch-repo.ts";
 import { asyncRepo, attempt, SqliteGate, type SyncOf, type SyncRepos } from "./sqlite-gate.ts";
 import type { ApiKeyRepo, ApiKeyRow, BatchRepo, EventRepo, NativeSessionRepo, Repos, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow, WebhookRepo } from "./types.ts";
+import { decodeCursor, decodeRun, encodeCursor, RUN_JSON_COLUMNS } from "./run-rows.ts";
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -175,8 +176,6 @@ function createApiKeyRepo(db: Db, ulid: () => string): SyncOf<ApiKeyRepo> {
   };
 }
 
-/** Run columns stored as JSON text. */
-const JSON_COLUMNS = new Set(["input", "metadata", "error", "usage"]);
 /** Columns `runs.update` may set (everything but `id` and `user_id`). */
 const PATCHABLE = new Set([
   "agent", "status", "input", "metadata", "cwd", "created_at", "started_at", "ended_at",
@@ -237,7 +236,7 @@ function createRunRepo(db: Db): SyncOf<RunRepo> {
       const params: Record<string, unknown> = { id };
       for (const k of keys) {
         const v = (patch as Record<string, unknown>)[k];
-        params[k] = JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v;
+        params[k] = RUN_JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v;
       }
       cached(updateStatements, sql, () => db.prepare(sql)).run(params);
     },
@@ -315,29 +314,6 @@ interface EventRecord {
   data: string;
 }
 
-/** Turns a `runs` row (JSON columns as text) into a {@link RunRow}; undefined stays undefined. */
-function decodeRun(raw: unknown): RunRow | undefined {
-  if (raw === undefined) return undefined;
-  const r = raw as Record<string, unknown>;
-  const parse = (v: unknown): unknown => (v === null ? null : JSON.parse(v as string));
-  return { ...r, input: parse(r.input), metadata: parse(r.metadata), error: parse(r.error), usage: parse(r.usage) } as RunRow;
-}
-
-/** Cursor: base64url of the JSON `[created_at, id]` of the last run on the page. */
-function encodeCursor(position: [string, string]): string {
-  return Buffer.from(JSON.stringify(position)).toString("base64url");
-}
-
-/** @throws ValidationError (code `invalid_cursor`) for anything {@link encodeCursor} did not produce. */
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string") return [v[0], v[1]];
-  } catch {
-    // fall through
-  }
-  throw new ValidationError("invalid cursor", { cursor }, "invalid_cursor");
-}
 
 function cached(statements: Map<string, Statement>, sql: string, prepare: () => Statement): Statement {
   let s = statements.get(sql);

@@ -4,11 +4,12 @@
  * the transaction it was handed out in. Writes that take more than one step are one statement
  * (a data-modifying CTE), so they are atomic outside a transaction too.
  */
-import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
+import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { RunEvent, RunEventType } from "../../protocol/events.ts";
 import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../../protocol/events.ts";
 import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, UserRepo, UserRow } from "../types.ts";
 import type { Exec } from "./exec.ts";
+import { decodeCursor, decodeRun, encodeCursor, RUN_JSON_COLUMNS } from "../run-rows.ts";
 
 const now = (): string => new Date().toISOString();
 
@@ -56,8 +57,6 @@ export function createApiKeyRepo(exec: Exec, ulid: () => string): ApiKeyRepo {
   };
 }
 
-/** Run columns stored as JSON text. */
-const JSON_COLUMNS = new Set(["input", "metadata", "error", "usage"]);
 /** Columns `runs.update` may set (everything but `id` and `user_id`; as on SQLite). */
 const PATCHABLE = new Set([
   "agent", "status", "input", "metadata", "cwd", "created_at", "started_at", "ended_at",
@@ -112,7 +111,7 @@ export function createRunRepo(exec: Exec): RunRepo {
       const sets = keys.map((k) => {
         const v = (patch as Record<string, unknown>)[k];
         // PostgreSQL's text refuses U+0000 (SQLSTATE 22021), which an agent's output can hold: it becomes U+FFFD (JSON columns escape it).
-        params.push(JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : typeof v === "string" ? v.replaceAll("\u0000", "\ufffd") : v);
+        params.push(RUN_JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : typeof v === "string" ? v.replaceAll("\u0000", "\ufffd") : v);
         return `${k} = $${params.length}`;
       });
       await exec.query(`UPDATE runs SET ${sets.join(", ")} WHERE id = $1`, params);
@@ -213,26 +212,3 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
-/** Turns a `runs` row (JSON columns as text) into a {@link RunRow}; undefined stays undefined. */
-function decodeRun(raw: unknown): RunRow | undefined {
-  if (raw === undefined) return undefined;
-  const r = raw as Record<string, unknown>;
-  const parse = (v: unknown): unknown => (v === null ? null : JSON.parse(v as string));
-  return { ...r, input: parse(r.input), metadata: parse(r.metadata), error: parse(r.error), usage: parse(r.usage) } as RunRow;
-}
-
-/** Cursor: base64url of the JSON `[created_at, id]` of the last run on the page (as on SQLite). */
-function encodeCursor(position: [string, string]): string {
-  return Buffer.from(JSON.stringify(position)).toString("base64url");
-}
-
-/** @throws ValidationError (code `invalid_cursor`) for anything {@link encodeCursor} did not produce. */
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string") return [v[0], v[1]];
-  } catch {
-    // fall through
-  }
-  throw new ValidationError("invalid cursor", { cursor }, "invalid_cursor");
-}
