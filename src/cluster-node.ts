@@ -14,6 +14,7 @@ import { findTaggedRunIds, killRunOrphans } from "./agent/orphans.ts";
 import type { AgentRegistry } from "./agent/registry.ts";
 import type { Config } from "./config/schema.ts";
 import type { ContainerClient } from "./container/types.ts";
+import { ConfigError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import type { RunManager } from "./run/manager.ts";
 import { WorkerLoop } from "./run/worker.ts";
@@ -27,10 +28,12 @@ export type NodeRole = "single" | "api" | "worker";
 
 /**
  * Opens the store the configuration names (see the module comment).
- * @throws the driver's Error when PostgreSQL cannot be reached or a migration fails; SQLite's when the file cannot be opened
+ * @throws ConfigError when the heartbeat does not fit twice in the lease; the driver's Error when PostgreSQL cannot be reached or a migration fails; SQLite's when the file cannot be opened
  */
-export async function openConfiguredStore(config: Pick<Config, "database_url">, dataDir: string, log: Log): Promise<{ store: Store; cluster?: Cluster }> {
+export async function openConfiguredStore(config: Pick<Config, "database_url" | "cluster_lease_ms" | "cluster_heartbeat_ms">, dataDir: string, log: Log): Promise<{ store: Store; cluster?: Cluster }> {
   if (!config.database_url) return { store: openSqliteStore({ file: path.join(dataDir, "openrunner.db") }) };
+  // Two heartbeats fit in a lease, or one late heartbeat loses a healthy worker its runs.
+  if (config.cluster_heartbeat_ms * 2 > config.cluster_lease_ms) throw new ConfigError("cluster_heartbeat_ms", `at most half of cluster_lease_ms (${config.cluster_lease_ms})`, config.cluster_heartbeat_ms);
   const pgLog = log.getSubLogger({ name: "store.postgres" });
   // The URL carries a password: never logged, only the error's message.
   return openPostgresCluster({ url: config.database_url, onConnectionError: (err) => pgLog.warn("PostgreSQL connection lost", { err: err.message }) });

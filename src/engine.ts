@@ -202,7 +202,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     project: async (events, tx) => manager?.project(events, tx),
     onStored: (run_id, count) => bus.publish("run.events.stored", { run_id, count }),
     onError: (err) => log.error("event commit failed", { err: String(err) }),
-    onDropped: (run_id, count, err) => log.error("events of a deleted run dropped", { run_id, count, err: String(err) }),
+    onDropped: (run_id, count, err) => {
+      log.error("events the store refuses dropped (the run is deleted, or ended by another process)", { run_id, count, err: String(err) });
+      manager?.eventsRefused(run_id);
+    },
   });
   // Containers of this instance left by an earlier process are swept below (their runs are ended as interrupted by recover()).
   const sweeper = new ContainerSweeper({
@@ -266,7 +269,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
   // Webhooks hear committed run events on the bus and deliver off the run's path.
   const metricsRegistry = new Registry();
-  const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: metricsRegistry, version: VERSION });
+  const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: metricsRegistry, version: VERSION, sharedStore: cluster !== undefined });
   await webhooks.start();
   const telemetry = await startTelemetry({ config: config.telemetry, bus, store, log, version: VERSION }); // undefined (nothing loaded) when off
 

@@ -49,7 +49,6 @@ interface ServeFlags {
 /** Flags of `worker`. */
 interface WorkerFlags {
   config?: string;
-  databaseUrl?: string;
   dataDir?: string;
   capacity?: number;
   logLevel?: string;
@@ -98,7 +97,6 @@ function buildProgram(ctx: CliContext, setOutcome: (o: Outcome) => void): Comman
     .command("worker")
     .description("run agents for the API servers of a distributed set-up (claims queued runs from the shared PostgreSQL store)")
     .option("--config <file>", "configuration file (YAML)")
-    .option("--database-url <url>", "PostgreSQL store shared with the API servers (or set OPENRUNNER_DATABASE_URL)")
     .option("--data-dir <dir>", "data folder of this worker (workspaces, agent homes)")
     .option("--capacity <n>", "most runs at once on this worker", parsePositiveInt)
     .option("--log-level <level>", `log level (${Object.keys(LOG_LEVELS).join(", ")})`)
@@ -286,10 +284,11 @@ async function worker(ctx: CliContext, flags: WorkerFlags): Promise<Outcome> {
     const [{ loadConfigWithSources }, { createEngine }, { createRootLogger }] = await Promise.all([import("./config/load.ts"), import("./engine.ts"), import("./log.ts")]);
     const { config } = loadConfigWithSources({
       env: { ...ctx.env },
-      flags: { data_dir: flags.dataDir, log_level: flags.logLevel, database_url: flags.databaseUrl, worker_capacity: flags.capacity },
+      flags: { data_dir: flags.dataDir, log_level: flags.logLevel, worker_capacity: flags.capacity },
       ...(flags.config !== undefined ? { configPath: flags.config } : {}),
     });
-    if (!config.database_url) throw new ConfigError("OPENRUNNER_DATABASE_URL", "the PostgreSQL URL of the API servers' store (or --database-url)", "");
+    // From the environment or the file only: a flag would put the URL's password in argv, readable by every local user.
+    if (!config.database_url) throw new ConfigError("OPENRUNNER_DATABASE_URL", "the PostgreSQL URL of the API servers' store (environment or configuration file)", "");
     const level = (config.log_level in LOG_LEVELS ? config.log_level : "info") as LogLevelName;
     log = createRootLogger({ level, ...(config.log_json !== undefined ? { json: config.log_json } : {}) });
     const e = await createEngine({ config, env: { ...ctx.env }, log, role: "worker" });

@@ -15,6 +15,7 @@ export const WorkerView = Type.Object({
   running: Type.Integer({ description: "its runs not yet terminal" }),
   started_at: Type.String(),
   last_heartbeat: Type.String(),
+  heartbeat_age_ms: Type.Integer({ description: "how long ago its last heartbeat was, by the database's clock, ms" }),
 });
 /** One registered worker. */
 export type WorkerView = Static<typeof WorkerView>;

@@ -175,7 +175,15 @@ export class BatchFeed {
       }
       if (detached) return;
       this.#cursors.set(sink, cursor);
-      if (this.#closed || (await this.isDone(batchId)) || this.#closed) return sink.end();
+      if (this.#closed) return sink.end();
+      if (await this.isDone(batchId)) {
+        // Done since the replay read (batch.done and the events before it stored meanwhile): deliver them first.
+        for (let page = await this.readStored(batchId, cursor, REPLAY_PAGE); page.length > 0 && !detached; page = await this.readStored(batchId, cursor, REPLAY_PAGE)) {
+          for (const e of page) sink.event(e);
+          cursor = page[page.length - 1]!.id;
+        }
+        return sink.end();
+      }
       set = this.#subs.get(batchId);
       if (!set) this.#subs.set(batchId, (set = new Set()));
       set.add(sink);
@@ -196,7 +204,7 @@ export class BatchFeed {
    * `batch.done`. Queued after the subscriptions' replays, so nothing is missed or repeated.
    */
   wake(batchId: string): void {
-    if (!this.#subs.has(batchId)) return;
+    // Queued even with no subscriber yet: one may be replaying in an earlier task and attach before this runs.
     void this.#serial(async () => {
       const set = this.#subs.get(batchId);
       if (!set || set.size === 0) return;

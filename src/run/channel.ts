@@ -341,6 +341,17 @@ export class RunChannel {
     return new Promise((resolve) => this.#terminalWaiters.push(resolve));
   }
 
+  /**
+   * The run cannot go on in this process (its events are refused by the store): no more appends, `whenTerminal`
+   * resolves, every subscription ends after what it received (a reader reconnects and replays the store's truth).
+   */
+  abandon(): void {
+    this.#terminalAppended = true;
+    this.terminalId ??= this.committedId;
+    for (const w of this.#terminalWaiters.splice(0)) w();
+    this.closeAll();
+  }
+
   /** Ends every subscription now (shutdown): each sink gets `end()` after what it already received. */
   closeAll(): void {
     for (const sub of [...this.#subs]) sub.end();

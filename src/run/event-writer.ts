@@ -198,7 +198,8 @@ export class EventWriter {
       clearImmediate(this.#scheduled);
       this.#scheduled = null;
     }
-    return (this.#chain = this.#chain.then(() => this.#flushOnce()));
+    // A throw past the store (a sink, a post-commit callback) is told to onError: the chain must go on for the next flush.
+    return (this.#chain = this.#chain.then(() => this.#flushOnce()).catch((err: unknown) => this.#opts.onError?.(err)));
   }
 
   async #flushOnce(): Promise<void> {

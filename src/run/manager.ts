@@ -333,13 +333,26 @@ export class RunManager {
       const code = failureCode(err, "launch_refused");
       channel.append({ type: "run.failed", data: { error: { code, message: err instanceof Error ? err.message : String(err) }, duration_ms: 0 } });
       this.#log.warn("a claimed run could not be launched", { run_id: row.id, code });
-      await channel.whenTerminal();
+      await this.#d.writer.flush(); // stored, or refused (the run was ended elsewhere meanwhile): either way it is not ours
       this.#d.cluster?.role === "worker" && this.#d.cluster.onRunEnded();
       return;
     }
     if (l.cwd !== row.cwd) this.#d.writer.patchRun(row.id, { cwd: l.cwd });
     this.#start(l, undefined, { lastStoredId: row.last_event_id, queued: false });
     this.#pump();
+  }
+
+  /**
+   * The store refused a live run's events for good (the EventWriter's `onDropped`): its row is gone, or, in the distributed
+   * mode, it was ended elsewhere (reaped as `worker_lost` while this worker was cut off). It cannot go on here: its stream
+   * ends, it leaves this process (capacity, placement, permissions) and its process is stopped.
+   */
+  eventsRefused(runId: string): void {
+    const active = this.#active.get(runId);
+    if (!active || active.channel.ended && active.channel.terminalId !== null) return;
+    this.#log.warn("the store refuses this run's events: it is stopped here", { run_id: runId });
+    active.channel.abandon();
+    active.actor.send({ type: "CANCEL", reason: "the store refused the run's events", by: "server" });
   }
 
   /** The `worker` role: a cancel for a run of this worker (a `cancel` command); nothing when it is not here. */

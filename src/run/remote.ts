@@ -56,6 +56,7 @@ export class RemoteRuns {
   readonly #d: RemoteRunsDeps;
   readonly #followers = new Map<string, { channel: RunChannel; readers: number }>();
   #stopListening: (() => Promise<void>) | null = null;
+  #backstop: NodeJS.Timeout | null = null;
   /** The workers as last read (which agents can run), and when, epoch ms. */
   #workers: { at: number; list: WorkerRow[] } | null = null;
 
@@ -74,6 +75,12 @@ export class RemoteRuns {
         this.#d.onBatchEvents?.();
       },
     });
+    // A backstop for a notification lost without a reconnect (or a read that failed): every follower reads the store every 5 s.
+    this.#backstop = setInterval(() => {
+      for (const f of this.#followers.values()) void f.channel.wake();
+      this.#d.onBatchEvents?.();
+    }, 5000);
+    this.#backstop.unref();
   }
 
   /** The caller's queue cap (`max_queued_runs_per_user`) counted against the runs queued in the store for `n` more. @throws BatchItemError (429) naming the first item past it */
@@ -107,8 +114,8 @@ export class RemoteRuns {
   async requireWorker(agent: string, docker: boolean): Promise<void> {
     const now = Date.now();
     if (!this.#workers || now - this.#workers.at > 1000) this.#workers = { at: now, list: await this.#d.cluster.listWorkers() };
-    const alive = now - this.#d.leaseMs; // silent longer than a lease: as good as gone (the reaper removes it later)
-    const able = this.#workers.list.filter((w) => Date.parse(w.last_heartbeat) >= alive && w.agents.some((a) => a.agent === agent));
+    // Silent longer than a lease (by the database's clock, not ours): as good as gone; the reaper removes it later.
+    const able = this.#workers.list.filter((w) => w.heartbeat_age_ms <= this.#d.leaseMs && w.agents.some((a) => a.agent === agent));
     if (able.length === 0) throw new AgentUnavailableError(agent, "no live worker runs it");
     if (docker && !able.some((w) => w.isolations.includes("docker"))) throw new AgentUnavailableError(agent, "no live worker runs it with docker isolation");
   }
@@ -133,13 +140,16 @@ export class RemoteRuns {
       // Whether it is over comes from the store, not from `row` (read earlier: the terminal event may have been stored since).
       const last = lastId > 0 ? (await this.#d.store.events.list(row.id, lastId - 1, 1))[0] : undefined;
       f = this.#followers.get(row.id); // another reader may have made it meanwhile
+      if (!f && last && isTerminalType(last.type)) {
+        // Over: nothing more will be stored, so nothing to follow or share; a channel of its own replays the store.
+        return new RunChannel({ runId: row.id, lastStoredId: lastId, terminalId: lastId, writer: this.#d.writer, events: this.#d.store.events, bufferLimit: this.#d.bufferLimit, ...(this.#d.onSubscribers ? { onSubscribers: this.#d.onSubscribers } : {}) });
+      }
       if (!f) {
-        const terminal = last && isTerminalType(last.type) ? lastId : null;
         const entry = { channel: null as unknown as RunChannel, readers: 0 };
         entry.channel = new RunChannel({
           runId: row.id,
           lastStoredId: lastId,
-          terminalId: terminal,
+          terminalId: null,
           writer: this.#d.writer,
           events: this.#d.store.events,
           bufferLimit: this.#d.bufferLimit,
@@ -151,7 +161,7 @@ export class RemoteRuns {
         });
         f = entry;
         this.#followers.set(row.id, f);
-        if (terminal === null) void entry.channel.whenTerminal().then(() => entry.readers === 0 && this.#drop(row.id, entry));
+        void entry.channel.whenTerminal().then(() => entry.readers === 0 && this.#drop(row.id, entry));
       }
     }
     await f.channel.wake(); // events stored between lastId and the notification subscription
@@ -175,7 +185,7 @@ export class RemoteRuns {
   async cancel(row: RunRow, reason: string, by: string): Promise<void> {
     if (TERMINAL_STATUSES.includes(row.status)) return;
     const ended = await this.#d.cluster.cancelQueued(row.id, { reason, by });
-    if (!ended) await this.#d.cluster.publishControl({ type: "cancel", run_id: row.id, reason, by });
+    if (!ended) await this.#d.cluster.requestCancel(row.id, reason, by);
   }
 
   /** The open permission requests of a live run, oldest first, from its stored events. */
@@ -256,6 +266,8 @@ export class RemoteRuns {
   async close(): Promise<void> {
     const stop = this.#stopListening;
     this.#stopListening = null;
+    if (this.#backstop) clearInterval(this.#backstop);
+    this.#backstop = null;
     await stop?.();
     for (const f of this.#followers.values()) f.channel.closeAll();
     this.#followers.clear();

@@ -7,7 +7,8 @@
  *   each claimed run is launched by {@link RunManager.executeClaimed};
  * - heartbeats every `heartbeatMs`, which renews the leases of its runs (an expired lease ends a
  *   run `worker_lost`, reaped by any process: {@link Cluster.reapExpired});
- * - acts on `cancel` and `permission` commands for its runs.
+ * - acts on `cancel` and `permission` commands for its runs, and at every heartbeat on the cancels
+ *   recorded for its runs (a notification lost while reconnecting, or sent before the run was launched).
  *
  * Stop: no more claims, the RunManager's ordered shutdown ends its runs, then the worker is removed.
  */
@@ -142,6 +143,12 @@ export class WorkerLoop {
       }
     } catch (err) {
       this.#o.log.warn("heartbeat failed", { err: String(err) });
+    }
+    try {
+      // Cancels whose notification was lost (a reconnect, or between claim and launch) are recorded on the run.
+      for (const c of await this.#o.cluster.cancelRequests(this.#o.id)) this.#o.manager.cancelLocal(c.run_id, c.reason, c.by);
+    } catch (err) {
+      this.#o.log.warn("reading cancel requests failed", { err: String(err) });
     }
     if (++this.#beats % 10 === 0) await this.#sweep();
     this.kick();

@@ -38,6 +38,8 @@ export interface WorkerRow {
   capacity: number;
   started_at: string;
   last_heartbeat: string;
+  /** How long ago that was by the database's clock, ms (machines' clocks may differ). */
+  heartbeat_age_ms: number;
   /** Its runs not yet terminal. */
   running: number;
 }
@@ -107,6 +109,10 @@ export interface Cluster {
   queuedCount(userId?: string): Promise<number>;
   /** Wakes workers: runs are queued. */
   notifyQueued(): Promise<void>;
+  /** Records a cancel of a claimed live run (so it survives a lost notification) and sends the `cancel` command. */
+  requestCancel(runId: string, reason: string, by: string): Promise<void>;
+  /** The recorded cancels of a worker's live runs (it acts on them at every heartbeat). */
+  cancelRequests(workerId: string): Promise<Array<{ run_id: string; reason: string; by: string }>>;
   /** Sends a command to whichever worker holds the run. */
   publishControl(msg: ControlMessage): Promise<void>;
   /** Starts listening (one connection per process); resolves the function that stops. */

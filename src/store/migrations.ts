@@ -159,6 +159,7 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "cluster",
     sql: `
       ALTER TABLE runs ADD COLUMN worker_id TEXT;
+      ALTER TABLE runs ADD COLUMN cancel_requested TEXT;
       CREATE TABLE workers (
         id             TEXT PRIMARY KEY,
         host           TEXT NOT NULL,

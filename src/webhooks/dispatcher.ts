@@ -43,6 +43,11 @@ export interface WebhookDispatcherOptions {
   lookup?: LookupAll;
   /** Server version, for `User-Agent`. */
   version?: string;
+  /**
+   * The store is shared with other processes (distributed mode): pending deliveries may be theirs, so start and
+   * close do not mark them `abandoned` (this process's undelivered ones stay `pending`). Default false.
+   */
+  sharedStore?: boolean;
 }
 
 interface Job {
@@ -92,7 +97,7 @@ export class WebhookDispatcher {
    */
   start(): Promise<void> {
     if (this.#started) return this.#started;
-    const abandoned = this.#o.store.webhooks.abandonPending().then((n) => {
+    const abandoned = (this.#o.sharedStore ? Promise.resolve(0) : this.#o.store.webhooks.abandonPending()).then((n) => {
       if (n > 0) this.#log.warn("webhook deliveries of an earlier process abandoned", { count: n });
     });
     this.#started = abandoned;
@@ -122,7 +127,7 @@ export class WebhookDispatcher {
       await this.#intake; // deliveries of events heard before: recorded pending (nothing sends them now), abandoned below
       this.#queue.length = 0;
       await Promise.allSettled([...this.#inFlight]);
-      await this.#o.store.webhooks.abandonPending();
+      if (!this.#o.sharedStore) await this.#o.store.webhooks.abandonPending();
     })());
   }
 

@@ -31,6 +31,7 @@ import {
   TooManyRequestsError,
   UnauthorizedError,
   ValidationError,
+  WorkerUnreachableError,
   type ApiErrorCode,
   type ContainerErrorCode,
 } from "../../src/errors.ts";
@@ -61,6 +62,7 @@ const FIXED: unknown[] = [
   new TooManyRequestsError(3),
   new AgentUnavailableError("codex", "not installed"),
   new ShuttingDownError(),
+  new WorkerUnreachableError("apply the answer"),
   new ProxyPathError("bad port"),
   new ProxyUnavailableError(),
   new WebNotBuiltError(),

@@ -69,13 +69,14 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
     },
 
     async listWorkers() {
-      const { rows } = await pool.query<{ id: string; host: string; pid: number; agents: string; isolations: string; capacity: number; started_at: string; last_heartbeat: Date; running: number }>(
+      const { rows } = await pool.query<{ id: string; host: string; pid: number; agents: string; isolations: string; capacity: number; started_at: string; last_heartbeat: Date; age_ms: number; running: number }>(
         `SELECT w.id, w.host, w.pid, w.agents, w.isolations, w.capacity, w.started_at, w.last_heartbeat,
+                (EXTRACT(EPOCH FROM (now() - w.last_heartbeat)) * 1000)::float8 AS age_ms,
                 (SELECT COUNT(*) FROM runs r WHERE r.worker_id = w.id AND r.status NOT IN ${TERMINAL}) AS running
          FROM workers w ORDER BY w.started_at, w.id`,
       );
       return rows.map(
-        (r): WorkerRow => ({ id: r.id, host: r.host, pid: r.pid, agents: JSON.parse(r.agents), isolations: JSON.parse(r.isolations), capacity: r.capacity, started_at: r.started_at, last_heartbeat: r.last_heartbeat.toISOString(), running: Number(r.running) }),
+        (r): WorkerRow => ({ id: r.id, host: r.host, pid: r.pid, agents: JSON.parse(r.agents), isolations: JSON.parse(r.isolations), capacity: r.capacity, started_at: r.started_at, last_heartbeat: r.last_heartbeat.toISOString(), heartbeat_age_ms: Math.max(0, Math.round(Number(r.age_ms))), running: Number(r.running) }),
       );
     },
 
@@ -178,6 +179,19 @@ export function createPostgresCluster(d: PostgresClusterDeps): Cluster {
       await pool.query("SELECT pg_notify($1, '')", [QUEUE]);
     },
 
+    async requestCancel(runId, reason, by) {
+      await pool.query(`UPDATE runs SET cancel_requested = $2 WHERE id = $1 AND status NOT IN ${TERMINAL}`, [runId, JSON.stringify({ reason, by })]);
+      await pool.query("SELECT pg_notify($1, $2)", [CONTROL, JSON.stringify({ type: "cancel", run_id: runId, reason, by } satisfies ControlMessage)]);
+    },
+
+    async cancelRequests(workerId) {
+      const { rows } = await pool.query<{ id: string; cancel_requested: string }>(
+        `SELECT id, cancel_requested FROM runs WHERE worker_id = $1 AND status NOT IN ${TERMINAL} AND cancel_requested IS NOT NULL`,
+        [workerId],
+      );
+      return rows.map((r) => ({ run_id: r.id, ...(JSON.parse(r.cancel_requested) as { reason: string; by: string }) }));
+    },
+
     async publishControl(msg: ControlMessage) {
       await pool.query("SELECT pg_notify($1, $2)", [CONTROL, JSON.stringify(msg)]);
     },
@@ -218,7 +232,7 @@ async function listen(d: PostgresClusterDeps, h: ClusterListeners): Promise<() =
   };
 
   const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: d.url, application_name: "openrunner-listen" });
+    const c = new pg.Client({ connectionString: d.url, application_name: "openrunner-listen", keepAlive: true });
     c.on("notification", onNotification);
     c.on("error", (err) => {
       d.onListenError?.(err);
@@ -230,6 +244,18 @@ async function listen(d: PostgresClusterDeps, h: ClusterListeners): Promise<() =
     client = c;
     delay = 100;
   };
+
+  // A half-open connection (a peer gone without a FIN) is noticed by a query that fails or hangs, not by waiting: ping every 15 s.
+  const ping = setInterval(() => {
+    const c = client;
+    if (!c) return;
+    const timeout = setTimeout(() => retry(c), 10_000);
+    c.query("SELECT 1").then(
+      () => clearTimeout(timeout),
+      () => (clearTimeout(timeout), retry(c)),
+    );
+  }, 15_000);
+  ping.unref();
 
   const retry = (c: pg.Client) => {
     if (stopped || client !== c) return;
@@ -253,6 +279,7 @@ async function listen(d: PostgresClusterDeps, h: ClusterListeners): Promise<() =
   await connect();
   return async () => {
     stopped = true;
+    clearInterval(ping);
     if (timer) clearTimeout(timer);
     const c = client;
     client = null;

@@ -166,6 +166,8 @@ export const PG_MIGRATIONS: readonly Migration[] = [
     name: "cluster",
     sql: `
       ALTER TABLE runs ADD COLUMN worker_id TEXT COLLATE "C";
+      -- A cancel asked for while a worker holds the run (JSON {reason, by}): the worker acts on it at its next heartbeat even when the notification was lost.
+      ALTER TABLE runs ADD COLUMN cancel_requested TEXT;
       CREATE INDEX runs_by_worker ON runs (worker_id) WHERE worker_id IS NOT NULL;
       CREATE INDEX runs_queued ON runs (created_at, id) WHERE status = 'queued' AND worker_id IS NULL;
 
