@@ -403,6 +403,48 @@ describe("distributed: load, 500 runs through two workers under a global limit o
   });
 });
 
+describe("distributed: a worker cut off while its run lives", { skip }, () => {
+  const started = new Started();
+  const env = { OPENRUNNER_CLUSTER_LEASE_MS: "2000", OPENRUNNER_CLUSTER_HEARTBEAT_MS: "300" };
+  let db: string;
+  let s: TestServer;
+  let token: string;
+
+  before(async () => {
+    db = await server.createDatabase();
+    s = await started.api({ databaseUrl: db, env });
+    token = await s.login();
+  });
+  after(() => started.stopAll());
+
+  test("a worker stopped (SIGSTOP) past its lease: its run ends worker_lost; resumed, its later output is refused, it stops the run and lets it go (its one slot runs the next run)", T, async () => {
+    const a = await started.worker({ databaseUrl: db, env, args: ["--capacity", "1"] });
+    const runId = await createRun(s, token, "echo begun; sleep 3; echo later; sleep 30; echo never", { agent_type: "shell" });
+    started.orphans.add(runId);
+    const before = await eventsUntil(s, token, runId, (e) => e.type === "log" && e.data.text === "begun");
+    const pid = before.find((e) => e.type === "run.started")!.data.pid as number;
+    process.kill(a.pid, "SIGSTOP"); // alive but silent: no heartbeat, no commit
+    try {
+      await waitFor(async () => (await runRow(s, token, runId)).status === "failed", 30_000, "the stopped worker's run reaped as worker_lost", 200);
+    } finally {
+      process.kill(a.pid, "SIGCONT");
+    }
+    // Resumed, A reads `later` from the pipe and commits it: refused (the run is over); A stops the run's processes and frees its slot.
+    await waitFor(() => !groupAlive(pid) && runProcesses(runId).length === 0, 30_000, "the cut-off worker stopped its run's processes");
+    const evs = await allEvents(s, token, runId, 30_000);
+    assertWellFormed(evs, runId);
+    assert.equal(evs.at(-1)!.type, "run.failed", describeEvents(evs));
+    assert.equal(evs.at(-1)!.data.error.code, "worker_lost");
+    assert.ok(!evs.some((e) => e.type === "log" && (e.data.text === "later" || e.data.text === "never")), "nothing stored after the terminal event");
+    // Its only slot is free again: the next run completes on A (no other worker exists).
+    const next = await createRun(s, token, "echo next", { agent_type: "shell" });
+    const nextEvs = await allEvents(s, token, next, 60_000);
+    assert.equal(nextEvs.at(-1)!.type, "run.completed", describeEvents(nextEvs));
+    const [row] = await query<{ worker_id: string }>(db, "SELECT worker_id FROM runs WHERE id = $1", [next]);
+    assert.equal(row!.worker_id, a.id);
+  });
+});
+
 describe("distributed: a worker killed mid-run", { skip }, () => {
   const started = new Started();
   // A short lease, renewed often: a lost worker's run ends within seconds.
