@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Registry } from "prom-client";
+import { Gauge, Registry } from "prom-client";
 import { AgentRegistry } from "./agent/registry.ts";
 import { readAgentsLock, testedVersionsOf } from "./agent/tested-versions.ts";
 import { resolveRunAs, type RunAs } from "./agent/run-as.ts";
@@ -269,6 +269,18 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
   // Webhooks hear committed run events on the bus and deliver off the run's path.
   const metricsRegistry = new Registry();
+  if (pool) {
+    const warmPool = pool;
+    new Gauge({
+      name: "openrunner_warm_pool_ready",
+      help: "Warm pool containers ready to be handed to a run (started, launcher answering), by image.",
+      labelNames: ["image"],
+      registers: [metricsRegistry],
+      collect() {
+        for (const [image, n] of Object.entries(warmPool.readyCounts())) this.set({ image }, n);
+      },
+    });
+  }
   const webhooks = new WebhookDispatcher({ store, bus, config: config.webhooks, log, registry: metricsRegistry, version: VERSION, sharedStore: cluster !== undefined });
   await webhooks.start();
   const telemetry = await startTelemetry({ config: config.telemetry, bus, store, log, version: VERSION }); // undefined (nothing loaded) when off

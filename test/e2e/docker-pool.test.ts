@@ -65,6 +65,8 @@ describe("docker warm pool end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1
 
   test("a default run takes a warm container (created before the run), writes into its own workspace, and the pool is refilled", async () => {
     await eventually("2 warm containers", async () => (await poolContainers()).length === 2);
+    // Running is not ready: the pool hands a container out once its launcher answers (the gauge counts those).
+    await eventually("2 warm containers ready", async () => new RegExp(`^openrunner_warm_pool_ready\\{image="${IMAGE.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} 2$`, "m").test(await (await s.api("/metrics")).text()));
     const warmBefore = new Set((await poolContainers()).map((c) => c.id));
     const runId = await createRun(s, token, "pwd; id -u; echo pooled > out.txt; ls -A | wc -l");
     const events = await allEvents(s, token, runId);
@@ -87,6 +89,8 @@ describe("docker warm pool end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1
 
   test("runs with other limits get a cold container; two pooled runs never share one; a user sees no warm container", async () => {
     await eventually("2 warm containers", async () => (await poolContainers()).length === 2);
+    // Running is not ready: the pool hands a container out once its launcher answers (the gauge counts those).
+    await eventually("2 warm containers ready", async () => new RegExp(`^openrunner_warm_pool_ready\\{image="${IMAGE.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} 2$`, "m").test(await (await s.api("/metrics")).text()));
     const cold = await createRun(s, token, "echo cold", { memory_mb: 300 });
     const ec = await allEvents(s, token, cold);
     const cc = ec.find((e) => e.type === "container.created")!;
@@ -104,6 +108,8 @@ describe("docker warm pool end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1
     const carol = await s.login("carol", "carol-password-1");
     assert.deepEqual((await json(await s.api("/api/containers/counts", { token: carol }))).counts, { run: 0, project: 0, pool: 0 });
     await eventually("2 warm containers", async () => (await poolContainers()).length === 2);
+    // Running is not ready: the pool hands a container out once its launcher answers (the gauge counts those).
+    await eventually("2 warm containers ready", async () => new RegExp(`^openrunner_warm_pool_ready\\{image="${IMAGE.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} 2$`, "m").test(await (await s.api("/metrics")).text()));
     const adminCounts = await json(await s.api("/api/containers/counts", { token }));
     assert.equal(adminCounts.counts.pool, 2, JSON.stringify(adminCounts));
     const listed = await json(await s.api("/api/containers?kind=pool", { token }));
@@ -121,6 +127,8 @@ describe("docker warm pool end to end", { skip: SKIP ? "OPENRUNNER_SKIP_DOCKER=1
 
   test("shutdown removes the warm containers and their folders", async () => {
     await eventually("2 warm containers", async () => (await poolContainers()).length === 2);
+    // Running is not ready: the pool hands a container out once its launcher answers (the gauge counts those).
+    await eventually("2 warm containers ready", async () => new RegExp(`^openrunner_warm_pool_ready\\{image="${IMAGE.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} 2$`, "m").test(await (await s.api("/metrics")).text()));
     await s.stop();
     assert.deepEqual(await client.list({ [LABEL.instance]: instance, [LABEL.kind]: "pool" }), []);
     const poolDir = path.join(s.dataDir, "workspaces", ".pool");
