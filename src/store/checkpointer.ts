@@ -22,9 +22,9 @@ parentPort.on("message", (m) => {
 });
 `;
 
-/** A running checkpointer; `stop()` is idempotent. */
+/** A running checkpointer; `stop()` is idempotent and resolves once the worker closed its connection and exited. */
 export interface Checkpointer {
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 /**
@@ -38,12 +38,18 @@ export function startCheckpointer(file: string, intervalMs: number, onError: (me
   worker.unref();
   worker.on("message", (m: { error?: string }) => m.error && onError(m.error));
   worker.on("error", (err) => onError(String(err)));
-  let stopped = false;
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  let stopping: Promise<void> | undefined;
   return {
     stop() {
-      if (stopped) return;
-      stopped = true;
-      worker.postMessage("stop");
+      if (!stopping) {
+        worker.ref(); // the process waits for it to exit (it was unref'd so as not to keep an idle process alive)
+        worker.postMessage("stop");
+        // A worker that does not stop within 5 s (stuck in a checkpoint) is terminated.
+        const force = setTimeout(() => void worker.terminate(), 5000);
+        stopping = exited.finally(() => clearTimeout(force));
+      }
+      return stopping;
     },
   };
 }

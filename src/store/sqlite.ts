@@ -86,25 +86,24 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     });
     // Inside a transaction calls run at once; outside they wait for an open transaction to end (sqlite-gate.ts).
     const tx: Repos = { ...repos(attempt), transaction: (fn) => gate.savepoint(fn, tx) };
-    let closed = false;
-    const closeNow = (): void => {
-      if (closed) return;
-      closed = true;
-      checkpointer?.stop();
-      if (!db.open) return;
-      try {
-        db.pragma("wal_checkpoint(TRUNCATE)");
-      } catch {
-        // another connection is busy; the WAL is replayed on the next open
-      }
-      db.close();
-    };
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        await gate.run(() => {}); // after a transaction still open has ended
+        await checkpointer?.stop(); // its connection closed first: the TRUNCATE checkpoint below then finds no other reader
+        if (!db.open) return;
+        try {
+          db.pragma("wal_checkpoint(TRUNCATE)");
+        } catch {
+          // another connection is busy; the WAL is replayed on the next open
+        }
+        db.close();
+      })());
     return {
       kind: "sqlite",
       ...repos((op) => gate.run(op)),
       transaction: (fn) => gate.transaction(fn, tx),
-      // After a transaction still open has ended.
-      close: () => gate.run(closeNow),
+      close,
     };
   } catch (err) {
     db.close();

@@ -17,7 +17,8 @@ before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "openrunner-store-"));
 });
 after(() => {
-  fs.rmSync(tmp, { recursive: true, force: true });
+  // A closed store's checkpoint thread may still be letting go of its files: retry instead of failing on ENOTEMPTY.
+  fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 let files = 0;
