@@ -1,9 +1,25 @@
 /**
- * What both stores share about the `runs` table's encoding: JSON columns stored as text, and the
- * opaque cursor of `runs.list` (so a cursor from one implementation reads the same on the other).
+ * What both stores share about the encoding of their rows: the `runs` table's JSON columns stored
+ * as text, the opaque cursor of `runs.list` (so a cursor from one implementation reads the same on
+ * the other), and an `events` row with its data as JSON text.
  */
 import { ValidationError } from "../errors.ts";
+import { setDataJson, type RunEvent, type RunEventType } from "../protocol/events.ts";
 import type { RunRow } from "./types.ts";
+
+/** An `events` row as both stores read it (`data`: the JSON text written). */
+export interface EventRecord {
+  id: number;
+  run_id: string;
+  ts: string;
+  type: RunEventType;
+  data: string;
+}
+
+/** The stored event of a row, its data text kept as the event's serialized data (not serialized again for SSE). */
+export function decodeEvent(r: EventRecord): RunEvent {
+  return setDataJson({ id: r.id, run_id: r.run_id, ts: r.ts, type: r.type, data: JSON.parse(r.data) } as RunEvent, r.data);
+}
 
 /** Run columns stored as JSON text. */
 export const RUN_JSON_COLUMNS: ReadonlySet<string> = new Set(["input", "metadata", "error", "usage"]);

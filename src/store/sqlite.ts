@@ -12,7 +12,7 @@ import type { Database as Db, Statement } from "better-sqlite3";
 import { monotonicFactory } from "ulid";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import type { RunEvent, RunEventType } from "../protocol/events.ts";
-import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../protocol/events.ts";
+import { dataJsonOf, TERMINAL_STATUSES } from "../protocol/events.ts";
 import { startCheckpointer, type Checkpointer } from "./checkpointer.ts";
 import { applyMigrations } from "./migrations.ts";
 import { createWebhookRepo } from "./webhook-repo.ts";
@@ -20,7 +20,7 @@ import { createNativeSessionRepo } from "./native-session-repo.ts";
 import { createBatchRepo } from "./batch-repo.ts";
 import { asyncRepo, attempt, SqliteGate, type SyncOf, type SyncRepos } from "./sqlite-gate.ts";
 import type { ApiKeyRepo, ApiKeyRow, BatchRepo, EventRepo, NativeSessionRepo, Repos, RunListQuery, RunRepo, RunRow, Store, UserRepo, UserRow, WebhookRepo } from "./types.ts";
-import { decodeCursor, decodeRun, encodeCursor, RUN_JSON_COLUMNS } from "./run-rows.ts";
+import { decodeCursor, decodeEvent, decodeRun, encodeCursor, RUN_JSON_COLUMNS, type EventRecord } from "./run-rows.ts";
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -298,20 +298,13 @@ function createEventRepo(db: Db): SyncOf<EventRepo> {
     },
     list(runId, after, limit) {
       const rows = list.all(runId, after, Math.max(0, Math.floor(limit))) as EventRecord[];
-      return rows.map((r) => setDataJson({ id: r.id, run_id: r.run_id, ts: r.ts, type: r.type, data: JSON.parse(r.data) } as RunEvent, r.data));
+      return rows.map(decodeEvent);
     },
     lastId: (runId) => lastId.get(runId) as number,
     countByType: (runId, type: RunEventType) => countByType.get(runId, type) as number,
   };
 }
 
-interface EventRecord {
-  id: number;
-  run_id: string;
-  ts: string;
-  type: RunEventType;
-  data: string;
-}
 
 
 function cached(statements: Map<string, Statement>, sql: string, prepare: () => Statement): Statement {

@@ -9,7 +9,7 @@ import type { RunEvent, RunEventType } from "../../protocol/events.ts";
 import { dataJsonOf, setDataJson, TERMINAL_STATUSES } from "../../protocol/events.ts";
 import type { ApiKeyRepo, ApiKeyRow, EventRepo, RunListQuery, RunRepo, RunRow, UserRepo, UserRow } from "../types.ts";
 import type { Exec } from "./exec.ts";
-import { decodeCursor, decodeRun, encodeCursor, RUN_JSON_COLUMNS } from "../run-rows.ts";
+import { decodeCursor, decodeEvent, decodeRun, encodeCursor, RUN_JSON_COLUMNS, type EventRecord } from "../run-rows.ts";
 
 const now = (): string => new Date().toISOString();
 
@@ -180,7 +180,7 @@ export function createEventRepo(exec: Exec): EventRepo {
           : "SELECT id, run_id, ts, type, data FROM events WHERE run_id = $1 AND id > $2 AND id <= $2::bigint + $3::bigint ORDER BY id LIMIT $3",
         n === null ? [runId, after] : [runId, after, n],
       );
-      return rows.map((r) => setDataJson({ id: r.id, run_id: r.run_id, ts: r.ts, type: r.type, data: JSON.parse(r.data) } as RunEvent, r.data));
+      return rows.map(decodeEvent);
     },
     lastId: async (runId) => Number((await exec.query<{ n: number }>("SELECT COALESCE(MAX(id), 0) AS n FROM events WHERE run_id = $1", [runId])).rows[0]!.n),
     countByType: async (runId, type: RunEventType) =>
@@ -188,13 +188,6 @@ export function createEventRepo(exec: Exec): EventRepo {
   };
 }
 
-interface EventRecord {
-  id: number;
-  run_id: string;
-  ts: string;
-  type: RunEventType;
-  data: string;
-}
 
 /** A LIMIT value: a non-negative integer, or null (no limit) for a non-finite one. */
 export function sqlLimit(limit: number): number | null {
