@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { ADMIN_PASSWORD, type TestServer } from "./spawn-server.ts";
+import { ADMIN_PASSWORD, serverClient, type TestServer } from "./spawn-server.ts";
 import { killQuietly, runProcesses } from "./processes.ts";
 import type { SseMessage } from "./sse.ts";
 
@@ -98,44 +98,40 @@ export async function spawnApi(opts: ClusterProcOptions): Promise<TestServer> {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
-  const { proc, exited, gone } = p;
   const url = p.match[1]!;
-  const api: TestServer["api"] = (pathname, init = {}) => {
-    const headers = new Headers(init.headers);
-    if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
-    let body = init.body;
-    if (init.json !== undefined) {
-      headers.set("Content-Type", "application/json");
-      body = JSON.stringify(init.json);
-    }
-    return fetch(url + pathname, { ...init, headers, body });
-  };
+  const ctl = controls(p, dataDir);
   return {
     url,
     dataDir,
-    proc,
+    proc: p.proc,
     output: p.output,
-    api,
-    async login(username = "admin", password = ADMIN_PASSWORD) {
-      const res = await api("/api/auth/login", { method: "POST", json: { username, password } });
-      if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { token: string }).token;
-    },
+    ...serverClient(url),
     async stop() {
-      if (!gone()) {
-        proc.kill("SIGTERM");
-        const timer = setTimeout(() => !gone() && proc.kill("SIGKILL"), 20_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      return proc.exitCode;
+      await ctl.stop(20_000);
+      return p.proc.exitCode;
     },
-    async kill9() {
+    kill9: ctl.kill9,
+    cleanup: ctl.cleanup,
+  };
+}
+
+/** Stop (SIGTERM, then SIGKILL after `graceMs`), SIGKILL and cleanup of a spawned process and its data folder. */
+function controls(p: { proc: ChildProcess; exited: Promise<void>; gone: () => boolean }, dataDir: string) {
+  const { proc, exited, gone } = p;
+  return {
+    async stop(graceMs: number): Promise<void> {
+      if (gone()) return;
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => !gone() && proc.kill("SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+    async kill9(): Promise<void> {
       if (gone()) return;
       proc.kill("SIGKILL");
       await exited;
     },
-    cleanup() {
+    cleanup(): void {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -151,29 +147,17 @@ export async function spawnWorker(opts: ClusterProcOptions): Promise<TestWorker>
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
-  const { proc, exited, gone } = p;
+  const ctl = controls(p, dataDir);
   return {
     id: p.match[1]!,
-    pid: proc.pid!,
+    pid: p.proc.pid!,
     dataDir,
-    proc,
+    proc: p.proc,
     agents: p.match[2]!.split(",").map((a) => a.trim()),
     output: p.output,
-    async stop(graceMs = 20_000) {
-      if (gone()) return;
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => !gone() && proc.kill("SIGKILL"), graceMs);
-      await exited;
-      clearTimeout(timer);
-    },
-    async kill9() {
-      if (gone()) return;
-      proc.kill("SIGKILL");
-      await exited;
-    },
-    cleanup() {
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    stop: (graceMs = 20_000) => ctl.stop(graceMs),
+    kill9: ctl.kill9,
+    cleanup: ctl.cleanup,
   };
 }
 

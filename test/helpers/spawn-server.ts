@@ -40,6 +40,28 @@ export interface SpawnOptions {
   nodeArgs?: string[];
 }
 
+/** The `api` and `login` of a server listening at `url` (shared by every spawner of servers). */
+export function serverClient(url: string): Pick<TestServer, "api" | "login"> {
+  const api: TestServer["api"] = (pathname, init = {}) => {
+    const headers = new Headers(init.headers);
+    if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
+    let body = init.body;
+    if (init.json !== undefined) {
+      headers.set("Content-Type", "application/json");
+      body = JSON.stringify(init.json);
+    }
+    return fetch(url + pathname, { ...init, headers, body });
+  };
+  return {
+    api,
+    async login(username = "admin", password = ADMIN_PASSWORD) {
+      const res = await api("/api/auth/login", { method: "POST", json: { username, password } });
+      if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { token: string }).token;
+    },
+  };
+}
+
 /** Spawns the server and resolves when it listens. */
 export async function spawnServer(opts: SpawnOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "openrunner-test-"));
@@ -76,27 +98,12 @@ export async function spawnServer(opts: SpawnOptions = {}): Promise<TestServer> 
       reject(new Error(`server exited with ${code}:\n${out}`));
     });
   });
-  const api: TestServer["api"] = (pathname, init = {}) => {
-    const headers = new Headers(init.headers);
-    if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
-    let body = init.body;
-    if (init.json !== undefined) {
-      headers.set("Content-Type", "application/json");
-      body = JSON.stringify(init.json);
-    }
-    return fetch(url + pathname, { ...init, headers, body });
-  };
   return {
     url,
     dataDir,
     proc,
     output: () => out,
-    api,
-    async login(username = "admin", password = ADMIN_PASSWORD) {
-      const res = await api("/api/auth/login", { method: "POST", json: { username, password } });
-      if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { token: string }).token;
-    },
+    ...serverClient(url),
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill("SIGTERM");
